@@ -1,0 +1,37 @@
+"""napari-resjnd: ResJND just-noticeable-difference maps, from Python, the CLI and napari.
+
+The public API lives in the Qt-free core; importing this package never imports
+napari or Qt (the widgets are loaded by napari through ``napari.yaml``).
+"""
+
+from .core.inference import Cancelled, Prediction, available_devices, predict
+from .core.jnd import jnd_from_cpl, jnd_from_residual, normalise_max
+from .core.model import RECEPTIVE_RADIUS, ResJND
+from .core.weights import (
+    DEFAULT_WEIGHTS,
+    REGISTRY,
+    WeightsError,
+    fetch,
+    load_model,
+    save_weights,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "RECEPTIVE_RADIUS",
+    "REGISTRY",
+    "Cancelled",
+    "Prediction",
+    "ResJND",
+    "WeightsError",
+    "available_devices",
+    "fetch",
+    "jnd_from_cpl",
+    "jnd_from_residual",
+    "load_model",
+    "normalise_max",
+    "predict",
+    "save_weights",
+]

@@ -1,0 +1,126 @@
+"""The ``resjnd`` command line: ``predict`` files to JND maps, ``gui`` opens napari."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .core.weights import DEFAULT_WEIGHTS, REGISTRY, WeightsError
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"resjnd: error: {msg}", file=sys.stderr)
+    return code
+
+
+def write_outputs(pred, out_dir: Path, stem: str, jnd_scale: str, extra: dict) -> list[Path]:
+    """Write ``<stem>_jnd.png``, ``<stem>_jnd.tif`` (float32, absolute),
+    ``<stem>_cpl.png`` (2-D images) and ``<stem>.json`` (provenance)."""
+    import tifffile
+    from PIL import Image
+
+    from .core.jnd import normalise_max, to_uint8_absolute
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {**pred.metadata, **extra, "jnd_png_scale": jnd_scale}
+    written = []
+    tif = out_dir / f"{stem}_jnd.tif"
+    tifffile.imwrite(tif, pred.jnd.astype(np.float32), metadata={"resjnd": json.dumps(meta)})
+    written.append(tif)
+    if pred.jnd.ndim == 2:
+        j8 = normalise_max(pred.jnd) if jnd_scale == "max" else to_uint8_absolute(pred.jnd)
+        Image.fromarray(j8).save(out_dir / f"{stem}_jnd.png")
+        cpl8 = np.clip(np.rint(pred.cpl * 255), 0, 255).astype(np.uint8)
+        Image.fromarray(cpl8).save(out_dir / f"{stem}_cpl.png")
+        written += [out_dir / f"{stem}_jnd.png", out_dir / f"{stem}_cpl.png"]
+    else:  # stacks: float TIFF of the CPL as well
+        tifffile.imwrite(out_dir / f"{stem}_cpl.tif", pred.cpl.astype(np.float32))
+        written.append(out_dir / f"{stem}_cpl.tif")
+    side = out_dir / f"{stem}.json"
+    side.write_text(json.dumps(meta, indent=2))
+    return written + [side]
+
+
+def cmd_predict(args) -> int:
+    from tqdm import tqdm
+
+    from .core.images import read_image
+    from .core.inference import predict
+    from .core.weights import load_model
+
+    try:
+        model = load_model(args.weights)
+    except WeightsError as e:
+        return _fail(str(e))
+    failed = 0
+    for path in args.images:
+        path = Path(path)
+        try:
+            image = read_image(path)
+            with tqdm(total=1, desc=path.name, unit="tile", leave=False, disable=args.quiet) as bar:
+
+                def progress(done, total, bar=bar):
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                pred = predict(
+                    model, image, tile=args.tile, device=args.device,
+                    precision=args.precision, progress=progress,
+                )
+            write_outputs(pred, Path(args.out), path.stem, args.jnd_scale, {"source": str(path)})
+            if not args.quiet:
+                print(
+                    f"{path.name}: JND mean {pred.jnd.mean():.2f}, max {pred.jnd.max():.2f} grey levels "
+                    f"({pred.metadata['seconds']:.1f} s, {pred.metadata['device']}, {pred.metadata['precision']})"
+                )
+        except (OSError, ValueError) as e:  # unreadable files, bad pixels, bad options
+            failed += 1
+            print(f"resjnd: skipping {path}: {e}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_gui(args) -> int:
+    from .launcher import launch
+
+    launch(args.images, weights=args.weights)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="resjnd", description="ResJND just-noticeable-difference maps.")
+    sub = p.add_subparsers(dest="command", required=True)
+    known = ", ".join(f"{k} ({v.licence})" for k, v in REGISTRY.items())
+
+    pr = sub.add_parser("predict", help="JND maps for image files")
+    pr.add_argument("images", nargs="+", help="image files (PNG, BMP, JPEG, TIFF, ...)")
+    pr.add_argument("--out", required=True, help="output folder")
+    pr.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"registry name or weights file; known: {known}")
+    pr.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    pr.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    pr.add_argument("--tile", type=int, default=None, help="tile size in px (default: automatic)")
+    pr.add_argument(
+        "--jnd-scale", default="absolute", choices=["absolute", "max"],
+        help="8-bit PNG as absolute grey levels, or divided by its maximum as the authors wrote it",
+    )
+    pr.add_argument("-q", "--quiet", action="store_true")
+    pr.set_defaults(func=cmd_predict)
+
+    g = sub.add_parser("gui", help="open napari with the ResJND widget")
+    g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")
+    g.add_argument("--weights", default=None, help="weights to select in the widget")
+    g.set_defaults(func=cmd_gui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""Known weights, their verified download cache, and safe loading and saving.
+
+Safety rules: PyTorch checkpoints are read with ``weights_only=True`` (no
+arbitrary unpickling); downloads are checked against a pinned sha256 before
+they are used (pooch downloads to a temporary file and moves it only once the
+hash matches, so a partial file is never used); a cached file with the wrong
+hash is set aside and never loaded. With a verified cached file no network
+call is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .model import ResJND
+
+#: Environment variables that override where files live.
+CACHE_ENV = "RESJND_CACHE_DIR"
+MODELS_ENV = "RESJND_MODEL_DIR"
+OFFLINE_ENV = "RESJND_OFFLINE"
+
+#: Key under which our safetensors files keep their JSON metadata.
+METADATA_KEY = "resjnd"
+FORMAT_VERSION = 1
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, corrupt or does not fit the network."""
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One downloadable set of weights."""
+
+    name: str
+    description: str
+    url: str
+    sha256: str
+    filename: str
+    licence: str
+    channels: int = 128
+    recursions: int = 25
+
+
+#: The registry. Its first entry is the default.
+REGISTRY: dict[str, WeightsEntry] = {
+    e.name: e
+    for e in [
+        WeightsEntry(
+            name="resjnd-cplset",
+            description="ResJND trained on CPL-Set by its authors (epoch 250).",
+            url=(
+                "https://github.com/Knife646/ResJND/raw/"
+                "06a857d11925452eb6540964f5951ad74d3e6bca/checkpoint/"
+                "model_epoch_250_44.9119873046875.pth"
+            ),
+            sha256="de68e9f682f2f756e9efd5acdf644c910ff1d042025a94d97cb3d4144451ec09",
+            filename="model_epoch_250_44.9119873046875.pth",
+            licence=(
+                "No licence file; the authors (Knife646/ResJND) offer the model "
+                "for academic use only."
+            ),
+        )
+    ]
+}
+DEFAULT_WEIGHTS = next(iter(REGISTRY))
+
+
+def cache_dir() -> Path:
+    """Where downloaded weights live (``$RESJND_CACHE_DIR`` overrides)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("napari-resjnd")) / "weights"
+
+
+def models_dir() -> Path:
+    """Where fine-tuned checkpoints live (``$RESJND_MODEL_DIR`` overrides)."""
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("napari-resjnd")) / "models"
+
+
+def local_models() -> list[Path]:
+    """Fine-tuned checkpoints (``*.safetensors``) in :func:`models_dir`, sorted."""
+    d = models_dir()
+    return sorted(d.glob("*.safetensors")) if d.is_dir() else []
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_verified: dict[tuple[str, int, int], str] = {}
+
+
+def _cached_sha(path: Path) -> str:
+    """sha256 of a file, remembered while its size and mtime do not change."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _verified:
+        _verified[key] = sha256_of(path)
+    return _verified[key]
+
+
+def cached_path(name: str) -> Path:
+    """Where the registry entry ``name`` is (or would be) cached."""
+    return cache_dir() / _entry(name).filename
+
+
+def is_cached(name: str) -> bool:
+    """True when a file with the right hash is in the cache."""
+    p = cached_path(name)
+    return p.is_file() and _cached_sha(p) == _entry(name).sha256
+
+
+def _entry(name: str) -> WeightsEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(REGISTRY)
+        raise WeightsError(f"unknown weights {name!r}; known: {known}") from None
+
+
+def fetch(name: str = DEFAULT_WEIGHTS, *, progressbar: bool = False) -> Path:
+    """Path of the verified file for registry entry ``name``, downloading if needed.
+
+    Set ``$RESJND_OFFLINE=1`` to forbid downloads. A cached file whose hash does
+    not match is renamed ``*.corrupt`` and fetched again.
+    """
+    entry = _entry(name)
+    path = cache_dir() / entry.filename
+    if path.is_file():
+        if _cached_sha(path) == entry.sha256:
+            return path
+        path.replace(path.with_name(path.name + ".corrupt"))
+    hint = (
+        f"download {entry.url} yourself and put it at {path} "
+        f"(sha256 {entry.sha256}), or set ${CACHE_ENV} to a folder that holds it"
+    )
+    if os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}:
+        raise WeightsError(f"weights {name!r} are not cached and ${OFFLINE_ENV} is set: {hint}")
+    import pooch
+
+    try:
+        got = pooch.retrieve(
+            entry.url,
+            known_hash=f"sha256:{entry.sha256}",
+            fname=entry.filename,
+            path=path.parent,
+            progressbar=progressbar,
+        )
+    except ValueError as e:  # pooch's hash mismatch
+        raise WeightsError(f"download of {name!r} failed its sha256 check ({e}); {hint}") from e
+    except Exception as e:  # network errors of every kind
+        raise WeightsError(f"could not download weights {name!r} ({e}); {hint}") from e
+    return Path(got)
+
+
+def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata from a .pth state_dict or one of our safetensors."""
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) >= 9 and head[8:9] == b"{":  # safetensors: u64 header length, JSON
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WeightsError(f"{path}: damaged safetensors file ({e})") from e
+        try:
+            info = json.loads(meta.get(METADATA_KEY, "{}"))
+        except json.JSONDecodeError as e:
+            raise WeightsError(f"{path}: unreadable metadata ({e})") from e
+        return tensors, info
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        why = (str(e).strip().splitlines() or ["file is empty or cut short"])[0]
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {why})") from e
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: not a state_dict of tensors (got {type(obj).__name__})")
+    return {k.removeprefix("module."): v for k, v in obj.items()}, {}
+
+
+def load_model(source: str | os.PathLike = DEFAULT_WEIGHTS) -> ResJND:
+    """A ResJND network in eval mode from a registry name or a weights file.
+
+    Files may be the authors' ``.pth`` state_dict or a ``.safetensors`` written
+    by :func:`save_weights`. ``model.provenance`` records where they came from.
+    """
+    s = str(source)
+    if s in REGISTRY:
+        path, name = fetch(s), s
+        entry = REGISTRY[s]
+        arch = {"channels": entry.channels, "recursions": entry.recursions}
+    else:
+        path, name = Path(s).expanduser(), Path(s).name
+        arch = None
+    tensors, info = _read_state_dict(path)
+    if arch is None:
+        arch = info.get("architecture") or {}
+        w = tensors.get("input.weight")
+        arch = {
+            "channels": int(arch.get("channels", w.shape[0] if w is not None else 128)),
+            "recursions": int(arch.get("recursions", 25)),
+        }
+    model = ResJND(arch["channels"], arch["recursions"])
+    _check_fits(path, model, tensors)
+    model.load_state_dict({k: v.float() for k, v in tensors.items()})
+    model.eval()
+    model.provenance = {
+        "weights": name,
+        "path": str(path),
+        "sha256": _cached_sha(path),
+        "architecture": model.architecture,
+        **({"base_sha256": info["base_sha256"]} if "base_sha256" in info else {}),
+        **({"training": info["training"]} if "training" in info else {}),
+    }
+    return model
+
+
+def _check_fits(path: Path, model: ResJND, tensors: dict[str, torch.Tensor]) -> None:
+    want = model.state_dict()
+    missing = sorted(set(want) - set(tensors))
+    extra = sorted(set(tensors) - set(want))
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing}")
+    if extra:
+        problems.append(f"unexpected keys {extra}")
+    for k in sorted(set(want) & set(tensors)):
+        if tuple(tensors[k].shape) != tuple(want[k].shape):
+            problems.append(f"{k} has shape {tuple(tensors[k].shape)}, expected {tuple(want[k].shape)}")
+    if problems:
+        raise WeightsError(f"{path}: not ResJND weights: " + "; ".join(problems))
+
+
+def save_weights(
+    model: ResJND, path: str | os.PathLike, *, training: dict | None = None
+) -> Path:
+    """Write ``model`` as safetensors with JSON metadata, atomically.
+
+    The metadata records the architecture, the sha256 of the weights it started
+    from (``model.provenance``) and an optional training summary.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prov = getattr(model, "provenance", {}) or {}
+    info = {
+        "format_version": FORMAT_VERSION,
+        "architecture": model.architecture,
+        "base_weights": prov.get("weights"),
+        "base_sha256": prov.get("base_sha256", prov.get("sha256")),
+        "training": training or {},
+    }
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(info)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
