@@ -4,7 +4,7 @@ The public API lives in the Qt-free core; importing this package never imports
 napari or Qt (the widgets are loaded by napari through ``napari.yaml``).
 """
 
-from .core.inference import Cancelled, Prediction, available_devices, predict
+from .core.inference import Cancelled, Prediction, available_devices, iter_predict, predict
 from .core.jnd import jnd_from_cpl, jnd_from_residual, normalise_max
 from .core.model import RECEPTIVE_RADIUS, ResJND
 from .core.weights import (
@@ -28,6 +28,7 @@ __all__ = [
     "WeightsError",
     "available_devices",
     "fetch",
+    "iter_predict",
     "jnd_from_cpl",
     "jnd_from_residual",
     "load_model",

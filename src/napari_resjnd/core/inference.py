@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,6 +154,31 @@ def predict(
     is called after each tile; ``should_stop()`` is checked between tiles and
     between the network's recursions, and raises :class:`Cancelled`.
     """
+    steps = iter_predict(
+        model, image, tile=tile, device=device, precision=precision, should_stop=should_stop, rgb=rgb
+    )
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done, total)
+
+
+def iter_predict(
+    model: ResJND,
+    image: np.ndarray,
+    *,
+    tile: int | None = None,
+    device: str | torch.device = "auto",
+    precision: str = "fp32",
+    should_stop: Callable[[], bool] | None = None,
+    rgb: bool | None = None,
+) -> Generator[tuple[int, int], None, Prediction]:
+    """:func:`predict` as a generator: yields ``(tiles done, tiles total)`` after
+    each tile and returns the :class:`Prediction` (napari's generator workers
+    and the CLI's progress bar both drive it). Closing it stops the work."""
     t_start = time.perf_counter()
     layout = layout_of(np.asarray(image), rgb)
     unit = to_unit_float(np.asarray(image))
@@ -187,8 +212,7 @@ def predict(
                     check_stop()
                     out = _forward(model, x[py0:py1, px0:px1], dev, precision, check_stop)
                     plane_cpl[y0:y1, x0:x1] = out[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
-                    if progress is not None:
-                        progress(done + k + 1, total)
+                    yield done + k + 1, total
                 break
             except torch.cuda.OutOfMemoryError:
                 if tile <= MIN_TILE:

@@ -1,0 +1,1 @@
+"""napari widgets: thin magicgui layers over the Qt-free core."""

@@ -1,0 +1,104 @@
+"""Prediction -> napari layers: names, colormaps, contrast limits, geometry, provenance.
+
+Kept apart from the widget so the look of the results has one source of truth
+(the launcher, the fine-tune widget and tests use it too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.inference import Prediction
+
+OUTPUTS = ("CPL", "residual", "JND")
+#: Colormaps: diverging for the signed residual, perceptual for the JND.
+RESIDUAL_COLORMAP = "PiYG"
+JND_COLORMAP = "inferno"
+
+
+def output_name(source_name: str, output: str) -> str:
+    return f"{source_name} {output}"
+
+
+def geometry(source, plane_index: tuple[int, ...] | None, extra_leading: int = 0) -> dict:
+    """Scale and translate for a result of ``source``.
+
+    ``plane_index`` places a one-plane result at that position of the stack;
+    ``extra_leading`` adds unit axes in front (the residual's channel axis).
+    """
+    scale = list(np.asarray(source.scale, float))
+    translate = list(np.asarray(source.translate, float))
+    if plane_index is not None:
+        for ax, i in enumerate(plane_index):
+            translate[ax] += i * scale[ax]
+    return {
+        "scale": [1.0] * extra_leading + scale,
+        "translate": [0.0] * extra_leading + translate,
+    }
+
+
+def layer_data(pred: Prediction, source, rgb: bool, plane_index: tuple[int, ...] | None) -> dict:
+    """``{output: (data, kwargs)}`` for the three outputs of ``pred``.
+
+    A one-plane result of a stack keeps its leading axes as length-1 axes so it
+    sits at that plane. An RGB residual puts its channel axis first (C, ..., Y, X)
+    so it can be shown with a diverging colormap, one channel at a time.
+    """
+    cpl, residual, jnd = pred.cpl, pred.residual, pred.jnd
+    if plane_index is not None:
+        lead = (1,) * len(plane_index)
+        cpl = cpl.reshape(lead + cpl.shape)
+        residual = residual.reshape(lead + residual.shape)
+        jnd = jnd.reshape(lead + jnd.shape)
+    if rgb:
+        residual = np.moveaxis(residual, -1, 0)
+    r_lim = float(np.abs(residual).max()) or 1.0
+    j_max = float(jnd.max()) or 1.0
+    base_meta = {**pred.metadata, "source_layer": source.name}
+    return {
+        "CPL": (cpl, {
+            "rgb": rgb, "contrast_limits": (0.0, 1.0),
+            **geometry(source, plane_index),
+            "metadata": {"resjnd": {**base_meta, "output": "cpl", "units": "input [0, 1]"}},
+        }),
+        "residual": (residual, {
+            "rgb": False, "colormap": RESIDUAL_COLORMAP, "contrast_limits": (-r_lim, r_lim),
+            **geometry(source, plane_index, 1 if rgb else 0),
+            "metadata": {"resjnd": {
+                **base_meta, "output": "residual", "units": "grey levels, CPL - input",
+                "axes": ("C" if rgb else "") + "..." + "YX",
+            }},
+        }),
+        "JND": (jnd, {
+            "rgb": False, "colormap": JND_COLORMAP, "contrast_limits": (0.0, j_max),
+            **geometry(source, plane_index),
+            "metadata": {"resjnd": {**base_meta, "output": "jnd", "units": "grey levels (absolute)"}},
+        }),
+    }
+
+
+def add_or_update(viewer, source, pred: Prediction, outputs, rgb: bool, plane_index=None) -> list:
+    """Add the chosen outputs as layers, or update the layers a previous run made."""
+    return [
+        put_layer(viewer, source, output, data, kw)
+        for output, (data, kw) in layer_data(pred, source, rgb, plane_index).items()
+        if output in outputs
+    ]
+
+
+def put_layer(viewer, source, output: str, data, kw: dict):
+    """Update the layer ``"<source> <output>"`` in place, or add it (replacing a
+    layer of that name whose kind or dimensionality no longer fits)."""
+    name = output_name(source.name, output)
+    existing = viewer.layers[name] if name in viewer.layers else None
+    if existing is not None:
+        fits = getattr(existing, "rgb", None) == kw["rgb"] and existing.ndim == data.ndim - int(kw["rgb"])
+        if fits:
+            existing.data = data
+            existing.scale, existing.translate = kw["scale"], kw["translate"]
+            existing.metadata = kw["metadata"]
+            existing.contrast_limits = kw["contrast_limits"]
+            return existing
+        viewer.layers.remove(existing)
+    kwargs = {k: v for k, v in kw.items() if not (k == "colormap" and v is None)}
+    return viewer.add_image(data, name=name, **kwargs)

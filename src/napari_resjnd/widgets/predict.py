@@ -1,0 +1,323 @@
+"""The Predict widget: pick weights and an image layer, run ResJND in a worker
+thread with progress and Cancel, and show CPL, residual and JND layers.
+
+Layout and glue only: the computation is :func:`compute` (a generator over the
+core's :func:`~napari_resjnd.core.inference.iter_predict`), the look of the
+results lives in :mod:`._layers`, the weights on offer in :mod:`._models`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
+
+from ..core.inference import Cancelled, Prediction, available_devices, iter_predict
+from ..core.weights import WeightsError
+from . import _layers
+from ._models import OPEN_FILE, STORE, ModelStore
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("current plane", "whole stack")
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """What the user asked for: plain values, safe to hand to a worker."""
+
+    weights: str
+    device: str = "auto"
+    precision: str = "fp32"
+    tile: int | None = None
+    outputs: tuple[str, ...] = _layers.OUTPUTS
+    scope: str = "current plane"
+
+
+@dataclass
+class Outcome:
+    """How a run ended: a prediction, an error message, or cancelled."""
+
+    prediction: Prediction | None = None
+    error: str | None = None
+    cancelled: bool = False
+    extras: dict = field(default_factory=dict)
+
+
+def compute(store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb: bool, stop: threading.Event):
+    """Worker body: yields ``(done, total, message)``, returns an :class:`Outcome`.
+
+    Never raises: errors become messages the widget shows as notifications.
+    """
+    try:
+        yield 0, 0, "loading weights…"
+        model = store.get(settings.weights)
+        yield 0, 0, "running…"
+        steps = iter_predict(
+            model, data, tile=settings.tile, device=settings.device,
+            precision=settings.precision, should_stop=stop.is_set, rgb=rgb,
+        )
+        while True:
+            try:
+                done, total = next(steps)
+            except StopIteration as end:
+                return Outcome(prediction=end.value)
+            yield done, total, f"tile {done} of {total}"
+    except Cancelled:
+        return Outcome(cancelled=True)
+    except (WeightsError, ValueError, OSError, MemoryError) as e:
+        return Outcome(error=str(e))
+    except Exception as e:  # a bug: say so, keep the viewer alive
+        log.exception("ResJND prediction failed")
+        return Outcome(error=f"{type(e).__name__}: {e}")
+
+
+def check_layer(layer) -> str | None:
+    """Why ``layer`` cannot be used, or None."""
+    from napari.layers import Image
+
+    if layer is None:
+        return "no image layer: open or drag in an image first"
+    if not isinstance(layer, Image):
+        return f"layer {layer.name!r} is a {type(layer).__name__} layer; ResJND needs an Image layer"
+    if layer.multiscale:
+        return f"layer {layer.name!r} is multiscale; ResJND needs a single-scale image"
+    dt = np.dtype(layer.dtype)
+    if not (dt in (np.uint8, np.uint16, np.bool_) or np.issubdtype(dt, np.floating)):
+        return f"layer {layer.name!r} has pixel type {dt}; ResJND takes uint8, uint16 or float images"
+    return None
+
+
+class PredictWidget(Container):
+    """ResJND: Predict JND. Docked in napari through ``napari.yaml``."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer", store: ModelStore = STORE):  # noqa: F821
+        super().__init__(labels=True)
+        self._viewer = viewer = napari_viewer
+        self._store = store
+        self._worker = None
+        self._stop = threading.Event()
+        self._pbar = None
+        self._last_model = None
+        #: True from Run until the last result layer is in the viewer.
+        self.busy = False
+        self._resetting = False
+
+        self.model = ComboBox(label="weights", choices=self._model_choices)
+        self.image = ComboBox(label="image", choices=self._image_choices)
+        self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
+        self.precision = ComboBox(label="precision", choices=self._precision_choices, value="fp32")
+        self.tile = SpinBox(label="tile (0 = auto)", min=0, max=16384, step=32, value=0)
+        self.scope = ComboBox(label="stacks", choices=list(SCOPES), value=SCOPES[0])
+        self.show_cpl = CheckBox(text="CPL", value=True)
+        self.show_residual = CheckBox(text="residual", value=True)
+        self.show_jnd = CheckBox(text="JND", value=True)
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(label="progress", value=0, max=1, visible=True)
+        self.status = Label(label="status", value="ready")
+        outputs = Container(widgets=[self.show_cpl, self.show_residual, self.show_jnd], layout="horizontal", labels=False, label="add")
+        buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False, label="")
+        self.extend([self.model, self.image, self.device, self.precision, self.tile, self.scope,
+                     outputs, buttons, self.progress, self.status])
+
+        self.model.changed.connect(self._on_model_changed)
+        self.device.changed.connect(lambda _: self.precision.reset_choices())
+        self.image.changed.connect(self._on_image_changed)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        for event in ("inserted", "removed", "reordered"):
+            getattr(viewer.layers.events, event).connect(self._refresh_layers)
+        self._on_image_changed()
+
+    # ---- choices -------------------------------------------------------
+    def _model_choices(self, _=None):
+        return self._store.choices()
+
+    def _image_choices(self, _=None):
+        from napari.layers import Image
+
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+
+    def _precision_choices(self, _=None):
+        dev = self.device.value if hasattr(self, "device") else "auto"
+        gpu = dev.startswith("cuda") or (dev == "auto" and available_devices()[0].startswith("cuda"))
+        return ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"]
+
+    def _refresh_layers(self, _=None):
+        self.image.reset_choices()
+
+    def reset_choices(self, *_) -> None:
+        """Refresh every picker, keeping the chosen weights (magicgui would drop a
+        value whose label changed, e.g. from "cached" to "loaded")."""
+        value = self.model.value
+        self._resetting = True
+        try:
+            super().reset_choices()
+            if value in [v for _, v in self._store.choices()]:
+                self.model.value = value
+        finally:
+            self._resetting = False
+
+    def refresh_models(self) -> None:
+        """Re-read the model folder and cache states (e.g. after fine-tuning)."""
+        self.reset_choices()
+
+    def add_weights_file(self, path) -> None:
+        """Offer a weights file in the picker and select it."""
+        source = self._store.add_file(path)
+        self._store.forget(source)  # the file may have changed since it was loaded
+        self.refresh_models()
+        self.model.value = source
+
+    def _on_model_changed(self, value):
+        if self._resetting:
+            return
+        if value != OPEN_FILE:
+            self._last_model = value
+            return
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(
+            self.native, "Open ResJND weights", "", "Weights (*.pth *.pt *.safetensors);;All files (*)"
+        )
+        if path:
+            self.add_weights_file(path)
+        elif self._last_model is not None:
+            self.model.value = self._last_model
+
+    def _on_image_changed(self, _=None):
+        layer = self.image.value
+        lead = 0 if layer is None else layer.ndim - 2
+        self.scope.enabled = lead > 0
+
+    # ---- running -------------------------------------------------------
+    def settings(self) -> PredictSettings:
+        outputs = tuple(
+            name for name, box in zip(_layers.OUTPUTS, (self.show_cpl, self.show_residual, self.show_jnd))
+            if box.value
+        )
+        return PredictSettings(
+            weights=self.model.value, device=self.device.value, precision=self.precision.value,
+            tile=self.tile.value or None, outputs=outputs, scope=self.scope.value,
+        )
+
+    def _input(self, layer, scope: str):
+        """(array, plane index or None) for the chosen scope."""
+        lead = layer.ndim - 2
+        if lead == 0 or scope == "whole stack":
+            return np.asarray(layer.data), None
+        step = self._viewer.dims.current_step
+        world = [step[d] for d in range(len(step) - layer.ndim, len(step) - 2)]
+        idx = tuple(
+            int(np.clip(round((w - t) / s), 0, n - 1))
+            for w, t, s, n in zip(world, layer.translate[:lead], layer.scale[:lead], layer.data.shape[:lead])
+        )
+        return np.asarray(layer.data[idx]), idx
+
+    def run(self, layer=None) -> None:
+        """Start a run on ``layer`` (default: the picked layer)."""
+        if self.busy:
+            return
+        layer = self.image.value if layer is None else layer
+        problem = check_layer(layer)
+        settings = self.settings()
+        if problem is None and not settings.outputs:
+            problem = "nothing to add: tick CPL, residual or JND"
+        if problem is None and settings.weights in (None, OPEN_FILE):
+            problem = "choose weights first"
+        if problem:
+            self._report_error(problem)
+            return
+        from napari.qt.threading import create_worker
+
+        data, plane = self._input(layer, settings.scope)
+        self._stop = threading.Event()
+        worker = create_worker(compute, self._store, settings, data, bool(layer.rgb), self._stop,
+                               _start_thread=False)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda out: self._on_returned(out, layer, settings, plane))
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self._set_running(True)
+        worker.start()
+
+    def cancel(self, _=None) -> None:
+        if self._worker is not None:
+            self._stop.set()
+            self._worker.quit()
+            self.status.value = "cancelling…"
+
+    def _set_running(self, running: bool) -> None:
+        from napari.utils import progress
+
+        self.busy = running
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+        if running:
+            self.progress.value = 0
+            self._pbar = progress(total=0, desc="ResJND")
+        elif self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+
+    def _on_progress(self, event) -> None:
+        done, total, message = event
+        self.status.value = message
+        if total:
+            self.progress.max = total
+            self.progress.value = done
+            if self._pbar is not None:
+                self._pbar.total = total
+                self._pbar.update(done - self._pbar.n)
+
+    def _on_returned(self, outcome: Outcome, layer, settings: PredictSettings, plane) -> None:
+        self.status.value = "adding layers…"
+        if outcome.cancelled or self._stop.is_set():
+            self.status.value = "cancelled"
+            return
+        if outcome.error:
+            self._report_error(outcome.error)
+            return
+        pred = outcome.prediction
+        pred.metadata["plane"] = list(plane) if plane is not None else "all"
+        pending = [
+            (name, data, kw)
+            for name, (data, kw) in _layers.layer_data(pred, layer, bool(layer.rgb), plane).items()
+            if name in settings.outputs
+        ]
+        m = pred.metadata
+        self._add_next(layer, pending, (
+            f"done in {m['seconds']:.1f} s ({m['device']}, {m['precision']}); "
+            f"JND mean {pred.jnd.mean():.2f}, max {pred.jnd.max():.2f}"
+        ))
+
+    def _add_next(self, source, pending: list, final_status: str) -> None:
+        """Add one layer per event-loop turn: each napari layer insertion costs
+        0.1-0.3 s of GUI time, so the viewer stays responsive between them."""
+        from qtpy.QtCore import QTimer
+
+        if not pending:
+            self.status.value = final_status
+            self._set_running(False)
+            return
+        name, data, kw = pending.pop(0)
+        _layers.put_layer(self._viewer, source, name, data, kw)
+        QTimer.singleShot(0, lambda: self._add_next(source, pending, final_status))
+
+    def _on_finished(self) -> None:
+        if self._stop.is_set() and self.status.value == "cancelling…":
+            self.status.value = "cancelled"
+        self._worker = None
+        self.refresh_models()  # "will download" -> "loaded"
+        if not self.status.value.startswith("adding"):
+            self._set_running(False)
+
+    def _report_error(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.value = f"error: {message}"
+        show_error(f"ResJND: {message}")
