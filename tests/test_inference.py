@@ -100,6 +100,25 @@ def test_bad_inputs_raise(tiny, img, match):
         predict(tiny, img, device="cpu")
 
 
+def test_auto_precision_resolves_per_device(tiny):
+    from napari_resjnd.core.inference import cpu_has_fast_bf16
+
+    p = predict(tiny, np.zeros((8, 8, 3), np.uint8), device="cpu", precision="auto")
+    assert p.metadata["precision"] == ("bf16" if cpu_has_fast_bf16() else "fp32")
+
+
+def test_prepared_copy_follows_weight_changes(tiny, rng):
+    import torch
+
+    img = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    a = predict(tiny, img, device="cpu")
+    with torch.no_grad():
+        tiny.output.weight.mul_(2)  # in place, as an optimiser step does
+    b = predict(tiny, img, device="cpu")
+    np.testing.assert_allclose(b.residual, 2 * a.residual, rtol=1e-4, atol=1e-4)
+    assert next(tiny.parameters()).dtype == torch.float32  # the caller's model is untouched
+
+
 def test_bad_precision_and_device(tiny):
     img = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="precision"):

@@ -39,15 +39,17 @@ def test_real_network_adds_three_layers(qtbot, viewer_widget, official_cache):
     assert widget.status.value.startswith("done"), widget.status.value
     cpl, res, jnd = (viewer.layers[f"astro {o}"] for o in ("CPL", "residual", "JND"))
     assert cpl.rgb and cpl.data.shape == (48, 64, 3)
-    assert res.data.shape == (3, 48, 64) and not res.rgb
+    assert res.data.shape == (48, 64) and not res.rgb
     assert jnd.data.shape == (48, 64) and jnd.colormap.name == "inferno"
     lo, hi = res.contrast_limits
     assert lo == -hi and hi > 0
-    assert jnd.contrast_limits[0] == 0 and jnd.contrast_limits[1] == pytest.approx(jnd.data.max())
-    for layer in (cpl, jnd):
+    assert jnd.contrast_limits[0] == 0
+    assert jnd.contrast_limits[1] == pytest.approx(np.percentile(jnd.data, 99.5), rel=1e-5)
+    for layer in (cpl, res, jnd):
         np.testing.assert_allclose(layer.scale, (0.5, 2.0))
         np.testing.assert_allclose(layer.translate, (10, 20))
-    np.testing.assert_allclose(res.scale, (1, 0.5, 2.0))
+    x = img / 255.0
+    np.testing.assert_allclose(res.data, ((cpl.data - x) * 255).mean(-1), atol=1e-3)
     meta = jnd.metadata["resjnd"]
     assert meta["weights"] == "resjnd-cplset" and meta["source_layer"] == "astro"
     assert meta["weights_sha256"].startswith("de68e9f6") and meta["device"] == "cpu"
@@ -86,24 +88,34 @@ def test_cancel_mid_run_leaves_no_layers(qtbot, viewer_widget, slow_file):
 
 
 def test_event_loop_keeps_ticking(qtbot, viewer_widget, slow_file):
+    """A 20 ms QTimer keeps firing while the network runs (gaps < 0.2 s); adding
+    the result layers is napari's own GUI work, one layer per event-loop turn."""
     from qtpy.QtCore import QTimer
 
     viewer, widget = viewer_widget
     src = viewer.add_image(skdata.chelsea()[:160, :160], name="cat")
     widget.add_weights_file(slow_file)
     widget.image.value = src
-    ticks = []
+    widget.precision.value = "fp32"  # a run of a few seconds
+    ticks, returned = [], []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(20)
     t0 = time.perf_counter()
-    run_and_wait(qtbot, widget)
+    widget.run()
+    widget._worker.returned.connect(lambda _: returned.append(time.perf_counter()))
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     timer.stop()
     assert widget.status.value.startswith("done"), widget.status.value
-    gaps = np.diff(ticks)
-    print(f"run {time.perf_counter() - t0:.2f} s, {len(ticks)} ticks, longest gap {gaps.max() * 1000:.0f} ms at {ticks[int(np.argmax(gaps))] - t0:.2f} s", [round(t - t0, 2) for t in ticks][:8], [round(t - t0, 2) for t in ticks][-8:])
-    assert time.perf_counter() - t0 > 1.0 and len(ticks) > 20
-    assert gaps.max() < 0.3  # napari itself spends 0.1-0.2 s of GUI time per layer it adds
+    t = np.array(ticks)
+    compute, layers = t[t <= returned[0]], t[t >= returned[0]]
+    gap_compute = np.diff(np.r_[t0, compute]).max()
+    gap_layers = np.diff(np.r_[returned[0], layers]).max()
+    print(f"compute {returned[0] - t0:.2f} s, {len(compute)} ticks, longest gap {gap_compute * 1000:.0f} ms; "
+          f"adding layers: longest gap {gap_layers * 1000:.0f} ms")
+    assert returned[0] - t0 > 1.0 and len(compute) > 30
+    assert gap_compute < 0.2
+    assert gap_layers < 0.5
 
 
 def test_stack_current_plane_and_whole_stack(qtbot, viewer_widget, tmp_path):
@@ -122,7 +134,7 @@ def test_stack_current_plane_and_whole_stack(qtbot, viewer_widget, tmp_path):
     widget.scope.value = "whole stack"
     run_and_wait(qtbot, widget)
     assert viewer.layers["stack JND"].data.shape == (3, 40, 50), (widget.status.value, widget.scope.value, widget.settings())
-    assert viewer.layers["stack residual"].data.shape == (3, 3, 40, 50)
+    assert viewer.layers["stack residual"].data.shape == (3, 40, 50)
 
 
 def test_wrong_layer_types_are_refused(qtbot, viewer_widget):
@@ -164,7 +176,7 @@ def test_screenshot_with_results_is_not_blank(qtbot, viewer_widget, tmp_path):
     src = viewer.add_image(skdata.astronaut()[::4, ::4], name="astro")
     widget.image.value = src
     run_and_wait(qtbot, widget)
-    for name in ("astro", "astro CPL", "astro residual"):
+    for name in ("astro CPL", "astro residual"):
         viewer.layers[name].visible = False
     viewer.reset_view()
     shot = viewer.screenshot(canvas_only=True, flash=False)

@@ -22,6 +22,10 @@ from .jnd import jnd_from_residual
 from .model import ResJND
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: "auto" resolves to the fastest precision whose accuracy was measured to be
+#: within 0.5 grey level of fp32 (see README, Performance): bf16 where the
+#: hardware runs it natively, else fp32.
+AUTO = "auto"
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 #: Peak bytes per pixel of a forward pass at 128 channels, measured on CPU
@@ -71,9 +75,29 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return d
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True where oneDNN runs bf16 natively (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """Turn "auto" into a concrete precision for ``device``; check the others."""
+    if precision == AUTO:
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if device.type == "cpu" and cpu_has_fast_bf16():
+            return "bf16"
+        return "fp32"
+    check_precision(precision, device)
+    return precision
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise ValueError(f"precision must be one of {(AUTO, *PRECISIONS)}, got {precision!r}")
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("fp16 is for GPUs; on the CPU use 'bf16' or 'fp32'")
 
@@ -117,22 +141,49 @@ def n_tiles(height: int, width: int, tile: int) -> int:
     return math.ceil(height / tile) * math.ceil(width / tile)
 
 
-def _prepare(model: ResJND, device: torch.device) -> ResJND:
-    """Move the model to ``device`` once, channels_last (faster with oneDNN and cuDNN)."""
-    p = next(model.parameters())
-    if p.device != device or not p.is_contiguous(memory_format=torch.channels_last):
-        model.to(device=device, memory_format=torch.channels_last)
-    model.eval()
-    return model
+def _weights_version(model: ResJND) -> tuple:
+    """Changes whenever the weights change (optimiser steps bump ``_version``)."""
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
-def _forward(model, x: np.ndarray, device, precision, on_step) -> np.ndarray:
+def prepared(model: ResJND, device: torch.device, precision: str) -> ResJND:
+    """A copy of ``model`` on ``device`` in ``precision``, channels_last (oneDNN's
+    and cuDNN's fast layout), cached on the model until its weights change.
+
+    Reduced precision casts the weights themselves rather than using autocast:
+    measured 1.9x faster for bf16 on this CPU, with the same accuracy.
+    """
+    import copy
+
+    cache = model.__dict__.setdefault("_prepared_copies", {})
+    key = (str(device), precision)
+    version = _weights_version(model)
+    hit = cache.get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    dtype = {"fp32": torch.float32, **_DTYPES}[precision]
+    del model.__dict__["_prepared_copies"]  # not copied into the clone
+    try:
+        clone = copy.deepcopy(model)
+    finally:
+        model.__dict__["_prepared_copies"] = cache
+    clone = clone.to(device=device, dtype=dtype, memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # tiles repeat one shape: let cuDNN pick kernels
+    clone.eval().requires_grad_(False)
+    cache[key] = (version, clone)
+    return clone
+
+
+def _forward(model, x: np.ndarray, device, on_step) -> np.ndarray:
     """One padded tile (h x w x 3) -> CPL tile (h x w x 3, float32)."""
-    t = torch.from_numpy(x).permute(2, 0, 1)[None].to(device)
+    t = torch.from_numpy(x).permute(2, 0, 1)[None]
+    if device.type == "cuda":
+        t = t.pin_memory().to(device, non_blocking=True)
+    else:
+        t = t.to(device)
     t = t.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), torch.autocast(
-        device.type, dtype=_DTYPES.get(precision, torch.bfloat16), enabled=precision != "fp32"
-    ):
+    with torch.inference_mode():
         y = model(t, on_step=on_step)
     return y[0].float().permute(1, 2, 0).cpu().numpy()
 
@@ -183,8 +234,8 @@ def iter_predict(
     layout = layout_of(np.asarray(image), rgb)
     unit = to_unit_float(np.asarray(image))
     dev = resolve_device(device)
-    check_precision(precision, dev)
-    _prepare(model, dev)
+    precision = resolve_precision(precision, dev)
+    net = prepared(model, dev, precision)
     h, w = layout.height, layout.width
     halo = model.receptive_radius
     if tile is None or tile <= 0:
@@ -210,7 +261,7 @@ def iter_predict(
                     tile_boxes(h, w, tile, halo)
                 ):
                     check_stop()
-                    out = _forward(model, x[py0:py1, px0:px1], dev, precision, check_stop)
+                    out = _forward(net, x[py0:py1, px0:px1], dev, check_stop)
                     plane_cpl[y0:y1, x0:x1] = out[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
                     yield done + k + 1, total
                 break

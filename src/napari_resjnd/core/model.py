@@ -77,11 +77,17 @@ class ResJND(nn.Module):
         self, x: torch.Tensor, on_step: Callable[[int, int], None] | None = None
     ) -> torch.Tensor:
         """Plain forward pass. ``on_step(i, recursions)`` runs after each recursion
-        (progress and cancellation hooks; it may raise to abort)."""
-        f0 = F.relu(self.input(F.relu(x)))
+        (progress and cancellation hooks; it may raise to abort).
+
+        With reduced-precision weights (a bf16 or fp16 copy), the network runs in
+        that precision but the global residual is added in the input's precision:
+        a bf16 copy of the input would round it by up to a grey level.
+        """
+        w = self.input.weight
+        f0 = F.relu(self.input(F.relu(x.to(w.dtype))))
         out = f0
         for i in range(self.recursions):
             out = self.conv2(F.relu(self.conv1(F.relu(out)))) + f0
             if on_step is not None:
                 on_step(i + 1, self.recursions)
-        return self.output(F.relu(out)) + x
+        return self.output(F.relu(out)).to(x.dtype) + x

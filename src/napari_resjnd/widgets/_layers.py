@@ -20,29 +20,26 @@ def output_name(source_name: str, output: str) -> str:
     return f"{source_name} {output}"
 
 
-def geometry(source, plane_index: tuple[int, ...] | None, extra_leading: int = 0) -> dict:
-    """Scale and translate for a result of ``source``.
-
-    ``plane_index`` places a one-plane result at that position of the stack;
-    ``extra_leading`` adds unit axes in front (the residual's channel axis).
-    """
+def geometry(source, plane_index: tuple[int, ...] | None) -> dict:
+    """Scale and translate for a result of ``source``; ``plane_index`` places a
+    one-plane result at that position of the stack."""
     scale = list(np.asarray(source.scale, float))
     translate = list(np.asarray(source.translate, float))
     if plane_index is not None:
         for ax, i in enumerate(plane_index):
             translate[ax] += i * scale[ax]
-    return {
-        "scale": [1.0] * extra_leading + scale,
-        "translate": [0.0] * extra_leading + translate,
-    }
+    return {"scale": scale, "translate": translate}
 
 
 def layer_data(pred: Prediction, source, rgb: bool, plane_index: tuple[int, ...] | None) -> dict:
     """``{output: (data, kwargs)}`` for the three outputs of ``pred``.
 
     A one-plane result of a stack keeps its leading axes as length-1 axes so it
-    sits at that plane. An RGB residual puts its channel axis first (C, ..., Y, X)
-    so it can be shown with a diverging colormap, one channel at a time.
+    sits at that plane. The residual layer of an RGB image is the signed mean of
+    the R, G and B residuals, so that one diverging colormap can show it without
+    adding a channel axis to the viewer (the CPL layer minus the input gives each
+    channel). The JND's upper contrast limit is its 99.5th percentile: the maximum
+    is often a few outlier pixels that would leave the rest of the map dark.
     """
     cpl, residual, jnd = pred.cpl, pred.residual, pred.jnd
     if plane_index is not None:
@@ -51,9 +48,9 @@ def layer_data(pred: Prediction, source, rgb: bool, plane_index: tuple[int, ...]
         residual = residual.reshape(lead + residual.shape)
         jnd = jnd.reshape(lead + jnd.shape)
     if rgb:
-        residual = np.moveaxis(residual, -1, 0)
-    r_lim = float(np.abs(residual).max()) or 1.0
-    j_max = float(jnd.max()) or 1.0
+        residual = residual.mean(axis=-1)
+    r_lim = float(np.percentile(np.abs(residual), 99.5)) or float(np.abs(residual).max()) or 1.0
+    j_max = float(np.percentile(jnd, 99.5)) or float(jnd.max()) or 1.0
     base_meta = {**pred.metadata, "source_layer": source.name}
     return {
         "CPL": (cpl, {
@@ -63,10 +60,10 @@ def layer_data(pred: Prediction, source, rgb: bool, plane_index: tuple[int, ...]
         }),
         "residual": (residual, {
             "rgb": False, "colormap": RESIDUAL_COLORMAP, "contrast_limits": (-r_lim, r_lim),
-            **geometry(source, plane_index, 1 if rgb else 0),
+            **geometry(source, plane_index),
             "metadata": {"resjnd": {
-                **base_meta, "output": "residual", "units": "grey levels, CPL - input",
-                "axes": ("C" if rgb else "") + "..." + "YX",
+                **base_meta, "output": "residual",
+                "units": "grey levels, CPL - input" + (", mean over R, G, B" if rgb else ""),
             }},
         }),
         "JND": (jnd, {

@@ -31,7 +31,7 @@ class PredictSettings:
 
     weights: str
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     tile: int | None = None
     outputs: tuple[str, ...] = _layers.OUTPUTS
     scope: str = "current plane"
@@ -109,7 +109,7 @@ class PredictWidget(Container):
         self.model = ComboBox(label="weights", choices=self._model_choices)
         self.image = ComboBox(label="image", choices=self._image_choices)
         self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
-        self.precision = ComboBox(label="precision", choices=self._precision_choices, value="fp32")
+        self.precision = ComboBox(label="precision", choices=self._precision_choices, value="auto")
         self.tile = SpinBox(label="tile (0 = auto)", min=0, max=16384, step=32, value=0)
         self.scope = ComboBox(label="stacks", choices=list(SCOPES), value=SCOPES[0])
         self.show_cpl = CheckBox(text="CPL", value=True)
@@ -145,7 +145,7 @@ class PredictWidget(Container):
     def _precision_choices(self, _=None):
         dev = self.device.value if hasattr(self, "device") else "auto"
         gpu = dev.startswith("cuda") or (dev == "auto" and available_devices()[0].startswith("cuda"))
-        return ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"]
+        return ["auto", "fp32", "bf16", "fp16"] if gpu else ["auto", "fp32", "bf16"]
 
     def _refresh_layers(self, _=None):
         self.image.reset_choices()
