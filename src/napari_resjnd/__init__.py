@@ -4,6 +4,7 @@ The public API lives in the Qt-free core; importing this package never imports
 napari or Qt (the widgets are loaded by napari through ``napari.yaml``).
 """
 
+from .core.finetune import FinetuneConfig, finetune, iter_finetune
 from .core.inference import Cancelled, Prediction, available_devices, iter_predict, predict
 from .core.jnd import jnd_from_cpl, jnd_from_residual, normalise_max
 from .core.model import RECEPTIVE_RADIUS, ResJND
@@ -23,11 +24,14 @@ __all__ = [
     "RECEPTIVE_RADIUS",
     "REGISTRY",
     "Cancelled",
+    "FinetuneConfig",
     "Prediction",
     "ResJND",
     "WeightsError",
     "available_devices",
     "fetch",
+    "finetune",
+    "iter_finetune",
     "iter_predict",
     "jnd_from_cpl",
     "jnd_from_residual",

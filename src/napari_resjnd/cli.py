@@ -84,6 +84,48 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_finetune(args) -> int:
+    from tqdm import tqdm
+
+    from .core.finetune import FinetuneConfig, finetune, history_path
+    from .core.pairs import load_pair_folder
+    from .core.weights import load_model
+
+    try:
+        model = load_model(args.weights)
+        pairs = load_pair_folder(args.pairs)
+        config = FinetuneConfig(
+            epochs=args.epochs, patch=args.patch, batch=args.batch, preset=args.preset, lr=args.lr,
+            seed=args.seed, val_fraction=args.val, device=args.device, precision=args.precision,
+            patience=args.patience, freeze=tuple(args.freeze or ()),
+        )
+        bar = None
+
+        def on_event(ev):
+            nonlocal bar
+            if ev["kind"] == "start":
+                print(f"{len(pairs)} pairs: {ev['train_patches']} training and {ev['val_patches']} "
+                      f"validation patches of {args.patch} px; {ev['steps']} steps per epoch")
+            elif ev["kind"] == "step":
+                if bar is None:
+                    bar = tqdm(total=ev["steps"], desc=f"epoch {ev['epoch']}", unit="step", leave=False)
+                bar.update(1)
+                bar.set_postfix(loss=f"{ev['loss']:.2e}")
+            elif ev["kind"] == "epoch":
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                train = "-" if ev["train_loss"] is None else f"{ev['train_loss']:.4e}"
+                print(f"epoch {ev['epoch']:3d}  train {train}  val {ev['val_loss']:.4e}"
+                      + ("  (best, saved)" if ev["best"] else ""))
+
+        result = finetune(model, pairs, args.out, config, on_event=on_event, resume=args.resume)
+    except (WeightsError, ValueError, OSError) as e:
+        return _fail(str(e))
+    print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(result.checkpoint)}")
+    return 0
+
+
 def cmd_gui(args) -> int:
     from .launcher import launch
 
@@ -113,6 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("-q", "--quiet", action="store_true")
     pr.set_defaults(func=cmd_predict)
+
+    ft = sub.add_parser("finetune", help="fine-tune on pristine/target pairs (DIR/data, DIR/label)")
+    ft.add_argument("--pairs", required=True, help="folder with data/ (pristine) and label/ (target CPL)")
+    ft.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
+    ft.add_argument("--weights", default=DEFAULT_WEIGHTS, help="starting weights: registry name or file")
+    ft.add_argument("--epochs", type=int, default=10)
+    ft.add_argument("--patch", type=int, default=48)
+    ft.add_argument("--batch", type=int, default=8)
+    ft.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    ft.add_argument("--preset", default="finetune", choices=["finetune", "authors"],
+                    help="finetune: Adam 1e-4, clip 0.4; authors: SGD 0.1, momentum 0.9, wd 1e-4, "
+                         "clip 0.4, lr/10 every 100 epochs, sum-reduced MSE")
+    ft.add_argument("--val", type=float, default=0.2, help="fraction of patches held out for validation")
+    ft.add_argument("--patience", type=int, default=5, help="early stopping after N epochs without gain (0: off)")
+    ft.add_argument("--freeze", nargs="*", choices=["input", "conv1", "conv2", "output"])
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--resume", default=None, help="a checkpoint written by an earlier run")
+    ft.add_argument("--device", default="auto")
+    ft.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    ft.set_defaults(func=cmd_finetune)
 
     g = sub.add_parser("gui", help="open napari with the ResJND widget")
     g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")

@@ -1,0 +1,175 @@
+"""Training data for fine-tuning: pristine/target pairs and the patches cut from them.
+
+A pair is a pristine image and its target CPL image (same size). Patches come
+from rectangles or a mask drawn over the pristine image, or from a regular grid
+over the whole image, or from folders in the authors' layout (``DIR/data/`` and
+``DIR/label/`` with matching file names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .images import layout_of, plane_rgb, read_image, to_unit_float
+
+IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class Pair:
+    """A pristine image and its target CPL image, H x W x 3 float32 in [0, 1]."""
+
+    name: str
+    pristine: np.ndarray
+    target: np.ndarray
+
+
+def as_rgb(image: np.ndarray, what: str) -> np.ndarray:
+    a = np.asarray(image)
+    layout = layout_of(a)
+    if layout.n_planes != 1:
+        raise ValueError(f"{what}: expected one 2-D image, got shape {a.shape}")
+    return plane_rgb(to_unit_float(a), layout, 0)
+
+
+def make_pair(pristine: np.ndarray, target: np.ndarray, name: str = "pair") -> Pair:
+    """Check and convert one pair (any input kind that ``predict`` takes)."""
+    p = as_rgb(pristine, f"{name} (pristine)")
+    t = as_rgb(target, f"{name} (target)")
+    if p.shape != t.shape:
+        raise ValueError(
+            f"{name}: pristine is {p.shape[1]} x {p.shape[0]} but target is {t.shape[1]} x {t.shape[0]}; "
+            "a target CPL image must match its pristine image"
+        )
+    return Pair(name, p, t)
+
+
+def load_pair_folder(root: str | Path) -> list[Pair]:
+    """Pairs from ``root/data/NAME`` and ``root/label/NAME`` (the authors' layout)."""
+    root = Path(root)
+    data, label = root / "data", root / "label"
+    for d in (data, label):
+        if not d.is_dir():
+            raise ValueError(f"{root}: expected sub-folders data/ (pristine) and label/ (CPL), missing {d.name}/")
+
+    def names(d):
+        return {p.name: p for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+
+    dn, ln = names(data), names(label)
+    missing = sorted(set(dn) ^ set(ln))
+    if missing:
+        where = ["label/" if m in dn else "data/" for m in missing]
+        raise ValueError(
+            f"{root}: files without a partner: " + ", ".join(f"{m} (not in {w})" for m, w in zip(missing, where))
+        )
+    if not dn:
+        raise ValueError(f"{root}: no images in data/")
+    return [make_pair(read_image(dn[n]), read_image(ln[n]), n) for n in sorted(dn)]
+
+
+Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (pixels, end exclusive)
+
+
+def check_patch(pair: Pair, patch: int) -> None:
+    h, w = pair.pristine.shape[:2]
+    if patch > h or patch > w:
+        raise ValueError(f"{pair.name}: patch size {patch} is larger than the image ({w} x {h})")
+
+
+def grid_origins(y0: int, y1: int, x0: int, x1: int, patch: int, h: int, w: int, stride: int) -> list:
+    """Top-left corners of patches covering a box; a box smaller than a patch
+    gets one patch centred on it, moved inside the image."""
+
+    def starts(a0, a1, n):
+        if a1 - a0 <= patch:
+            c = (a0 + a1) // 2 - patch // 2
+            return [int(np.clip(c, 0, n - patch))]
+        s = list(range(a0, a1 - patch + 1, stride))
+        if s[-1] != a1 - patch:
+            s.append(a1 - patch)
+        return s
+
+    return [(y, x) for y in starts(y0, y1, h) for x in starts(x0, x1, w)]
+
+
+def patch_origins(
+    pair: Pair, patch: int, *, boxes: list[Box] | None = None, mask: np.ndarray | None = None,
+    stride: int | None = None,
+) -> list[tuple[int, int]]:
+    """Where to cut patches from ``pair``: inside ``boxes``, where ``mask`` is set
+    (a patch whose centre lies in the mask), or over the whole image."""
+    check_patch(pair, patch)
+    h, w = pair.pristine.shape[:2]
+    stride = stride or patch
+    if boxes:
+        out = []
+        for i, (y0, y1, x0, x1) in enumerate(boxes):
+            y0, y1, x0, x1 = max(0, y0), min(h, y1), max(0, x0), min(w, x1)
+            if y1 <= y0 or x1 <= x0:
+                raise ValueError(f"{pair.name}: rectangle {i} lies outside the image")
+            out += grid_origins(y0, y1, x0, x1, patch, h, w, stride)
+        return sorted(set(out))
+    if mask is not None:
+        m = np.asarray(mask).astype(bool)
+        if m.shape != (h, w):
+            raise ValueError(f"{pair.name}: mask is {m.shape[1]} x {m.shape[0]}, image is {w} x {h}")
+        if not m.any():
+            raise ValueError(f"{pair.name}: the mask marks no pixel")
+        cands = grid_origins(0, h, 0, w, patch, h, w, max(1, stride // 2))
+        out = [(y, x) for y, x in cands if m[y + patch // 2, x + patch // 2]]
+        if not out:  # small regions: centre a patch on each marked pixel's bounding box
+            ys, xs = np.nonzero(m)
+            out = grid_origins(ys.min(), ys.max() + 1, xs.min(), xs.max() + 1, patch, h, w, stride)
+        return out
+    return grid_origins(0, h, 0, w, patch, h, w, stride)
+
+
+@dataclass(frozen=True)
+class PatchIndex:
+    pair: int
+    y: int
+    x: int
+
+
+def cut(pairs: list[Pair], idx: PatchIndex, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    p = pairs[idx.pair]
+    sl = (slice(idx.y, idx.y + patch), slice(idx.x, idx.x + patch))
+    return p.pristine[sl], p.target[sl]
+
+
+def augment(a: np.ndarray, b: np.ndarray, code: int) -> tuple[np.ndarray, np.ndarray]:
+    """One of the 8 flips/90-degree rotations (``code`` 0-7), the same for both."""
+    k, flip = code % 4, code >= 4
+    a, b = np.rot90(a, k), np.rot90(b, k)
+    if flip:
+        a, b = a[:, ::-1], b[:, ::-1]
+    return np.ascontiguousarray(a), np.ascontiguousarray(b)
+
+
+def split(
+    pairs: list[Pair], origins: list[list[tuple[int, int]]], val_fraction: float, by: str, seed: int
+) -> tuple[list[PatchIndex], list[PatchIndex]]:
+    """Deterministic train/validation split by patches or by whole images."""
+    rng = np.random.default_rng(seed)
+    if by == "images":
+        if len(pairs) < 2:
+            raise ValueError("a validation split by images needs at least two image pairs")
+        order = rng.permutation(len(pairs))
+        n_val = max(1, round(val_fraction * len(pairs)))
+        val_pairs = set(order[:n_val].tolist())
+        train = [PatchIndex(i, y, x) for i, o in enumerate(origins) if i not in val_pairs for y, x in o]
+        val = [PatchIndex(i, y, x) for i, o in enumerate(origins) if i in val_pairs for y, x in o]
+    elif by == "patches":
+        every = [PatchIndex(i, y, x) for i, o in enumerate(origins) for y, x in o]
+        order = rng.permutation(len(every))
+        n_val = max(1, round(val_fraction * len(every))) if val_fraction > 0 else 0
+        if len(every) - n_val < 1:
+            raise ValueError(f"only {len(every)} patches: too few to hold {n_val} out for validation")
+        val = [every[i] for i in sorted(order[:n_val])]
+        train = [every[i] for i in sorted(order[n_val:])]
+    else:
+        raise ValueError(f"validation split must be by 'patches' or 'images', got {by!r}")
+    return train, val
