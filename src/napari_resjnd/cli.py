@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--resume", default=None, help="a checkpoint written by an earlier run")
     ft.add_argument("--device", default="auto")
-    ft.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    ft.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                    help="auto (default): bf16 autocast where the hardware runs it natively, else fp32")
     ft.set_defaults(func=cmd_finetune)
 
     g = sub.add_parser("gui", help="open napari with the ResJND widget")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .inference import resolve_device
+from .inference import resolve_device, resolve_precision
 from .model import ResJND
 from .pairs import Box, Pair, PatchIndex, augment, cut, patch_origins, split
 from .weights import save_weights
@@ -154,6 +154,7 @@ def iter_finetune(
     hp = {**PRESETS[config.preset], **({"lr": config.lr} if config.lr else {})}
     out = Path(out)
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     origins = [
         patch_origins(p, config.patch, boxes=(boxes or {}).get(i), mask=(masks or {}).get(i))
         for i, p in enumerate(pairs)
@@ -177,7 +178,7 @@ def iter_finetune(
         "pairs": [p.name for p in pairs], "patch": config.patch, "train_patches": len(train),
         "val_patches": len(val), "annotated": sorted(set((boxes or {})) | set(masks or {})),
     }
-    history = {"config": asdict(config), "hyperparameters": hp, "data": data_summary,
+    history = {"config": asdict(config), "precision": precision, "hyperparameters": hp, "data": data_summary,
                "base_weights": base.get("weights"), "base_sha256": base.get("base_sha256", base.get("sha256")),
                "loss": "MSE per pixel and channel, [0, 1] units", "epochs": []}
     rng = np.random.default_rng(config.seed)
@@ -212,7 +213,7 @@ def iter_finetune(
         _atomic_write(resume_path(out), lambda t: torch.save(state, t))
 
     if start_epoch == 1:
-        v0 = evaluate_loss(model, pairs, val, config.patch, device, config.precision) if val else math.nan
+        v0 = evaluate_loss(model, pairs, val, config.patch, device, precision) if val else math.nan
         history["epochs"].append({"epoch": 0, "train_loss": None, "val_loss": v0})
         best = v0 if val else math.inf
         save_best()
@@ -229,7 +230,7 @@ def iter_finetune(
                 stopped = "stopped"
                 break
             x, y = _tensors(pairs, b, config.patch, device, rng if config.augment else None)
-            with _autocast(device, config.precision):
+            with _autocast(device, precision):
                 pred = model(x).float()
             sq = torch.sum((pred - y) ** 2)
             loss = sq if hp["reduction"] == "sum" else sq / y.numel()
@@ -250,7 +251,7 @@ def iter_finetune(
         if stopped != "finished":
             break
         sched.step()
-        v = evaluate_loss(model, pairs, val, config.patch, device, config.precision) if val else math.nan
+        v = evaluate_loss(model, pairs, val, config.patch, device, precision) if val else math.nan
         improved = v < best if val else True
         history["epochs"].append({"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": v,
                                   "seconds": round(time.perf_counter() - t0, 3), "lr": opt.param_groups[0]["lr"]})

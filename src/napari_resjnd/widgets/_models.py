@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from psygnal import Signal
+
 from ..core import weights as W
 from ..core.model import ResJND
 
@@ -16,7 +18,13 @@ OPEN_FILE = "__open_file__"
 
 
 class ModelStore:
-    """Loaded models, by source; safe to use from worker threads."""
+    """Loaded models, by source; safe to use from worker threads.
+
+    ``new_weights`` is emitted with a path when a new checkpoint is available
+    (fine-tuning finished): the Predict widget refreshes its picker and selects it.
+    """
+
+    new_weights = Signal(str)
 
     def __init__(self):
         self._models: dict[str, ResJND] = {}

@@ -128,6 +128,7 @@ class PredictWidget(Container):
         self.device.changed.connect(lambda _: self.precision.reset_choices())
         self.image.changed.connect(self._on_image_changed)
         self.run_button.changed.connect(self.run)
+        self._store.new_weights.connect(self._on_new_weights)
         self.cancel_button.changed.connect(self.cancel)
         for event in ("inserted", "removed", "reordered"):
             getattr(viewer.layers.events, event).connect(self._refresh_layers)
@@ -165,6 +166,12 @@ class PredictWidget(Container):
     def refresh_models(self) -> None:
         """Re-read the model folder and cache states (e.g. after fine-tuning)."""
         self.reset_choices()
+
+    def _on_new_weights(self, path: str) -> None:
+        """A fine-tuned checkpoint was saved: offer it, selected, ready to Run."""
+        self.refresh_models()
+        if path in [v for _, v in self._store.choices()]:
+            self.model.value = path
 
     def add_weights_file(self, path) -> None:
         """Offer a weights file in the picker and select it."""

@@ -1,0 +1,259 @@
+"""The Fine-tune widget: pristine and target layers (or a folder of pairs), an
+optional Shapes/Labels annotation, hyperparameters, Start/Stop, a live loss plot.
+
+Layout and glue only. Layers become plain arrays and boxes here (:func:`annotation`),
+the worker runs :func:`~napari_resjnd.core.finetune.iter_finetune`, and the new
+checkpoint is announced through the shared :class:`~._models.ModelStore`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, ProgressBar, PushButton,
+    Select, SpinBox,
+)
+
+from ..core.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult, iter_finetune
+from ..core.inference import available_devices
+from ..core.pairs import Box, load_pair_folder, make_pair
+from ..core.weights import WeightsError, load_model, models_dir
+from ._loss_plot import LossPlot
+from ._models import OPEN_FILE, STORE, ModelStore
+
+log = logging.getLogger(__name__)
+NONE = "(none: sample the whole image)"
+
+
+@dataclass(frozen=True)
+class FinetuneJob:
+    """Everything a run needs, as plain data (no layers, no widgets)."""
+
+    weights: str
+    out: Path
+    config: FinetuneConfig
+    pristine: np.ndarray | None = None
+    target: np.ndarray | None = None
+    name: str = "pair"
+    boxes: tuple[Box, ...] | None = None
+    mask: np.ndarray | None = None
+    folder: str | None = None
+
+
+def annotation(layer, pristine) -> tuple[list[Box] | None, np.ndarray | None]:
+    """Rectangles (Shapes) or a mask (Labels) in the pristine image's pixel grid."""
+    from napari.layers import Labels, Shapes
+
+    if layer is None:
+        return None, None
+    h, w = pristine.data.shape[:2]
+    if isinstance(layer, Shapes):
+        boxes = []
+        for verts in layer.data:
+            pix = np.array([pristine.world_to_data(layer.data_to_world(v)) for v in verts])[:, -2:]
+            (y0, x0), (y1, x1) = np.floor(pix.min(0)), np.ceil(pix.max(0))
+            boxes.append((int(y0), int(y1), int(x0), int(x1)))
+        if not boxes:
+            raise ValueError(f"Shapes layer {layer.name!r} has no rectangles: draw some, or pick none")
+        return boxes, None
+    if isinstance(layer, Labels):
+        mask = np.asarray(layer.data) > 0
+        if mask.shape != (h, w):
+            raise ValueError(f"Labels layer {layer.name!r} is {mask.shape}, the pristine image is {(h, w)}")
+        return None, mask
+    raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__}; annotate with Shapes or Labels")
+
+
+def train(job: FinetuneJob, stop: threading.Event):
+    """Worker body: yields fine-tuning events; returns a FinetuneResult or an error message."""
+    try:
+        yield {"kind": "status", "message": "loading weights and data…"}
+        model = load_model(job.weights)  # a fresh copy: training changes it in place
+        if job.folder:
+            pairs = load_pair_folder(job.folder)
+            boxes = masks = None
+        else:
+            pairs = [make_pair(job.pristine, job.target, job.name)]
+            boxes = {0: list(job.boxes)} if job.boxes else None
+            masks = {0: job.mask} if job.mask is not None else None
+        return (yield from iter_finetune(model, pairs, job.out, job.config, boxes=boxes, masks=masks,
+                                         should_stop=stop.is_set))
+    except (WeightsError, ValueError, OSError, MemoryError) as e:
+        return str(e)
+    except Exception as e:  # a bug: report it, keep the viewer alive
+        log.exception("fine-tuning failed")
+        return f"{type(e).__name__}: {e}"
+
+
+class FinetuneWidget(Container):
+    """ResJND: Fine-tune. Docked in napari through ``napari.yaml``."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer", store: ModelStore = STORE):  # noqa: F821
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self._store = store
+        self._worker = None
+        self._stop = threading.Event()
+        self._pbar = None
+        self._t0 = 0.0
+        self.busy = False
+
+        self.pristine = ComboBox(label="pristine", choices=self._images)
+        self.target = ComboBox(label="target (CPL)", choices=self._images)
+        self.annotation = ComboBox(label="patches from", choices=self._annotations)
+        self.folder = FileEdit(label="or folder", mode="d", value="", tooltip="DIR/data and DIR/label pairs")
+        self.weights = ComboBox(label="start from", choices=lambda _=None: [c for c in store.choices() if c[1] != OPEN_FILE])
+        self.out_name = LineEdit(label="save as", value=time.strftime("finetuned-%Y%m%d-%H%M"))
+        self.preset = ComboBox(label="preset", choices=list(PRESETS), value="finetune")
+        self.epochs = SpinBox(label="epochs", min=1, max=10000, value=10)
+        self.patch = SpinBox(label="patch", min=8, max=1024, step=8, value=48)
+        self.batch = SpinBox(label="batch", min=1, max=512, value=8)
+        self.lr = FloatSpinBox(label="learning rate (0 = preset)", min=0, max=1, step=1e-5, value=0)
+        self.lr.native.setDecimals(6)
+        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.val_fraction = FloatSpinBox(label="validation share", min=0, max=0.9, step=0.05, value=0.2)
+        self.val_by = ComboBox(label="hold out", choices=["patches", "images"], value="patches")
+        self.patience = SpinBox(label="early-stop patience (0 = off)", min=0, max=1000, value=5)
+        self.augment = CheckBox(label="flips and rotations", value=True)
+        self.freeze = Select(label="freeze", choices=list(LAYERS), value=[])
+        self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
+        self.precision = ComboBox(label="precision", choices=["auto", "fp32", "bf16"], value="auto")
+        self.advanced = Container(widgets=[self.seed, self.val_fraction, self.val_by, self.patience, self.augment,
+                                           self.freeze, self.device, self.precision], labels=True)
+        self.start_button = PushButton(text="Start")
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.progress = ProgressBar(label="progress", value=0, max=1)
+        self.status = Label(label="status", value="ready")
+        self.plot = LossPlot()
+        buttons = Container(widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False)
+        self.extend([self.pristine, self.target, self.annotation, self.folder, self.weights, self.out_name,
+                     self.preset, self.epochs, self.patch, self.batch, self.lr])
+        from superqt import QCollapsible
+
+        fold = QCollapsible("Advanced")
+        fold.addWidget(self.advanced.native)
+        self.native.layout().addWidget(fold)
+        self.extend([buttons, self.progress, self.status])
+        self.native.layout().addWidget(self.plot.native)
+
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(self.stop)
+        for event in ("inserted", "removed", "reordered"):
+            getattr(napari_viewer.layers.events, event).connect(lambda _=None: self.reset_choices())
+
+    def _images(self, _=None):
+        from napari.layers import Image
+
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+
+    def _annotations(self, _=None):
+        from napari.layers import Labels, Shapes
+
+        return [(NONE, None)] + [
+            (layer.name, layer) for layer in self._viewer.layers if isinstance(layer, (Shapes, Labels))
+        ]
+
+    def job(self) -> FinetuneJob:
+        """The run the widget describes; raises ValueError with a message if it cannot run."""
+        config = FinetuneConfig(
+            epochs=self.epochs.value, patch=self.patch.value, batch=self.batch.value, preset=self.preset.value,
+            lr=self.lr.value or None, seed=self.seed.value, val_fraction=self.val_fraction.value,
+            val_by=self.val_by.value, augment=self.augment.value, freeze=tuple(self.freeze.value),
+            patience=self.patience.value, device=self.device.value, precision=self.precision.value,
+        )
+        name = (self.out_name.value or "finetuned").strip()
+        out = models_dir() / (name if name.endswith(".safetensors") else f"{name}.safetensors")
+        if self.weights.value is None:
+            raise ValueError("choose starting weights")
+        folder = str(self.folder.value) if self.folder.value and str(self.folder.value) not in ("", ".") else None
+        if folder:
+            return FinetuneJob(self.weights.value, out, config, folder=folder)
+        p, t = self.pristine.value, self.target.value
+        if p is None or t is None:
+            raise ValueError("pick a pristine and a target image layer, or a folder of pairs")
+        if p is t:
+            raise ValueError("the target must be another layer than the pristine image")
+        if p.ndim != 2 or t.ndim != 2:
+            raise ValueError("fine-tuning takes 2-D images (one plane of a stack: duplicate it first)")
+        boxes, mask = annotation(self.annotation.value, p)
+        return FinetuneJob(self.weights.value, out, config, np.asarray(p.data), np.asarray(t.data), p.name,
+                           tuple(boxes) if boxes else None, mask)
+
+    def start(self, _=None) -> None:
+        if self.busy:
+            return
+        try:
+            job = self.job()
+        except ValueError as e:
+            self._report_error(str(e))
+            return
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        self._stop = threading.Event()
+        self.plot.clear()
+        worker = create_worker(train, job, self._stop, _start_thread=False)
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(self._on_returned)
+        worker.finished.connect(self._on_finished)
+        self._worker, self.busy = worker, True
+        self.start_button.enabled, self.stop_button.enabled = False, True
+        self.progress.value = 0
+        self._pbar = progress(total=0, desc="ResJND fine-tuning")
+        self._t0 = time.perf_counter()
+        worker.start()
+
+    def stop(self, _=None) -> None:
+        if self._worker is not None:
+            self._stop.set()
+            self.status.value = "stopping after this step…"
+
+    def _on_event(self, ev: dict) -> None:
+        kind = ev["kind"]
+        if kind == "status":
+            self.status.value = ev["message"]
+        elif kind == "start":
+            total = max(1, (ev["epochs"] - ev["start_epoch"] + 1) * ev["steps"])
+            self.progress.max = total
+            self._pbar.total = total
+            self.status.value = f"{ev['train_patches']} training, {ev['val_patches']} validation patches"
+        elif kind == "step":
+            self.progress.value = min(self.progress.max, self.progress.value + 1)
+            self._pbar.update(1)
+            done = self.progress.value / self.progress.max
+            eta = (time.perf_counter() - self._t0) * (1 - done) / max(done, 1e-9)
+            self.status.value = (f"epoch {ev['epoch']}, step {ev['step']}/{ev['steps']}, loss {ev['loss']:.3e}, "
+                                 f"{ev['patches_per_s']:.1f} patches/s, ETA {eta:.0f} s")
+        elif kind == "epoch":
+            self.status.value = f"epoch {ev['epoch']}: validation loss {ev['val_loss']:.4e}"
+        self.plot.add_event(ev)
+
+    def _on_returned(self, result) -> None:
+        if isinstance(result, str):
+            self._report_error(result)
+            return
+        assert isinstance(result, FinetuneResult)
+        best = min(result.history["epochs"], key=lambda e: e["val_loss"] if e["val_loss"] == e["val_loss"] else 0)
+        self.status.value = (f"{result.stopped}: best validation loss {best['val_loss']:.4e} at epoch "
+                             f"{best['epoch']}; saved {result.checkpoint.name}")
+        self._store.forget(str(result.checkpoint))
+        self._store.new_weights.emit(str(result.checkpoint))
+
+    def _on_finished(self) -> None:
+        self._worker, self.busy = None, False
+        self.start_button.enabled, self.stop_button.enabled = True, False
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+
+    def _report_error(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.value = f"error: {message}"
+        show_error(f"ResJND fine-tuning: {message}")
