@@ -126,6 +126,55 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    import csv
+
+    from .core import evaluate as ev
+    from .core.images import read_image
+
+    names = [n.strip() for n in args.jnd.split(",") if n.strip()]
+    targets = [float(t) for t in (args.psnr or [26.0])]
+    model = None
+    if "resjnd" in names:
+        from .core.weights import load_model
+
+        try:
+            model = load_model(args.weights)
+        except WeightsError as e:
+            return _fail(str(e))
+    rows, failed = [], 0
+    for path in args.images:
+        path = Path(path)
+        try:
+            image = read_image(path)
+            maps = ev.jnd_maps(image, names, model=model, seed=args.seed, device=args.device,
+                               precision=args.precision)
+            for r in ev.evaluate_image(image, maps, targets, seed=args.seed):
+                rows.append({"image": path.name, "jnd": r.jnd, "target_psnr": r.target_psnr,
+                             "beta": r.beta, **r.metrics})
+            if not args.quiet:
+                print(f"{path.name}: {len(maps)} maps x {len(targets)} PSNR targets", file=sys.stderr)
+        except (OSError, ValueError) as e:
+            failed += 1
+            print(f"resjnd: skipping {path}: {e}", file=sys.stderr)
+    if not rows:
+        return _fail("no image could be evaluated")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    reference = "resjnd" if "resjnd" in names else names[0]
+    stats = ev.paired_stats(rows, reference=reference, seed=args.seed)
+    print(ev.markdown_summary(stats, reference))
+    if args.plot:
+        from .core.plots import quality_plot
+
+        quality_plot(rows, args.plot)
+    return 1 if failed else 0
+
+
 def cmd_gui(args) -> int:
     from .launcher import launch
 
@@ -176,6 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                     help="auto (default): bf16 autocast where the hardware runs it natively, else fp32")
     ft.set_defaults(func=cmd_finetune)
+
+    ev = sub.add_parser("evaluate", help="JND-guided noise at equal PSNR, metric panel and statistics")
+    ev.add_argument("images", nargs="+")
+    ev.add_argument("--psnr", type=float, action="append", help="target PSNR in dB (repeatable; default 26)")
+    ev.add_argument("--jnd", default="resjnd,chou,namm,wu2017,uniform,shuffled",
+                    help="maps to compare, comma-separated: resjnd, chou, namm, wu2017, uniform, shuffled")
+    ev.add_argument("--out", required=True, help="CSV with a row per image, map and target PSNR")
+    ev.add_argument("--weights", default=DEFAULT_WEIGHTS)
+    ev.add_argument("--plot", default=None, help="quality-versus-PSNR plot (PNG; needs matplotlib)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    ev.add_argument("-q", "--quiet", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
 
     g = sub.add_parser("gui", help="open napari with the ResJND widget")
     g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")

@@ -1,0 +1,132 @@
+"""Evaluation: classic models, noise at a target PSNR, metrics, statistics, CLI."""
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from conftest import make_tiny
+from napari_resjnd.cli import main
+from napari_resjnd.core import baselines as bl
+from napari_resjnd.core import evaluate as ev
+from napari_resjnd.core.weights import save_weights
+
+
+@pytest.mark.parametrize("grey", [0, 60, 127, 200, 255])
+def test_flat_fields_give_luminance_adaptation(grey):
+    img = np.full((32, 32), grey, np.uint8)
+    bg = float(grey)  # B sums to 32: a flat field is its own background
+    tl = 17 * (1 - np.sqrt(bg / 127)) + 3 if bg <= 127 else 3 / 128 * (bg - 127) + 3
+    # flat: no gradient, no texture -> Chou & Li = max(0.5 - 0.01 bg, T_l) = T_l
+    np.testing.assert_allclose(bl.chou_li(img), max(tl, 0.5 - 0.01 * bg), rtol=1e-5)
+    tt = 0.5 - 0.01 * bg
+    np.testing.assert_allclose(bl.namm(img), tl + tt - 0.3 * min(tl, tt), rtol=1e-5)
+    np.testing.assert_allclose(bl.wu2017(img), 0.7 * tl, rtol=1e-5)  # no contrast, no pattern: VM = 0
+
+
+def test_background_and_gradient_operators_on_a_known_edge():
+    y = np.zeros((20, 20))
+    y[10:] = 100.0  # horizontal edge between rows 9 and 10
+    bg = bl.background(y)
+    assert bg[2, 5] == 0 and bg[17, 5] == pytest.approx(100)
+    mg = bl.max_gradient(y)
+    # G1 across the edge: rows 1 and 3 of the kernel sum to +-16 -> |(-16) * 100| / 16
+    assert mg[10, 10] == pytest.approx(100.0) and mg[9, 10] == pytest.approx(100.0)
+    assert mg[2, 10] == 0
+    assert bl.luminance_adaptation(np.array([0.0, 127.0, 255.0])) == pytest.approx([20.0, 3.0, 6.0])
+
+
+def test_edges_raise_chou_li_and_namm_protects_them():
+    y = np.zeros((40, 40), np.uint8)
+    y[:, 20:] = 200
+    c, n = bl.chou_li(y), bl.namm(y)
+    assert c[20, 20] > c[20, 5]
+    w = bl.edge_protection(y.astype(float))
+    assert w[20, 20] < 0.2 and w[20, 2] > 0.9
+
+
+def test_pattern_complexity_counts_orientations():
+    flat = np.full((20, 20), 100.0)
+    assert bl.pattern_complexity(flat).max() == 0
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0, 255, (30, 30))
+    assert bl.pattern_complexity(noise)[5:-5, 5:-5].mean() > 4
+
+
+def test_bisection_hits_the_target_psnr():
+    img = skdata.chelsea()[:120, :160].astype(np.float64)
+    sign = ev.sign_field(img.shape[:2], 0)
+    jnd = bl.chou_li(img.astype(np.uint8))
+    for target in (22.0, 26.0, 30.0, 40.0):
+        noisy, beta, p = ev.noise_at_psnr(img, jnd, sign, target)
+        assert abs(ev.psnr(img, noisy) - target) < 0.01 and beta > 0
+        assert noisy.min() >= 0 and noisy.max() <= 255
+
+
+def test_shuffling_preserves_the_histogram():
+    j = bl.namm(skdata.coffee()[:64, :64])
+    s = ev.shuffled(j, 3)
+    assert np.array_equal(np.sort(j.ravel()), np.sort(s.ravel())) and not np.array_equal(j, s)
+
+
+def test_metrics_are_perfect_for_identical_images_and_ordered():
+    y = bl.luminance(skdata.astronaut()[:200, :200])
+    assert ev.ssim(y, y) == pytest.approx(1) and ev.ms_ssim(y, y) == pytest.approx(1, abs=1e-5)
+    assert ev.vifp(y, y) == pytest.approx(1) and ev.gmsd(y, y) == pytest.approx(0)
+    rng = np.random.default_rng(0)
+    mild, strong = y + rng.normal(0, 3, y.shape), y + rng.normal(0, 15, y.shape)
+    assert ev.ssim(y, mild) > ev.ssim(y, strong) and ev.vifp(y, mild) > ev.vifp(y, strong)
+    assert ev.gmsd(y, mild) < ev.gmsd(y, strong) and ev.ms_ssim(y, mild) > ev.ms_ssim(y, strong)
+    assert np.isnan(ev.ms_ssim(y[:100, :100], y[:100, :100]))  # too small for 5 scales
+
+
+def test_pspnr_ignores_error_below_the_map():
+    ref = np.full((10, 10, 3), 100.0)
+    dist = ref + 2.0
+    assert ev.pspnr(ref, dist, np.full((10, 10), 3.0)) == float("inf")
+    assert ev.pspnr(ref, dist, np.full((10, 10), 1.0)) == pytest.approx(10 * np.log10(255**2 / 1.0))
+
+
+def test_paired_stats_direction_and_fields():
+    rows = []
+    for i in range(8):
+        rows.append({"image": f"{i}", "jnd": "resjnd", "target_psnr": 26.0, "psnr": 26, "ssim": 0.8 + 0.01 * i,
+                     "ms_ssim": 0.9, "vifp": 0.5, "gmsd": 0.05, "pspnr": 30})
+        rows.append({"image": f"{i}", "jnd": "chou", "target_psnr": 26.0, "psnr": 26, "ssim": 0.7,
+                     "ms_ssim": 0.9, "vifp": 0.6, "gmsd": 0.07, "pspnr": 30})
+    st = {(r["metric"]): r for r in ev.paired_stats(rows)}
+    assert st["ssim"]["win_rate"] == 1 and st["ssim"]["mean_diff"] > 0 and st["ssim"]["wilcoxon_p"] < 0.01
+    assert st["ssim"]["ci_low"] > 0
+    assert st["vifp"]["win_rate"] == 0 and st["gmsd"]["mean_diff"] == pytest.approx(0.02)  # lower GMSD wins
+    assert "| 26 | ssim | chou | 8 |" in ev.markdown_summary(list(st.values()))
+
+
+def test_cli_evaluate_writes_csv_and_summary(tmp_path, capsys):
+    paths = []
+    for key in ("astronaut", "coffee"):
+        p = tmp_path / f"{key}.png"
+        Image.fromarray(getattr(skdata, key)()[:176, :176]).save(p)
+        paths.append(str(p))
+    w = save_weights(make_tiny(), tmp_path / "tiny.safetensors")
+    out = tmp_path / "res.csv"
+    rc = main(["evaluate", *paths, "--psnr", "26", "--psnr", "30", "--out", str(out), "--weights", str(w),
+               "--device", "cpu", "--plot", str(tmp_path / "q.png"), "-q"])
+    assert rc == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 2 * 2 * 6
+    assert list(rows[0])[:6] == ["image", "jnd", "target_psnr", "beta", "psnr", "ssim"]
+    assert {"ms_ssim", "vifp", "gmsd", "pspnr"} <= set(rows[0])
+    assert {r["jnd"] for r in rows} == {"resjnd", "chou", "namm", "wu2017", "uniform", "shuffled"}
+    assert all(abs(float(r["psnr"]) - float(r["target_psnr"])) < 0.01 for r in rows)
+    text = capsys.readouterr().out
+    assert "| target PSNR | metric | resjnd vs |" in text and "| 30 | gmsd | uniform |" in text
+    assert (tmp_path / "q.png").stat().st_size > 1000
+
+
+def test_cli_evaluate_unknown_map(tmp_path, capsys):
+    p = tmp_path / "a.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8) + 100).save(p)
+    assert main(["evaluate", str(p), "--jnd", "chou,bogus", "--out", str(tmp_path / "r.csv")]) == 2
+    assert "bogus" in capsys.readouterr().err
