@@ -185,3 +185,19 @@ def test_screenshot_with_results_is_not_blank(qtbot, viewer_widget, tmp_path):
     Image.fromarray(shot).save(tmp_path / "shot.png")
     print("screenshot", tmp_path / "shot.png", shot.shape, shot[..., :3].std())
     assert shot.ndim == 3 and shot[..., :3].std() > 5
+
+
+def test_classic_models_work_offline_without_weights(qtbot, viewer_widget):
+    from napari_resjnd.core.baselines import chou_li
+
+    viewer, widget = viewer_widget
+    img = skdata.coffee()[:60, :80]
+    viewer.add_image(img, name="coffee", rgb=True)
+    widget.image.value = viewer.layers["coffee"]
+    assert "classic:chou" in [v for _, v in widget._store.choices()]
+    widget.model.value = "classic:chou"
+    run_and_wait(qtbot, widget)
+    assert [layer.name for layer in viewer.layers] == ["coffee", "coffee JND chou"]
+    layer = viewer.layers["coffee JND chou"]
+    np.testing.assert_allclose(layer.data, chou_li(img), rtol=1e-6)
+    assert layer.metadata["resjnd"]["weights"] == "classic:chou"

@@ -120,3 +120,22 @@ def classic_jnd(name: str, image) -> np.ndarray:
     if name not in funcs:
         raise ValueError(f"unknown classic JND model {name!r}; known: {', '.join(MODELS)}")
     return funcs[name](image)
+
+
+def predict_classic(name: str, image, rgb: bool | None = None):
+    """A classic model's JND as a :class:`~.inference.Prediction` (no CPL or residual),
+    plane by plane for stacks; weight-free and offline."""
+    import time
+
+    from .inference import Prediction
+
+    t0 = time.perf_counter()
+    a = np.asarray(image)
+    layout = layout_of(a, rgb)
+    unit = to_unit_float(a)
+    planes = [classic_jnd(name, plane_rgb(unit, layout, i)) for i in range(layout.n_planes)]
+    jnd = np.stack(planes).reshape((*layout.leading, layout.height, layout.width))
+    meta = {"weights": f"classic:{name}", "model": TITLES[name], "weights_sha256": None, "device": "cpu",
+            "precision": "fp64", "tile": None, "seconds": round(time.perf_counter() - t0, 3),
+            "input_shape": list(a.shape), "jnd_units": "grey levels (0-255), luminance Y"}
+    return Prediction(cpl=None, residual=None, jnd=jnd, metadata=meta)

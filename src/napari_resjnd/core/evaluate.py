@@ -169,14 +169,21 @@ class NoisyResult:
 
 
 def jnd_maps(image: np.ndarray, names, *, model=None, seed: int = 0, device="auto", precision="auto",
-             should_stop=None) -> dict[str, np.ndarray]:
-    """The maps to compare, by name: resjnd, chou, namm, wu2017, uniform, shuffled.
+             should_stop=None, given: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The maps to compare, by name: resjnd, chou, namm, wu2017, uniform, shuffled,
+    plus ``given`` maps (e.g. JND layers from napari) under their own names.
 
     ``shuffled`` shuffles ResJND's map when it is among the maps, else the first map.
     """
     from .inference import predict
 
+    shape = luminance(image).shape
     out = {}
+    for name, m in (given or {}).items():
+        if np.shape(m) != shape:
+            raise ValueError(f"JND map {name!r} is {np.shape(m)}, the image is {shape}")
+        out[name] = np.asarray(m, np.float32)
+    names = [*out, *[n for n in names if n not in out]]
     for name in names:
         if name == "resjnd":
             if model is None:
@@ -184,7 +191,6 @@ def jnd_maps(image: np.ndarray, names, *, model=None, seed: int = 0, device="aut
             out[name] = predict(model, image, device=device, precision=precision, should_stop=should_stop).jnd
         elif name in MODELS:
             out[name] = classic_jnd(name, image)
-    shape = luminance(image).shape
     if "uniform" in names:
         out["uniform"] = np.ones(shape, np.float32)
     if "shuffled" in names:

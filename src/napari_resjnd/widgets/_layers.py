@@ -44,14 +44,22 @@ def layer_data(pred: Prediction, source, rgb: bool, plane_index: tuple[int, ...]
     cpl, residual, jnd = pred.cpl, pred.residual, pred.jnd
     if plane_index is not None:
         lead = (1,) * len(plane_index)
+        jnd = jnd.reshape(lead + jnd.shape)
+    j_max = float(np.percentile(jnd, 99.5)) or float(jnd.max()) or 1.0
+    base_meta = {**pred.metadata, "source_layer": source.name}
+    jnd_layer = (jnd, {
+        "rgb": False, "colormap": JND_COLORMAP, "contrast_limits": (0.0, j_max),
+        **geometry(source, plane_index),
+        "metadata": {"resjnd": {**base_meta, "output": "jnd", "units": "grey levels (absolute)"}},
+    })
+    if cpl is None:  # a classic model: a JND map only, named after the model
+        return {f"JND {pred.metadata['weights'].split(':')[-1]}": jnd_layer}
+    if plane_index is not None:
         cpl = cpl.reshape(lead + cpl.shape)
         residual = residual.reshape(lead + residual.shape)
-        jnd = jnd.reshape(lead + jnd.shape)
     if rgb:
         residual = residual.mean(axis=-1)
     r_lim = float(np.percentile(np.abs(residual), 99.5)) or float(np.abs(residual).max()) or 1.0
-    j_max = float(np.percentile(jnd, 99.5)) or float(jnd.max()) or 1.0
-    base_meta = {**pred.metadata, "source_layer": source.name}
     return {
         "CPL": (cpl, {
             "rgb": rgb, "contrast_limits": (0.0, 1.0),
@@ -66,11 +74,7 @@ def layer_data(pred: Prediction, source, rgb: bool, plane_index: tuple[int, ...]
                 "units": "grey levels, CPL - input" + (", mean over R, G, B" if rgb else ""),
             }},
         }),
-        "JND": (jnd, {
-            "rgb": False, "colormap": JND_COLORMAP, "contrast_limits": (0.0, j_max),
-            **geometry(source, plane_index),
-            "metadata": {"resjnd": {**base_meta, "output": "jnd", "units": "grey levels (absolute)"}},
-        }),
+        "JND": jnd_layer,
     }
 
 
@@ -79,7 +83,7 @@ def add_or_update(viewer, source, pred: Prediction, outputs, rgb: bool, plane_in
     return [
         put_layer(viewer, source, output, data, kw)
         for output, (data, kw) in layer_data(pred, source, rgb, plane_index).items()
-        if output in outputs
+        if output.split(" ")[0] in outputs
     ]
 
 

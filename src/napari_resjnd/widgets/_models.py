@@ -15,6 +15,8 @@ from ..core import weights as W
 from ..core.model import ResJND
 
 OPEN_FILE = "__open_file__"
+#: Prefix of the weight-free classic models in the picker ("classic:chou", ...).
+CLASSIC = "classic:"
 
 
 class ModelStore:
@@ -64,6 +66,9 @@ class ModelStore:
         for f in dict.fromkeys(files):
             state = "loaded" if self.is_loaded(f) else "file"
             out.append((f"{Path(f).name} ({state})", f))
+        from ..core.baselines import MODELS, TITLES
+
+        out += [(f"{TITLES[m]} (classic, no weights)", CLASSIC + m) for m in MODELS]
         out.append(("Open weights file…", OPEN_FILE))
         return out
 

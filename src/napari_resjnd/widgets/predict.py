@@ -18,7 +18,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, 
 from ..core.inference import Cancelled, Prediction, available_devices, iter_predict
 from ..core.weights import WeightsError
 from . import _layers
-from ._models import OPEN_FILE, STORE, ModelStore
+from ._models import CLASSIC, OPEN_FILE, STORE, ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,11 @@ def compute(store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb:
     Never raises: errors become messages the widget shows as notifications.
     """
     try:
+        if settings.weights.startswith(CLASSIC):
+            from ..core.baselines import predict_classic
+
+            yield 0, 1, "computing the classic JND map…"
+            return Outcome(prediction=predict_classic(settings.weights[len(CLASSIC):], data, rgb=rgb))
         yield 0, 0, "loading weights…"
         model = store.get(settings.weights)
         yield 0, 0, "running…"
@@ -294,7 +299,7 @@ class PredictWidget(Container):
         pending = [
             (name, data, kw)
             for name, (data, kw) in _layers.layer_data(pred, layer, bool(layer.rgb), plane).items()
-            if name in settings.outputs
+            if name.split(" ")[0] in settings.outputs
         ]
         m = pred.metadata
         self._add_next(layer, pending, (

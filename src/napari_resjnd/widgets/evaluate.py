@@ -1,0 +1,176 @@
+"""The Evaluate widget: JND-guided noise at equal PSNR for JND layers and the
+classic models, noisy images as layers, the metric table and a quality plot.
+
+Layout and glue only: the numbers come from :mod:`napari_resjnd.core.evaluate`,
+the same functions ``resjnd evaluate`` uses, so both give the same values.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton, Select, SpinBox, Table
+
+from ..core import evaluate as ev
+from ..core.baselines import MODELS
+
+log = logging.getLogger(__name__)
+LAYER = "layer:"
+
+
+@dataclass(frozen=True)
+class EvaluateJob:
+    image: np.ndarray
+    names: tuple[str, ...]  # classic models and controls
+    given: dict  # JND layers: name -> 2-D map
+    targets: tuple[float, ...]
+    seed: int = 0
+
+
+def evaluate(job: EvaluateJob):
+    """Worker body: yields status text; returns (maps order, results) or an error message."""
+    try:
+        yield "computing JND maps…"
+        maps = ev.jnd_maps(job.image, job.names, seed=job.seed, given=job.given)
+        yield f"noise at {', '.join(f'{t:g}' for t in job.targets)} dB and metrics…"
+        return list(maps), ev.evaluate_image(job.image, maps, job.targets, seed=job.seed)
+    except (ValueError, MemoryError) as e:
+        return str(e)
+    except Exception as e:  # a bug: report it, keep the viewer alive
+        log.exception("evaluation failed")
+        return f"{type(e).__name__}: {e}"
+
+
+def parse_targets(text: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(t) for t in text.replace(";", ",").split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"target PSNR must be numbers separated by commas, got {text!r}") from None
+    if not out:
+        raise ValueError("give at least one target PSNR")
+    return out
+
+
+class EvaluateWidget(Container):
+    """ResJND: Evaluate JND maps. Docked in napari through ``napari.yaml``."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):  # noqa: F821
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self._worker = None
+        self.busy = False
+        self.results: list = []
+        self.image = ComboBox(label="image", choices=self._images)
+        self.maps = Select(label="JND maps", choices=self._map_choices)
+        self.psnr = LineEdit(label="target PSNR (dB)", value="26, 30")
+        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.add_noisy = CheckBox(label="add noisy images as layers", value=True)
+        self.run_button = PushButton(text="Evaluate")
+        self.status = Label(label="status", value="ready")
+        self.table = Table(value={"data": [], "columns": ["map", "target", *ev.METRICS]})
+        self.table.read_only = True
+        self.extend([self.image, self.maps, self.psnr, self.seed, self.add_noisy, self.run_button, self.status,
+                     self.table])
+        import pyqtgraph as pg
+
+        self.plot = pg.PlotWidget(background=None)
+        self.plot.setMinimumHeight(180)
+        self.plot.setLabel("bottom", "target PSNR (dB)")
+        self.plot.setLabel("left", "SSIM")
+        self.plot.addLegend(offset=(10, 10))
+        self.native.layout().addWidget(self.plot)
+        self.run_button.changed.connect(self.run)
+        for event in ("inserted", "removed", "reordered"):
+            getattr(napari_viewer.layers.events, event).connect(lambda _=None: self.reset_choices())
+
+    def _images(self, _=None):
+        from napari.layers import Image
+
+        return [(layer.name, layer) for layer in self._viewer.layers
+                if isinstance(layer, Image) and layer.ndim == 2 and "resjnd" not in layer.metadata]
+
+    def _map_choices(self, _=None):
+        from napari.layers import Image
+
+        layers = [(f"layer: {layer.name}", LAYER + layer.name) for layer in self._viewer.layers
+                  if isinstance(layer, Image) and not layer.rgb and layer.ndim == 2
+                  and layer.metadata.get("resjnd", {}).get("output") == "jnd"]
+        return layers + [(m, m) for m in MODELS] + [("uniform (JND = 1)", "uniform"),
+                                                     ("shuffled (first map, permuted)", "shuffled")]
+
+    def job(self) -> EvaluateJob:
+        layer = self.image.value
+        if layer is None:
+            raise ValueError("pick an image layer")
+        chosen = list(self.maps.value)
+        if not chosen:
+            raise ValueError("pick at least one JND map")
+        given = {v[len(LAYER):]: np.asarray(self._viewer.layers[v[len(LAYER):]].data)
+                 for v in chosen if v.startswith(LAYER)}
+        names = tuple(v for v in chosen if not v.startswith(LAYER))
+        return EvaluateJob(np.asarray(layer.data), names, given, parse_targets(self.psnr.value), self.seed.value)
+
+    def run(self, _=None) -> None:
+        if self.busy:
+            return
+        try:
+            job = self.job()
+        except ValueError as e:
+            self._report_error(str(e))
+            return
+        from napari.qt.threading import create_worker
+
+        source = self.image.value
+        worker = create_worker(evaluate, job, _start_thread=False)
+        worker.yielded.connect(lambda msg: setattr(self.status, "value", msg))
+        worker.returned.connect(lambda out: self._on_returned(out, source))
+        worker.finished.connect(self._on_finished)
+        self._worker, self.busy = worker, True
+        self.run_button.enabled = False
+        worker.start()
+
+    def _on_returned(self, out, source) -> None:
+        if isinstance(out, str):
+            self._report_error(out)
+            return
+        order, results = out
+        self.results = results
+        self.table.value = {
+            "data": [[r.jnd, r.target_psnr, *[round(r.metrics[m], 4) for m in ev.METRICS]] for r in results],
+            "columns": ["map", "target", *ev.METRICS],
+        }
+        self.plot.clear()
+        targets = sorted({r.target_psnr for r in results})
+        import pyqtgraph as pg
+
+        for i, name in enumerate(order):
+            ys = [next(r.metrics["ssim"] for r in results if r.jnd == name and r.target_psnr == t) for t in targets]
+            self.plot.plot(targets, ys, pen=pg.mkPen(pg.intColor(i, len(order)), width=2), symbol="o",
+                           symbolSize=6, name=name)
+        if self.add_noisy.value:
+            for r in results:
+                name = f"{source.name} noisy {r.jnd} {r.target_psnr:g} dB"
+                data = (r.noisy / 255).astype(np.float32)
+                kw = {"scale": source.scale, "translate": source.translate, "rgb": data.ndim == 3,
+                      "contrast_limits": (0.0, 1.0),
+                      "metadata": {"resjnd": {"output": "noisy", "jnd": r.jnd, "target_psnr": r.target_psnr,
+                                              "beta": r.beta, "metrics": r.metrics, "source_layer": source.name}}}
+                if name in self._viewer.layers:
+                    self._viewer.layers[name].data = data
+                    self._viewer.layers[name].metadata = kw["metadata"]
+                else:
+                    self._viewer.add_image(data, name=name, visible=False, **kw)
+        best = max(results, key=lambda r: r.metrics["ssim"])
+        self.status.value = f"done: {len(results)} noisy images; best SSIM {best.metrics['ssim']:.4f} ({best.jnd})"
+
+    def _on_finished(self) -> None:
+        self._worker, self.busy = None, False
+        self.run_button.enabled = True
+
+    def _report_error(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.value = f"error: {message}"
+        show_error(f"ResJND evaluation: {message}")
