@@ -1,0 +1,53 @@
+"""README "Results": `resjnd evaluate` with the authors' weights on scikit-image's
+colour photographs at 26 and 30 dB.
+
+    python benchmarks/results.py [--out bench-results/] [--precision auto]
+
+Writes the photos as PNG, then runs `resjnd evaluate` on them (CSV, Markdown
+summary, quality plot) and prints the per-map means.
+"""
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+from napari_resjnd.cli import main as cli
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="bench-results")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--weights", default="resjnd-cplset")
+    args = ap.parse_args()
+    out = Path(args.out)
+    (out / "photos").mkdir(parents=True, exist_ok=True)
+    paths = []
+    for key in PHOTOS:
+        img = getattr(data, key)()[..., :3]
+        p = out / "photos" / f"{key}.png"
+        Image.fromarray(img).save(p)
+        paths.append(str(p))
+    rc = cli(["evaluate", *paths, "--psnr", "26", "--psnr", "30", "--out", str(out / "results.csv"),
+              "--weights", args.weights, "--precision", args.precision, "--plot", str(out / "quality.png")])
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    metrics = ["ssim", "ms_ssim", "vifp", "gmsd", "pspnr"]
+    print("\n| target PSNR | JND map | " + " | ".join(metrics) + " |")
+    print("| ---: | --- | " + " | ".join("---:" for _ in metrics) + " |")
+    for t in ("26.0", "30.0"):
+        for j in dict.fromkeys(r["jnd"] for r in rows):
+            sel = [r for r in rows if r["jnd"] == j and r["target_psnr"] == t]
+            means = [np.nanmean([float(r[m]) for r in sel]) for m in metrics]
+            print(f"| {float(t):g} | {j} | " + " | ".join(f"{v:.4f}" for v in means) + " |")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
