@@ -15,6 +15,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, Pus
 
 from ..core import evaluate as ev
 from ..core.baselines import MODELS
+from ._common import follow_layers, layer_choices, report_error
 
 log = logging.getLogger(__name__)
 LAYER = "layer:"
@@ -82,21 +83,20 @@ class EvaluateWidget(Container):
         self.plot.addLegend(offset=(10, 10))
         self.native.layout().addWidget(self.plot)
         self.run_button.changed.connect(self.run)
-        for event in ("inserted", "removed", "reordered"):
-            getattr(napari_viewer.layers.events, event).connect(lambda _=None: self.reset_choices())
+        follow_layers(napari_viewer, self.reset_choices)
 
     def _images(self, _=None):
         from napari.layers import Image
 
-        return [(layer.name, layer) for layer in self._viewer.layers
-                if isinstance(layer, Image) and layer.ndim == 2 and "resjnd" not in layer.metadata]
+        return layer_choices(self._viewer, (Image,), lambda layer: layer.ndim == 2 and "resjnd" not in layer.metadata)
 
     def _map_choices(self, _=None):
         from napari.layers import Image
 
-        layers = [(f"layer: {layer.name}", LAYER + layer.name) for layer in self._viewer.layers
-                  if isinstance(layer, Image) and not layer.rgb and layer.ndim == 2
-                  and layer.metadata.get("resjnd", {}).get("output") == "jnd"]
+        def is_jnd(layer):
+            return not layer.rgb and layer.ndim == 2 and layer.metadata.get("resjnd", {}).get("output") == "jnd"
+
+        layers = [(f"layer: {name}", LAYER + name) for name, _ in layer_choices(self._viewer, (Image,), is_jnd)]
         return layers + [(m, m) for m in MODELS] + [("uniform (JND = 1)", "uniform"),
                                                      ("shuffled (first map, permuted)", "shuffled")]
 
@@ -170,7 +170,4 @@ class EvaluateWidget(Container):
         self.run_button.enabled = True
 
     def _report_error(self, message: str) -> None:
-        from napari.utils.notifications import show_error
-
-        self.status.value = f"error: {message}"
-        show_error(f"ResJND evaluation: {message}")
+        report_error(self.status, "ResJND evaluation", message)

@@ -24,6 +24,7 @@ from ..core.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult, ite
 from ..core.inference import available_devices
 from ..core.pairs import Box, load_pair_folder, make_pair
 from ..core.weights import WeightsError, load_model, models_dir
+from ._common import follow_layers, layer_choices, report_error
 from ._loss_plot import LossPlot
 from ._models import OPEN_FILE, STORE, ModelStore
 
@@ -144,20 +145,17 @@ class FinetuneWidget(Container):
 
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
-        for event in ("inserted", "removed", "reordered"):
-            getattr(napari_viewer.layers.events, event).connect(lambda _=None: self.reset_choices())
+        follow_layers(napari_viewer, self.reset_choices)
 
     def _images(self, _=None):
         from napari.layers import Image
 
-        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+        return layer_choices(self._viewer, (Image,))
 
     def _annotations(self, _=None):
         from napari.layers import Labels, Shapes
 
-        return [(NONE, None)] + [
-            (layer.name, layer) for layer in self._viewer.layers if isinstance(layer, (Shapes, Labels))
-        ]
+        return [(NONE, None), *layer_choices(self._viewer, (Shapes, Labels))]
 
     def job(self) -> FinetuneJob:
         """The run the widget describes; raises ValueError with a message if it cannot run."""
@@ -253,7 +251,4 @@ class FinetuneWidget(Container):
             self._pbar = None
 
     def _report_error(self, message: str) -> None:
-        from napari.utils.notifications import show_error
-
-        self.status.value = f"error: {message}"
-        show_error(f"ResJND fine-tuning: {message}")
+        report_error(self.status, "ResJND fine-tuning", message)

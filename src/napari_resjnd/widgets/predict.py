@@ -18,6 +18,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, 
 from ..core.inference import Cancelled, Prediction, available_devices, iter_predict
 from ..core.weights import WeightsError
 from . import _layers
+from ._common import follow_layers, layer_choices, report_error
 from ._models import CLASSIC, OPEN_FILE, STORE, ModelStore
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,7 @@ class PredictWidget(Container):
         self.run_button.changed.connect(self.run)
         self._store.new_weights.connect(self._on_new_weights)
         self.cancel_button.changed.connect(self.cancel)
-        for event in ("inserted", "removed", "reordered"):
-            getattr(viewer.layers.events, event).connect(self._refresh_layers)
+        follow_layers(viewer, self._refresh_layers)
         self._on_image_changed()
 
     # ---- choices -------------------------------------------------------
@@ -146,7 +146,7 @@ class PredictWidget(Container):
     def _image_choices(self, _=None):
         from napari.layers import Image
 
-        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+        return layer_choices(self._viewer, (Image,))
 
     def _precision_choices(self, _=None):
         dev = self.device.value if hasattr(self, "device") else "auto"
@@ -329,7 +329,4 @@ class PredictWidget(Container):
             self._set_running(False)
 
     def _report_error(self, message: str) -> None:
-        from napari.utils.notifications import show_error
-
-        self.status.value = f"error: {message}"
-        show_error(f"ResJND: {message}")
+        report_error(self.status, "ResJND", message)
