@@ -1,6 +1,7 @@
 """`resjnd predict` end to end on real files; errors are one line and a non-zero exit."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -67,3 +68,59 @@ def test_bad_weights_one_line_no_traceback(tmp_path):
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("resjnd: error:") and "bad.pth" in lines[0]
+
+
+def make_tree(root, rng, names):
+    for rel in names:
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)).save(p)
+
+
+def test_folders_recursive_shards_cover_every_file_once(tmp_path, tiny_file, rng):
+    src = tmp_path / "src"
+    names = [f"a/{i}.png" for i in range(5)] + [f"b/c/{i}.png" for i in range(4)] + ["top.bmp", "a/0.bmp"]
+    make_tree(src, rng, names)
+    out = tmp_path / "out"
+    seen = []
+    for i in range(3):
+        assert main(["predict", str(src), "--recursive", "--shard", f"{i}/3", "--out", str(out),
+                     "--weights", str(tiny_file), "-q"]) == 0
+        s = json.loads((out / f"summary-shard-{i}-of-3.json").read_text())
+        seen += s["done"]
+    assert sorted(seen) == sorted(str(src / n) for n in names)  # disjoint and complete
+    assert (out / "b" / "c" / "3_jnd.tif").exists() and (out / "a" / "0.json").exists()
+    assert main(["predict", str(src), "--out", str(tmp_path / "flat"), "--weights", str(tiny_file), "-q"]) == 0
+    assert json.loads((tmp_path / "flat" / "summary.json").read_text())["counts"]["done"] == 1  # top.bmp only
+
+
+def test_skip_existing_resumes(tmp_path, tiny_file, rng):
+    src = tmp_path / "src"
+    make_tree(src, rng, [f"{i}.png" for i in range(4)])
+    out = tmp_path / "out"
+    assert main(["predict", str(src / "0.png"), str(src / "1.png"), "--out", str(out),
+                 "--weights", str(tiny_file), "-q"]) == 0
+    (out / "1.json").unlink()  # as if interrupted before the sidecar was written
+    assert main(["predict", str(src), "--skip-existing", "--out", str(out), "--weights", str(tiny_file), "-q"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert sorted(Path(p).name for p in s["skipped"]) == ["0.png"]
+    assert sorted(Path(p).name for p in s["done"]) == ["1.png", "2.png", "3.png"]
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-pipeline"]])
+def test_pipeline_and_plain_give_identical_files(tmp_path, tiny_file, rng, flag):
+    src = tmp_path / "src"
+    make_tree(src, rng, [f"{i}.png" for i in range(6)])
+    (src / "bad.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    assert main(["predict", str(src), "--out", str(out), "--weights", str(tiny_file), "-q", *flag]) == 1
+    s = json.loads((out / "summary.json").read_text())
+    assert s["counts"] == {"done": 6, "skipped": 0, "failed": 1} and "bad.png" in next(iter(s["failed"]))
+    from napari_resjnd import load_model, predict
+
+    ref = predict(load_model(tiny_file), np.asarray(Image.open(src / "4.png")), precision="auto").jnd
+    np.testing.assert_array_equal(tifffile.imread(out / "4_jnd.tif"), ref)
+
+
+def test_bad_shard_spec(tmp_path, tiny_file):
+    assert main(["predict", "x.png", "--shard", "3/3", "--out", str(tmp_path), "--weights", str(tiny_file)]) == 2

@@ -172,3 +172,29 @@ def test_cli_finetune_end_to_end(tmp_path, jpeg_pairs, capsys):
     assert load_model(out).architecture["channels"] == 8
     rc = main(["finetune", "--pairs", str(tmp_path / "nope"), "--out", str(out), "--weights", str(w)])
     assert rc == 2 and "missing data/" in capsys.readouterr().err
+
+
+def test_patches_command_crops_aligned_pairs(tmp_path, capsys):
+    src = tmp_path / "src"
+    for sub in ("data", "label"):
+        (src / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    a[:25, :35] = 128  # a flat corner
+    Image.fromarray(a).save(src / "data" / "img.png")
+    Image.fromarray(255 - a).save(src / "label" / "img.png")
+    out = tmp_path / "patches"
+    assert main(["patches", str(src), str(out), "--size", "24", "--min-std", "1", "-q"]) == 0
+    names = sorted(p.name for p in (out / "data").iterdir())
+    assert names == sorted(p.name for p in (out / "label").iterdir())
+    assert "img_y0_x0.png" not in names and "img_y26_x46.png" in names  # flat skipped; last row/col kept
+    d = np.asarray(Image.open(out / "data" / "img_y26_x46.png"))
+    assert np.array_equal(d, a[26:50, 46:70])
+    assert np.array_equal(np.asarray(Image.open(out / "label" / "img_y26_x46.png")), 255 - a[26:50, 46:70])
+    assert "flat patches skipped" in capsys.readouterr().out
+    first = sorted(out.rglob("*.png"))
+    assert main(["patches", str(src), str(out), "--size", "24", "--min-std", "1", "-q"]) == 0  # deterministic
+    assert sorted(out.rglob("*.png")) == first
+    Image.fromarray(a[:40]).save(src / "label" / "img.png")
+    assert main(["patches", str(src), str(tmp_path / "p2"), "--size", "24", "-q"]) == 2
+    assert "must match" in capsys.readouterr().err

@@ -48,40 +48,45 @@ def write_outputs(pred, out_dir: Path, stem: str, jnd_scale: str, extra: dict) -
 def cmd_predict(args) -> int:
     from tqdm import tqdm
 
-    from .core.images import read_image
+    from .core.batch import list_jobs, parse_shard, run_batch, shard, write_summary
     from .core.inference import predict
     from .core.weights import load_model
 
     try:
         model = load_model(args.weights)
-    except WeightsError as e:
+        jobs = list_jobs(args.images, args.out, recursive=args.recursive)
+        i, n = parse_shard(args.shard) if args.shard else (0, 1)
+    except (WeightsError, ValueError) as e:
         return _fail(str(e))
-    failed = 0
-    for path in args.images:
-        path = Path(path)
-        try:
-            image = read_image(path)
-            with tqdm(total=1, desc=path.name, unit="tile", leave=False, disable=args.quiet) as bar:
+    jobs = shard(jobs, i, n)
+    bar = tqdm(total=len(jobs), unit="image", disable=args.quiet)
 
-                def progress(done, total, bar=bar):
-                    bar.total = total
-                    bar.n = done
-                    bar.refresh()
+    def compute(image, job):
+        pred = predict(model, image, tile=args.tile, device=args.device, precision=args.precision)
+        if not args.quiet:
+            m = pred.metadata
+            tqdm.write(f"{job.source.name}: JND mean {pred.jnd.mean():.2f}, max {pred.jnd.max():.2f} grey levels "
+                       f"({m['seconds']:.1f} s, {m['device']}, {m['precision']})")
+        return pred
 
-                pred = predict(
-                    model, image, tile=args.tile, device=args.device,
-                    precision=args.precision, progress=progress,
-                )
-            write_outputs(pred, Path(args.out), path.stem, args.jnd_scale, {"source": str(path)})
-            if not args.quiet:
-                print(
-                    f"{path.name}: JND mean {pred.jnd.mean():.2f}, max {pred.jnd.max():.2f} grey levels "
-                    f"({pred.metadata['seconds']:.1f} s, {pred.metadata['device']}, {pred.metadata['precision']})"
-                )
-        except (OSError, ValueError) as e:  # unreadable files, bad pixels, bad options
-            failed += 1
-            print(f"resjnd: skipping {path}: {e}", file=sys.stderr)
-    return 1 if failed else 0
+    def write(pred, job):
+        write_outputs(pred, job.out_dir, job.stem, args.jnd_scale, {"source": str(job.source)})
+
+    def on_done(job, ok, error):
+        bar.update(1)
+        if error is not None:
+            tqdm.write(f"resjnd: skipping {job.source}: {error}", file=sys.stderr)
+
+    summary = run_batch(jobs, compute, write, skip_existing=args.skip_existing,
+                        pipeline=not args.no_pipeline, on_done=on_done)
+    bar.close()
+    name = "summary.json" if n == 1 else f"summary-shard-{i}-of-{n}.json"
+    write_summary(summary, Path(args.out) / name, {"shard": [i, n], "weights": model.provenance.get("weights")})
+    if not args.quiet:
+        c = summary.as_dict()["counts"]
+        print(f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed in {summary.seconds:.1f} s; "
+              f"summary in {Path(args.out) / name}")
+    return 1 if summary.failed else 0
 
 
 def cmd_finetune(args) -> int:
@@ -175,6 +180,29 @@ def cmd_evaluate(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_patches(args) -> int:
+    from tqdm import tqdm
+
+    from .core.pairs import write_patches
+
+    bar = tqdm(unit="pair", disable=args.quiet)
+
+    def progress(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        counts = write_patches(args.src, args.out, args.size, args.stride, args.min_std, progress)
+    except (ValueError, OSError) as e:
+        return _fail(str(e))
+    finally:
+        bar.close()
+    print(f"{counts['patches']} patch pairs of {args.size} px from {counts['pairs']} image pairs"
+          + (f"; {counts['skipped_flat']} flat patches skipped" if args.min_std else ""))
+    return 0
+
+
 def cmd_gui(args) -> int:
     from .launcher import launch
 
@@ -188,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     known = ", ".join(f"{k} ({v.licence})" for k, v in REGISTRY.items())
 
     pr = sub.add_parser("predict", help="JND maps for image files")
-    pr.add_argument("images", nargs="+", help="image files (PNG, BMP, JPEG, TIFF, ...)")
+    pr.add_argument("images", nargs="+", help="image files or folders (PNG, BMP, JPEG, TIFF, ...)")
     pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"registry name or weights file; known: {known}")
     pr.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
@@ -202,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--jnd-scale", default="absolute", choices=["absolute", "max"],
         help="8-bit PNG as absolute grey levels, or divided by its maximum as the authors wrote it",
     )
+    pr.add_argument("--recursive", action="store_true", help="look into sub-folders of folder arguments")
+    pr.add_argument("--shard", default=None, help="I/N: process only shard I (0..N-1) of the sorted file list")
+    pr.add_argument("--skip-existing", action="store_true", help="skip files whose outputs are complete")
+    pr.add_argument("--no-pipeline", action="store_true", help="read, compute and write one file at a time")
     pr.add_argument("-q", "--quiet", action="store_true")
     pr.set_defaults(func=cmd_predict)
 
@@ -239,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
+
+    pa = sub.add_parser("patches", help="crop aligned training patches from a pair folder")
+    pa.add_argument("src", help="folder with data/ (pristine) and label/ (CPL)")
+    pa.add_argument("out", help="output folder, same layout")
+    pa.add_argument("--size", type=int, required=True)
+    pa.add_argument("--stride", type=int, default=None, help="default: the patch size (no overlap)")
+    pa.add_argument("--min-std", type=float, default=0.0,
+                    help="skip patches whose pristine luminance std (grey levels) is below this")
+    pa.add_argument("-q", "--quiet", action="store_true")
+    pa.set_defaults(func=cmd_patches)
 
     g = sub.add_parser("gui", help="open napari with the ResJND widget")
     g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")

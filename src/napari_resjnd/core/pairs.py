@@ -47,8 +47,9 @@ def make_pair(pristine: np.ndarray, target: np.ndarray, name: str = "pair") -> P
     return Pair(name, p, t)
 
 
-def load_pair_folder(root: str | Path) -> list[Pair]:
-    """Pairs from ``root/data/NAME`` and ``root/label/NAME`` (the authors' layout)."""
+def pair_files(root: str | Path) -> list[tuple[str, Path, Path]]:
+    """(name, pristine path, target path) for ``root/data/NAME`` and ``root/label/NAME``
+    (the authors' layout); files without a partner are an error."""
     root = Path(root)
     data, label = root / "data", root / "label"
     for d in (data, label):
@@ -67,7 +68,55 @@ def load_pair_folder(root: str | Path) -> list[Pair]:
         )
     if not dn:
         raise ValueError(f"{root}: no images in data/")
-    return [make_pair(read_image(dn[n]), read_image(ln[n]), n) for n in sorted(dn)]
+    return [(n, dn[n], ln[n]) for n in sorted(dn)]
+
+
+def load_pair_folder(root: str | Path) -> list[Pair]:
+    """All pairs of a folder in the authors' layout, in memory (see :func:`pair_files`)."""
+    return [make_pair(read_image(p), read_image(t), n) for n, p, t in pair_files(root)]
+
+
+def write_patches(src: str | Path, out: str | Path, size: int, stride: int | None = None,
+                  min_std: float = 0.0, progress=None) -> dict:
+    """Crop aligned patches from a pair folder into ``out/data`` and ``out/label``.
+
+    One pair is in memory at a time. Patches lie on a grid (``stride``, default
+    ``size``) that always includes the last row and column; with ``min_std`` > 0,
+    patches whose pristine luminance varies less (std in grey levels) are skipped.
+    Names: ``<stem>_y<Y>_x<X><suffix>``. Returns counts.
+    """
+    from PIL import Image
+
+    out = Path(out)
+    files = pair_files(src)
+    for sub in ("data", "label"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    counts = {"pairs": len(files), "patches": 0, "skipped_flat": 0}
+    for k, (name, pp, tp) in enumerate(files):
+        a, b = read_image(pp), read_image(tp)
+        if a.shape != b.shape:
+            raise ValueError(f"{name}: pristine is {a.shape}, target is {b.shape}; they must match")
+        rgb = as_rgb(a, name)
+        pair = Pair(name, rgb, rgb)  # only its size and luminance are used
+        lum = pair.pristine @ np.array([0.299, 0.587, 0.114], np.float32) * 255
+        stem, suffix = Path(name).stem, ".png" if a.dtype == np.uint8 else ".tif"
+        for y, x in patch_origins(pair, size, stride=stride):
+            if min_std and lum[y : y + size, x : x + size].std() < min_std:
+                counts["skipped_flat"] += 1
+                continue
+            for arr, sub in ((a, "data"), (b, "label")):
+                crop = np.ascontiguousarray(arr[y : y + size, x : x + size])
+                target = out / sub / f"{stem}_y{y}_x{x}{suffix}"
+                if suffix == ".png":
+                    Image.fromarray(crop).save(target)
+                else:
+                    import tifffile
+
+                    tifffile.imwrite(target, crop)
+            counts["patches"] += 1
+        if progress is not None:
+            progress(k + 1, len(files))
+    return counts
 
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (pixels, end exclusive)
