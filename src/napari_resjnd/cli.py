@@ -121,8 +121,8 @@ def cmd_finetune(args) -> int:
                     bar.close()
                     bar = None
                 train = "-" if ev["train_loss"] is None else f"{ev['train_loss']:.4e}"
-                print(f"epoch {ev['epoch']:3d}  train {train}  val {ev['val_loss']:.4e}"
-                      + ("  (best, saved)" if ev["best"] else ""))
+                val = "-" if ev["val_loss"] is None else f"{ev['val_loss']:.4e}"
+                print(f"epoch {ev['epoch']:3d}  train {train}  val {val}" + ("  (best, saved)" if ev["best"] else ""))
 
         result = finetune(model, pairs, args.out, config, on_event=on_event, resume=args.resume)
     except (WeightsError, ValueError, OSError) as e:

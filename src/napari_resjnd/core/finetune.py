@@ -56,6 +56,7 @@ class FinetuneConfig:
     augment: bool = True
     freeze: tuple[str, ...] = ()
     patience: int = 5
+    val_every: int = 1
     device: str = "auto"
     precision: str = "fp32"
 
@@ -112,16 +113,57 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
-def evaluate_loss(model, pairs, items, patch, device, precision="fp32", batch=16) -> float:
-    """Mean squared error per element over ``items`` (no augmentation)."""
+class MemoryData:
+    """Patches cut from pairs held in memory (fine-tuning on annotated images).
+
+    Batches come from one seeded generator whose state the checkpoints keep, so a
+    resumed run continues exactly."""
+
+    def __init__(self, pairs: list[Pair], config: FinetuneConfig, boxes=None, masks=None):
+        if not pairs:
+            raise ValueError("no training pairs")
+        self.pairs, self.config = pairs, config
+        origins = [
+            patch_origins(p, config.patch, boxes=(boxes or {}).get(i), mask=(masks or {}).get(i))
+            for i, p in enumerate(pairs)
+        ]
+        self.train, self.val = split(pairs, origins, config.val_fraction, config.val_by, config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.summary = {
+            "pairs": [p.name for p in pairs], "patch": config.patch, "train_patches": len(self.train),
+            "val_patches": len(self.val), "annotated": sorted(set(boxes or {}) | set(masks or {})),
+        }
+
+    def steps(self) -> int:
+        return math.ceil(len(self.train) / self.config.batch)
+
+    def train_batches(self, epoch: int, device):
+        aug = self.rng if self.config.augment else None
+        for b in _batches(self.train, self.config.batch, self.rng):
+            yield _tensors(self.pairs, b, self.config.patch, device, aug)
+
+    def val_batches(self, device, batch: int = 16):
+        for b in _batches(self.val, batch, None):
+            yield _tensors(self.pairs, b, self.config.patch, device)
+
+    def state(self) -> str:
+        return json.dumps(self.rng.bit_generator.state)
+
+    def load_state(self, text: str) -> None:
+        self.rng.bit_generator.state = json.loads(text)
+
+
+def evaluate_loss(model, batches, device, precision="fp32", dist=None) -> float:
+    """Mean squared error per element over ``batches`` (summed over ranks)."""
     model.eval()
-    total, n = 0.0, 0
+    total = torch.zeros(2, dtype=torch.float64, device=device)
     with torch.no_grad(), _autocast(device, precision):
-        for b in _batches(items, batch, None):
-            x, y = _tensors(pairs, b, patch, device)
-            total += float(torch.sum((model(x).float() - y) ** 2))
-            n += y.numel()
-    return total / max(n, 1)
+        for x, y in batches:
+            total[0] += float(torch.sum((model(x).float() - y) ** 2))
+            total[1] += y.numel()
+    if dist is not None:
+        dist.all_reduce(total)
+    return float(total[0] / total[1]) if total[1] else math.nan
 
 
 def iter_finetune(
@@ -135,31 +177,47 @@ def iter_finetune(
     resume: str | Path | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Generator[dict, None, FinetuneResult]:
-    """Fine-tune ``model`` in place; yields event dicts, returns a :class:`FinetuneResult`.
+    """Fine-tune ``model`` in place on pairs in memory; yields event dicts, returns
+    a :class:`FinetuneResult`.
 
     Events: ``{"kind": "start", ...}``, ``{"kind": "step", "epoch", "step", "steps",
     "loss"}`` after every optimiser step, ``{"kind": "epoch", "epoch", "train_loss",
     "val_loss", "best"}`` after each epoch (epoch 0: before the first step).
     ``boxes``/``masks`` map a pair's index to its annotation.
     """
+    check_config(config)
+    return (yield from run_training(model, MemoryData(pairs, config, boxes, masks), out, config,
+                                    resume=resume, should_stop=should_stop))
+
+
+def check_config(config: FinetuneConfig) -> None:
     if config.preset not in PRESETS:
         raise ValueError(f"preset must be one of {list(PRESETS)}, got {config.preset!r}")
-    if not pairs:
-        raise ValueError("no training pairs")
     bad = set(config.freeze) - set(LAYERS)
     if bad:
         raise ValueError(f"cannot freeze {sorted(bad)}; layers are {list(LAYERS)}")
-    if config.patch < 8 or config.batch < 1 or config.epochs < 0:
-        raise ValueError("patch must be >= 8 px, batch >= 1 and epochs >= 0")
+    if config.patch < 8 or config.batch < 1 or config.epochs < 0 or config.val_every < 1:
+        raise ValueError("patch must be >= 8 px, batch >= 1, epochs >= 0 and val_every >= 1")
+
+
+def run_training(
+    model: ResJND, data, out: str | Path, config: FinetuneConfig, *, resume=None, should_stop=None,
+    dist=None, device=None,
+) -> Generator[dict, None, FinetuneResult]:
+    """The one training loop, for fine-tuning (:class:`MemoryData`) and for
+    dataset-scale training (``core.training.FolderData``, optionally distributed).
+
+    ``data`` gives ``steps()``, ``train_batches(epoch, device)``, ``val_batches(device)``,
+    ``summary`` and ``state()``/``load_state()``. With ``dist`` (``torch.distributed``,
+    initialised), gradients are averaged by DistributedDataParallel, losses are
+    summed over ranks, and only rank 0 writes files.
+    """
     hp = {**PRESETS[config.preset], **({"lr": config.lr} if config.lr else {})}
     out = Path(out)
-    device = resolve_device(config.device)
+    device = device or resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    origins = [
-        patch_origins(p, config.patch, boxes=(boxes or {}).get(i), mask=(masks or {}).get(i))
-        for i, p in enumerate(pairs)
-    ]
-    train, val = split(pairs, origins, config.val_fraction, config.val_by, config.seed)
+    world = dist.get_world_size() if dist is not None else 1
+    writer = dist is None or dist.get_rank() == 0
 
     model.to(device=device, memory_format=torch.channels_last)
     for name in LAYERS:
@@ -172,16 +230,17 @@ def iter_finetune(
     else:
         opt = torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=hp["step_epochs"] or 10**9, gamma=hp["gamma"])
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     base = dict(getattr(model, "provenance", {}) or {})
-    data_summary = {
-        "pairs": [p.name for p in pairs], "patch": config.patch, "train_patches": len(train),
-        "val_patches": len(val), "annotated": sorted(set((boxes or {})) | set(masks or {})),
-    }
-    history = {"config": asdict(config), "precision": precision, "hyperparameters": hp, "data": data_summary,
-               "base_weights": base.get("weights"), "base_sha256": base.get("base_sha256", base.get("sha256")),
+    history = {"config": asdict(config), "precision": precision, "hyperparameters": hp, "data": data.summary,
+               "world_size": world, "base_weights": base.get("weights"),
+               "base_sha256": base.get("base_sha256", base.get("sha256")),
                "loss": "MSE per pixel and channel, [0, 1] units", "epochs": []}
-    rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     start_epoch, best = 1, math.inf
     if resume is not None:
@@ -191,31 +250,38 @@ def iter_finetune(
         sched.load_state_dict(state["scheduler"])
         history = json.loads(state["history"])
         start_epoch = int(state["epoch"]) + 1
-        best = min((e["val_loss"] for e in history["epochs"]), default=math.inf)
-        rng.bit_generator.state = json.loads(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-    steps = math.ceil(len(train) / config.batch)
-    yield {"kind": "start", "train_patches": len(train), "val_patches": len(val), "steps": steps,
-           "epochs": config.epochs, "start_epoch": start_epoch}
+        best = min((e["val_loss"] for e in history["epochs"] if e["val_loss"] is not None), default=math.inf)
+        data.load_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+    steps = data.steps()
+    has_val = data.summary.get("val_patches", 0) > 0
+    yield {"kind": "start", "train_patches": data.summary["train_patches"],
+           "val_patches": data.summary["val_patches"], "steps": steps, "epochs": config.epochs,
+           "start_epoch": start_epoch}
 
     def save_best():
+        if not writer:
+            return
         training = {k: history[k] for k in ("config", "hyperparameters", "data", "loss")}
-        training["best_epoch"] = min(history["epochs"], key=lambda e: e["val_loss"])["epoch"]
-        training["best_val_loss"] = best
+        scored = [e for e in history["epochs"] if e["val_loss"] is not None]
+        training["best_epoch"] = min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None
+        training["best_val_loss"] = best if math.isfinite(best) else None
         model.provenance = {**base, "weights": base.get("weights")}
         save_weights(model, out, training=training)
 
     def save_state(epoch):
+        if not writer:
+            return
         _atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                 "epoch": epoch, "history": json.dumps(history), "rng": json.dumps(rng.bit_generator.state),
+                 "epoch": epoch, "history": json.dumps(history), "rng": data.state(),
                  "torch_rng": torch.get_rng_state()}
         _atomic_write(resume_path(out), lambda t: torch.save(state, t))
 
     if start_epoch == 1:
-        v0 = evaluate_loss(model, pairs, val, config.patch, device, precision) if val else math.nan
+        v0 = evaluate_loss(model, data.val_batches(device), device, precision, dist) if has_val else None
         history["epochs"].append({"epoch": 0, "train_loss": None, "val_loss": v0})
-        best = v0 if val else math.inf
+        best = v0 if v0 is not None else math.inf
         save_best()
         save_state(0)
         yield {"kind": "epoch", "epoch": 0, "train_loss": None, "val_loss": v0, "best": True}
@@ -223,18 +289,23 @@ def iter_finetune(
     stopped, since_best = "finished", 0
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for epoch in range(start_epoch, config.epochs + 1):
-        model.train()
-        t0, total, n = time.perf_counter(), 0.0, 0
-        for step, b in enumerate(_batches(train, config.batch, rng), 1):
+        net.train()
+        t0 = time.perf_counter()
+        total = torch.zeros(2, dtype=torch.float64)
+        for step, (x, y) in enumerate(data.train_batches(epoch, device), 1):
             if should_stop is not None and should_stop():
                 stopped = "stopped"
                 break
-            x, y = _tensors(pairs, b, config.patch, device, rng if config.augment else None)
             with _autocast(device, precision):
-                pred = model(x).float()
+                pred = net(x).float()
             sq = torch.sum((pred - y) ** 2)
-            loss = sq if hp["reduction"] == "sum" else sq / y.numel()
-            if not torch.isfinite(loss):
+            # DDP averages gradients over ranks: scale a summed loss so the
+            # gradient is that of the whole (global) batch, as in one process
+            loss = sq * world if hp["reduction"] == "sum" else sq / y.numel()
+            bad = torch.tensor([0.0 if torch.isfinite(loss) else 1.0])
+            if dist is not None:
+                dist.all_reduce(bad)
+            if bad.item():
                 model.load_state_dict(last_good)
                 stopped = "diverged"
                 break
@@ -243,31 +314,36 @@ def iter_finetune(
             torch.nn.utils.clip_grad_norm_(params, hp["clip"])
             opt.step()
             last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            sq_value = float(sq.detach())
-            total += sq_value
-            n += y.numel()
-            yield {"kind": "step", "epoch": epoch, "step": step, "steps": steps, "loss": sq_value / y.numel(),
-                   "patches_per_s": (n / (3 * config.patch**2)) / (time.perf_counter() - t0)}
+            step_total = torch.tensor([float(sq.detach()), float(y.numel())], dtype=torch.float64)
+            if dist is not None:
+                dist.all_reduce(step_total)
+            total += step_total
+            yield {"kind": "step", "epoch": epoch, "step": step, "steps": steps,
+                   "loss": float(step_total[0] / step_total[1]),
+                   "patches_per_s": float(total[1]) / (3 * config.patch**2) / (time.perf_counter() - t0)}
         if stopped != "finished":
             break
         sched.step()
-        v = evaluate_loss(model, pairs, val, config.patch, device, precision) if val else math.nan
-        improved = v < best if val else True
-        history["epochs"].append({"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": v,
+        validate = has_val and (epoch % config.val_every == 0 or epoch == config.epochs)
+        v = evaluate_loss(model, data.val_batches(device), device, precision, dist) if validate else None
+        train_loss = float(total[0] / total[1]) if total[1] else None
+        improved = (v < best) if v is not None else not has_val
+        history["epochs"].append({"epoch": epoch, "train_loss": train_loss, "val_loss": v,
                                   "seconds": round(time.perf_counter() - t0, 3), "lr": opt.param_groups[0]["lr"]})
         if improved:
-            best, since_best = v, 0
+            best, since_best = (v if v is not None else best), 0
             save_best()
-        else:
+        elif v is not None:
             since_best += 1
         save_state(epoch)
-        yield {"kind": "epoch", "epoch": epoch, "train_loss": total / max(n, 1), "val_loss": v, "best": improved}
+        yield {"kind": "epoch", "epoch": epoch, "train_loss": train_loss, "val_loss": v, "best": improved}
         if config.patience and since_best >= config.patience:
             stopped = "early stop"
             break
 
     history["stopped"] = stopped
-    _atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
+    if writer:
+        _atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
     model.eval()
     return FinetuneResult(model=model, history=history, checkpoint=out, stopped=stopped)
 

@@ -229,7 +229,8 @@ class FinetuneWidget(Container):
             self.status.value = (f"epoch {ev['epoch']}, step {ev['step']}/{ev['steps']}, loss {ev['loss']:.3e}, "
                                  f"{ev['patches_per_s']:.1f} patches/s, ETA {eta:.0f} s")
         elif kind == "epoch":
-            self.status.value = f"epoch {ev['epoch']}: validation loss {ev['val_loss']:.4e}"
+            if ev["val_loss"] is not None:
+                self.status.value = f"epoch {ev['epoch']}: validation loss {ev['val_loss']:.4e}"
         self.plot.add_event(ev)
 
     def _on_returned(self, result) -> None:
@@ -237,9 +238,10 @@ class FinetuneWidget(Container):
             self._report_error(result)
             return
         assert isinstance(result, FinetuneResult)
-        best = min(result.history["epochs"], key=lambda e: e["val_loss"] if e["val_loss"] == e["val_loss"] else 0)
-        self.status.value = (f"{result.stopped}: best validation loss {best['val_loss']:.4e} at epoch "
-                             f"{best['epoch']}; saved {result.checkpoint.name}")
+        scored = [e for e in result.history["epochs"] if e["val_loss"] is not None]
+        best = (f"best validation loss {min(e['val_loss'] for e in scored):.4e} at epoch "
+                f"{min(scored, key=lambda e: e['val_loss'])['epoch']}; " if scored else "")
+        self.status.value = f"{result.stopped}: {best}saved {result.checkpoint.name}"
         self._store.forget(str(result.checkpoint))
         self._store.new_weights.emit(str(result.checkpoint))
 
