@@ -89,9 +89,78 @@ def cmd_predict(args) -> int:
     return 1 if summary.failed else 0
 
 
-def cmd_finetune(args) -> int:
+def _epoch_printer(args, quiet=False):
+    """An on_event callback: a progress bar per epoch and one line per epoch."""
     from tqdm import tqdm
 
+    bar = None
+
+    def on_event(ev):
+        nonlocal bar
+        if quiet:
+            return
+        if ev["kind"] == "start":
+            print(f"{ev['train_patches']} training and {ev['val_patches']} validation patches of "
+                  f"{args.patch} px; {ev['steps']} steps per epoch")
+        elif ev["kind"] == "step":
+            if bar is None:
+                bar = tqdm(total=ev["steps"], desc=f"epoch {ev['epoch']}", unit="step", leave=False)
+            bar.update(1)
+            bar.set_postfix(loss=f"{ev['loss']:.2e}")
+        elif ev["kind"] == "epoch":
+            if bar is not None:
+                bar.close()
+                bar = None
+            train = "-" if ev["train_loss"] is None else f"{ev['train_loss']:.4e}"
+            val = "-" if ev["val_loss"] is None else f"{ev['val_loss']:.4e}"
+            print(f"epoch {ev['epoch']:3d}  train {train}  val {val}" + ("  (best, saved)" if ev["best"] else ""),
+                  flush=True)
+
+    return on_event
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .core.finetune import FinetuneConfig, history_path
+    from .core.model import ResJND
+    from .core.training import init_distributed, iter_train
+    from .core.weights import load_model
+
+    dist, device = init_distributed()
+    rank = dist.get_rank() if dist is not None else 0
+    try:
+        if args.weights:
+            model = load_model(args.weights)
+        else:  # the authors' initialisation, the same on every rank
+            torch.manual_seed(args.seed)
+            model = ResJND(args.channels, args.recursions)
+            model.provenance = {"weights": "random-init", "sha256": None}
+        config = FinetuneConfig(
+            epochs=args.epochs, patch=args.patch, batch=args.batch, preset=args.preset, lr=args.lr, seed=args.seed,
+            val_fraction=args.val_fraction, val_every=args.val_every, patience=args.patience,
+            device=args.device, precision=args.precision,
+        )
+        on_event = _epoch_printer(args, quiet=rank != 0)
+        gen = iter_train(model, args.pairs, args.out, config, val_dir=args.val, workers=args.workers,
+                         resume=args.resume, dist=dist, device=device)
+        while True:
+            try:
+                on_event(next(gen))
+            except StopIteration as end:
+                result = end.value
+                break
+    except (WeightsError, ValueError, OSError) as e:
+        return _fail(str(e))
+    finally:
+        if dist is not None:
+            dist.destroy_process_group()
+    if rank == 0:
+        print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(result.checkpoint)}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
     from .core.finetune import FinetuneConfig, finetune, history_path
     from .core.pairs import load_pair_folder
     from .core.weights import load_model
@@ -104,26 +173,8 @@ def cmd_finetune(args) -> int:
             seed=args.seed, val_fraction=args.val, device=args.device, precision=args.precision,
             patience=args.patience, freeze=tuple(args.freeze or ()),
         )
-        bar = None
-
-        def on_event(ev):
-            nonlocal bar
-            if ev["kind"] == "start":
-                print(f"{len(pairs)} pairs: {ev['train_patches']} training and {ev['val_patches']} "
-                      f"validation patches of {args.patch} px; {ev['steps']} steps per epoch")
-            elif ev["kind"] == "step":
-                if bar is None:
-                    bar = tqdm(total=ev["steps"], desc=f"epoch {ev['epoch']}", unit="step", leave=False)
-                bar.update(1)
-                bar.set_postfix(loss=f"{ev['loss']:.2e}")
-            elif ev["kind"] == "epoch":
-                if bar is not None:
-                    bar.close()
-                    bar = None
-                train = "-" if ev["train_loss"] is None else f"{ev['train_loss']:.4e}"
-                val = "-" if ev["val_loss"] is None else f"{ev['val_loss']:.4e}"
-                print(f"epoch {ev['epoch']:3d}  train {train}  val {val}" + ("  (best, saved)" if ev["best"] else ""))
-
+        print(f"{len(pairs)} image pairs")
+        on_event = _epoch_printer(args)
         result = finetune(model, pairs, args.out, config, on_event=on_event, resume=args.resume)
     except (WeightsError, ValueError, OSError) as e:
         return _fail(str(e))
@@ -281,6 +332,28 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip patches whose pristine luminance std (grey levels) is below this")
     pa.add_argument("-q", "--quiet", action="store_true")
     pa.set_defaults(func=cmd_patches)
+
+    tr = sub.add_parser("train", help="train on a pair folder (random init or given weights); torchrun-ready")
+    tr.add_argument("--pairs", required=True, help="folder with data/ and label/ (e.g. from `resjnd patches`)")
+    tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
+    tr.add_argument("--val", default=None, help="validation pair folder (default: hold out --val-fraction)")
+    tr.add_argument("--val-fraction", type=float, default=0.1)
+    tr.add_argument("--val-every", type=int, default=10, help="validate every N epochs (and at the end)")
+    tr.add_argument("--weights", default=None, help="start from these weights (default: random initialisation)")
+    tr.add_argument("--channels", type=int, default=128, help="feature channels of a new network (published: 128)")
+    tr.add_argument("--recursions", type=int, default=25, help="recursions of a new network (published: 25)")
+    tr.add_argument("--preset", default="authors", choices=["authors", "finetune"])
+    tr.add_argument("--epochs", type=int, default=250)
+    tr.add_argument("--batch", type=int, default=32, help="global batch, split over processes")
+    tr.add_argument("--patch", type=int, default=48)
+    tr.add_argument("--lr", type=float, default=None)
+    tr.add_argument("--patience", type=int, default=0, help="early stopping after N validations without gain")
+    tr.add_argument("--workers", type=int, default=2, help="DataLoader worker processes per training process")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--resume", default=None, help="a checkpoint written by an earlier run")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    tr.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gui", help="open napari with the ResJND widget")
     g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")

@@ -1,0 +1,134 @@
+"""Dataset-scale training: pair folders streamed through a DataLoader, from
+random initialisation or given weights, on one process or many (torchrun, DDP).
+
+The loop is :func:`~.finetune.run_training`, shared with fine-tuning. Data are
+read file by file by DataLoader workers (the folder is never held in memory).
+Every random choice (crop position, flip/rotation) is drawn from a generator
+seeded by (seed, epoch, sample index), and the sample order by
+DistributedSampler's (seed, epoch) permutation, so a run is reproducible,
+resumable, and gives the same global batches on 1 process or K.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from .finetune import FinetuneConfig, check_config, run_training
+from .images import read_image
+from .pairs import as_rgb, augment, pair_files
+
+
+class PairFolder(Dataset):
+    """(pristine, target) patches of ``patch`` px from ``root/data`` and ``root/label``."""
+
+    def __init__(self, files: list[tuple[str, Path, Path]], patch: int, augment: bool, seed: int):
+        self.files, self.patch, self.augment, self.seed = files, patch, augment, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        name, p, t = self.files[i]
+        a, b = as_rgb(read_image(p), name), as_rgb(read_image(t), name)
+        if a.shape != b.shape:
+            raise ValueError(f"{name}: pristine is {a.shape}, target is {b.shape}; they must match")
+        h, w = a.shape[:2]
+        if h < self.patch or w < self.patch:
+            raise ValueError(f"{name}: {w} x {h} is smaller than the patch size {self.patch}")
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        y, x = int(rng.integers(0, h - self.patch + 1)), int(rng.integers(0, w - self.patch + 1))
+        a, b = a[y : y + self.patch, x : x + self.patch], b[y : y + self.patch, x : x + self.patch]
+        if self.augment:
+            a, b = augment(a, b, int(rng.integers(8)))
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1), \
+            torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)
+
+
+class FolderData:
+    """Training and validation pairs on disk, for :func:`~.finetune.run_training`."""
+
+    def __init__(self, pairs_dir, config: FinetuneConfig, val_dir=None, workers: int = 2, dist=None):
+        files = pair_files(pairs_dir)
+        if val_dir:
+            val_files = pair_files(val_dir)
+        else:  # hold out a deterministic share of the files
+            order = np.random.default_rng(config.seed).permutation(len(files))
+            n_val = round(config.val_fraction * len(files)) if config.val_fraction > 0 else 0
+            val_files = [files[i] for i in sorted(order[:n_val])]
+            files = [files[i] for i in sorted(order[n_val:])]
+        if not files:
+            raise ValueError(f"{pairs_dir}: no training pairs left after the validation split")
+        self.world = dist.get_world_size() if dist is not None else 1
+        self.rank = dist.get_rank() if dist is not None else 0
+        if config.batch % self.world:
+            raise ValueError(f"batch {config.batch} must be divisible by the {self.world} processes")
+        self.config, self.workers = config, workers
+        self.train_set = PairFolder(files, config.patch, config.augment, config.seed)
+        self.val_set = PairFolder(val_files, config.patch, False, config.seed)
+        self.summary = {"pairs_dir": str(pairs_dir), "val_dir": str(val_dir) if val_dir else None,
+                        "train_patches": len(files), "val_patches": len(val_files), "patch": config.patch}
+
+    def steps(self) -> int:
+        per_rank = math.ceil(len(self.train_set) / self.world)
+        return math.ceil(per_rank / (self.config.batch // self.world))
+
+    def _loader(self, dataset, sampler, batch):
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=self.workers,
+                          persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+    def train_batches(self, epoch: int, device):
+        self.train_set.epoch = epoch
+        sampler = DistributedSampler(self.train_set, num_replicas=self.world, rank=self.rank, shuffle=True,
+                                     seed=self.config.seed)
+        sampler.set_epoch(epoch)
+        for x, y in self._loader(self.train_set, sampler, self.config.batch // self.world):
+            yield (x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+                   y.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last))
+
+    def val_batches(self, device, batch: int = 16):
+        mine = list(range(self.rank, len(self.val_set), self.world))  # no padding: every file once
+        for x, y in self._loader(self.val_set, mine, batch):
+            yield x.to(device), y.to(device)
+
+    def state(self) -> str:
+        return "{}"  # every random choice derives from (seed, epoch, index)
+
+    def load_state(self, text: str) -> None:
+        pass
+
+
+def init_distributed():
+    """torch.distributed set up from torchrun's environment, or None for one process.
+
+    Returns (dist or None, device): nccl and one GPU per process where CUDA is
+    available, else gloo on the CPU with the cores shared between processes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None, None
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        dist.init_process_group("nccl")
+        return dist, torch.device("cuda", local)
+    dist.init_process_group("gloo")
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    return dist, torch.device("cpu")
+
+
+def iter_train(model, pairs_dir, out, config: FinetuneConfig, *, val_dir=None, workers: int = 2,
+               resume=None, should_stop=None, dist=None, device=None):
+    """Train ``model`` on a pair folder; a generator like :func:`~.finetune.iter_finetune`."""
+    check_config(config)
+    data = FolderData(pairs_dir, config, val_dir=val_dir, workers=workers, dist=dist)
+    return (yield from run_training(model, data, out, config, resume=resume, should_stop=should_stop,
+                                    dist=dist, device=device))
