@@ -254,6 +254,64 @@ def cmd_patches(args) -> int:
     return 0
 
 
+def _box(text: str) -> tuple[int, int, int, int]:
+    """"x,y,w,h" -> (y0, y1, x0, x1)."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--box takes x,y,w,h in pixels, got {text!r}") from None
+    return y, y + h, x, x + w
+
+
+def cmd_ladder(args) -> int:
+    from PIL import Image
+
+    from .core.images import read_image
+    from .core.ladders import make_ladder
+
+    try:
+        image = read_image(args.image)
+        y0, y1, x0, x1 = _box(args.box)
+        if y1 > image.shape[0] or x1 > image.shape[1] or y0 < 0 or x0 < 0 or y1 <= y0 or x1 <= x0:
+            raise ValueError(f"box {args.box} does not lie inside the {image.shape[1]} x {image.shape[0]} image")
+        lad = make_ladder(image[y0:y1, x0:x1], args.generator, args.levels, seed=args.seed)
+    except (OSError, ValueError) as e:
+        return _fail(str(e))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for k, level in enumerate(lad.levels):
+        Image.fromarray(np.clip(np.rint(level), 0, 255).astype(np.uint8)).save(out / f"level_{k:02d}.png")
+    info = {"image": str(args.image), "box_xywh": args.box, "generator": args.generator, "seed": args.seed,
+            "levels": [{"level": k, "psnr": p, "param": q} for k, (p, q) in enumerate(zip(lad.psnr, lad.params))]}
+    (out / "ladder.json").write_text(json.dumps(info, indent=2))
+    for row in info["levels"]:
+        print(f"level {row['level']:2d}  PSNR {row['psnr']:6.2f} dB  ({args.generator} {row['param']})")
+    return 0
+
+
+def cmd_annotations_merge(args) -> int:
+    from .core.annotation import Session, export_pairs, ladders_for, merge
+    from .core.images import read_image
+
+    try:
+        sessions = [Session.load(p) for p in args.sessions]
+        result = merge(sessions)
+        image = read_image(args.image or sessions[0].image)
+        ladders = ladders_for(image, sessions[0])
+        by_box = {p.box: lad for p, lad in zip(sessions[0].patches, ladders)}
+        boxes = [tuple(r["box"]) for r in result["patches"]]
+        versions = [by_box[b].levels[r["median"]] for b, r in zip(boxes, result["patches"])]
+        export_pairs(image, boxes, versions, args.out, stem=Path(sessions[0].image).stem)
+    except (OSError, ValueError, KeyError) as e:
+        return _fail(str(e))
+    out = Path(args.out)
+    (out / "merged.json").write_text(json.dumps(result, indent=2))
+    a = result["agreement"]
+    print(f"{a['patches']} patches from {len(a['observers'])} observers; mean std of critical levels "
+          f"{a['mean_std']:.2f}, within one level of the median: {a['within_one_level']:.0%}; pairs in {out}")
+    return 0
+
+
 def cmd_gui(args) -> int:
     from .launcher import launch
 
@@ -354,6 +412,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto")
     tr.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     tr.set_defaults(func=cmd_train)
+
+    ld = sub.add_parser("ladder", help="a distortion ladder for one patch, with its PSNRs")
+    ld.add_argument("image")
+    ld.add_argument("--box", required=True, help="x,y,w,h in pixels")
+    ld.add_argument("--generator", default="klt", choices=["klt", "jpeg", "webp", "noise", "blur", "quant"])
+    ld.add_argument("--levels", type=int, default=8)
+    ld.add_argument("--seed", type=int, default=0)
+    ld.add_argument("--out", required=True)
+    ld.set_defaults(func=cmd_ladder)
+
+    an = sub.add_parser("annotations", help="CPL annotation sessions")
+    an_sub = an.add_subparsers(dest="action", required=True)
+    mg = an_sub.add_parser("merge", help="combine observers' sessions and write a pair folder")
+    mg.add_argument("sessions", nargs="+", help="session JSON files (Annotate CPL widget)")
+    mg.add_argument("--out", required=True, help="pair folder (data/, label/) plus merged.json")
+    mg.add_argument("--image", default=None, help="the pristine image (default: the path in the session)")
+    mg.set_defaults(func=cmd_annotations_merge)
 
     g = sub.add_parser("gui", help="open napari with the ResJND widget")
     g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")

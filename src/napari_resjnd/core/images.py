@@ -101,3 +101,18 @@ def read_image(path: str | Path) -> np.ndarray:
         if im.mode not in ("L", "RGB", "RGBA"):
             im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
         return np.asarray(im)
+
+
+def rgb255(image: np.ndarray) -> np.ndarray:
+    """One 2-D image as H x W x 3 float64 in [0, 255], exact for uint8 input."""
+    a = np.asarray(image)
+    layout = layout_of(a)
+    if layout.n_planes != 1:
+        raise ValueError(f"expected one 2-D image, got shape {a.shape}")
+    if a.dtype == np.uint8:
+        scaled = a.astype(np.float64)
+    elif a.dtype == np.uint16:
+        scaled = a.astype(np.float64) * (255 / 65535)
+    else:
+        scaled = to_unit_float(a).astype(np.float64) * 255
+    return plane_rgb(scaled, layout, 0)

@@ -1,0 +1,173 @@
+"""CPL annotation: a bisection staircase over a ladder, sessions saved after every
+answer, observers merged, and the target (CPL) image assembled from the result.
+
+The critical level of a patch is the last level judged "same" as the original.
+The staircase is a bisection: level 0 (the original) is known "same"; each trial
+shows the middle of the remaining range; "same" raises the lower bound, "different"
+lowers the upper one. With K levels it needs about log2(K) trials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .ladders import make_ladder
+
+
+@dataclass
+class Bisection:
+    """Adaptive choice of the next level; ``critical`` once ``done``."""
+
+    levels: int
+    lo: int = 0  # highest level known "same"
+    hi: int = -1  # highest level still possible
+
+    def __post_init__(self):
+        if self.hi < 0:
+            self.hi = self.levels - 1
+
+    @property
+    def done(self) -> bool:
+        return self.lo >= self.hi
+
+    @property
+    def critical(self) -> int | None:
+        return self.lo if self.done else None
+
+    def next_level(self) -> int:
+        return (self.lo + self.hi + 1) // 2
+
+    def answer(self, level: int, same: bool) -> None:
+        if same:
+            self.lo = max(self.lo, level)
+        else:
+            self.hi = min(self.hi, level - 1)
+
+
+@dataclass
+class PatchRecord:
+    box: tuple[int, int, int, int]  # y0, y1, x0, x1 in image pixels
+    ladder_psnr: list[float] = field(default_factory=list)
+    ladder_params: list = field(default_factory=list)
+    trials: list[dict] = field(default_factory=list)
+    critical: int | None = None
+
+
+@dataclass
+class Session:
+    """One observer judging the patches of one image; saved after every answer."""
+
+    observer: str
+    image: str
+    image_shape: tuple[int, ...]
+    generator: str
+    levels: int
+    seed: int = 0
+    mode: str = "flicker"
+    patches: list[PatchRecord] = field(default_factory=list)
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+    def staircase(self, i: int) -> Bisection:
+        """Patch i's staircase, rebuilt from its recorded trials (how a session resumes)."""
+        s = Bisection(self.levels)
+        for t in self.patches[i].trials:
+            s.answer(t["level"], t["same"])
+        return s
+
+    def next_patch(self) -> int | None:
+        return next((i for i, p in enumerate(self.patches) if p.critical is None), None)
+
+    def record(self, i: int, level: int, same: bool, **timing) -> None:
+        p = self.patches[i]
+        p.trials.append({"level": level, "same": bool(same), **timing})
+        s = self.staircase(i)
+        if s.done:
+            p.critical = s.critical
+
+    def save(self, path: str | Path) -> None:
+        """Atomically: a temporary file, then rename."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(self), f, indent=1, default=float)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Session:
+        d = json.loads(Path(path).read_text())
+        d["patches"] = [PatchRecord(**{**p, "box": tuple(p["box"])}) for p in d["patches"]]
+        d["image_shape"] = tuple(d["image_shape"])
+        return cls(**d)
+
+
+def ladders_for(image: np.ndarray, session: Session, jnd: np.ndarray | None = None) -> list:
+    """Each patch's ladder, regenerated deterministically from the session's settings."""
+    out = []
+    for i, p in enumerate(session.patches):
+        y0, y1, x0, x1 = p.box
+        sub = None if jnd is None else jnd[y0:y1, x0:x1]
+        out.append(make_ladder(image[y0:y1, x0:x1], session.generator, session.levels,
+                               seed=session.seed + i, jnd=sub))
+    return out
+
+
+def assemble_target(image: np.ndarray, boxes, versions) -> np.ndarray:
+    """The pristine image (float, [0, 255]) with each box replaced by its version."""
+    from .images import rgb255
+
+    out = rgb255(image).copy()
+    for (y0, y1, x0, x1), v in zip(boxes, versions):
+        out[y0:y1, x0:x1] = v
+    return out
+
+
+def merge(sessions: list[Session]) -> dict:
+    """Median critical level per patch over observers, with agreement statistics."""
+    if not sessions:
+        raise ValueError("no sessions to merge")
+    ref = sessions[0]
+    for s in sessions[1:]:
+        if (s.image_shape, s.generator, s.levels, s.seed) != (ref.image_shape, ref.generator, ref.levels, ref.seed):
+            raise ValueError(f"session of {s.observer!r} used other settings (image, generator, levels or seed)")
+    boxes = [p.box for p in ref.patches]
+    rows = []
+    for i, box in enumerate(boxes):
+        crit = [next((p.critical for p in s.patches if p.box == box), None) for s in sessions]
+        crit = [c for c in crit if c is not None]
+        if not crit:
+            continue
+        med = int(np.floor(np.median(crit)))
+        rows.append({"box": box, "critical": crit, "median": med, "std": float(np.std(crit)),
+                     "within_one": float(np.mean([abs(c - med) <= 1 for c in crit]))})
+    agreement = {
+        "observers": [s.observer for s in sessions], "patches": len(rows),
+        "mean_std": float(np.mean([r["std"] for r in rows])) if rows else None,
+        "within_one_level": float(np.mean([r["within_one"] for r in rows])) if rows else None,
+    }
+    return {"patches": rows, "agreement": agreement}
+
+
+def export_pairs(image: np.ndarray, boxes, versions, out: str | Path, stem: str = "patch") -> list[Path]:
+    """Pristine and critical-level crops as a pair folder (``data/``, ``label/``)."""
+    from PIL import Image
+
+    target = assemble_target(image, boxes, versions)
+    pristine = assemble_target(image, [], [])
+    out = Path(out)
+    written = []
+    for sub in ("data", "label"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for i, (y0, y1, x0, x1) in enumerate(boxes):
+        for arr, sub in ((pristine, "data"), (target, "label")):
+            p = out / sub / f"{stem}_{i:03d}.png"
+            Image.fromarray(np.clip(np.rint(arr[y0:y1, x0:x1]), 0, 255).astype(np.uint8)).save(p)
+            written.append(p)
+    return written
