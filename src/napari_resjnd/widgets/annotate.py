@@ -1,0 +1,228 @@
+"""The Annotate CPL widget: judge distortion ladders on rectangles drawn over an
+image, by flicker or side by side, and get a target (CPL) layer for fine-tuning.
+
+Layout and glue only: ladders, the staircase, sessions and target assembly live
+in :mod:`napari_resjnd.core.ladders` and :mod:`napari_resjnd.core.annotation`.
+Every answer is saved at once to the session file, so a crash loses nothing and
+Start on the same file resumes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+
+from ..core.annotation import PatchRecord, Session, assemble_target, export_pairs, ladders_for
+from ..core.ladders import GENERATORS
+from ..core.weights import models_dir
+from ._common import follow_layers, layer_choices, report_error
+from .finetune import annotation
+
+MODES = ("flicker", "side by side")
+STIM_ORIGINAL, STIM_CANDIDATE, STIM_PAIR = "stimulus: original", "stimulus: candidate", "stimulus: pair"
+
+
+def sessions_dir() -> Path:
+    return models_dir().parent / "sessions"
+
+
+class AnnotateWidget(Container):
+    """ResJND: Annotate CPL. Docked in napari through ``napari.yaml``."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):  # noqa: F821
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self.session: Session | None = None
+        self.session_path: Path | None = None
+        self.ladders: list = []
+        self.busy = False
+        self.current: tuple[int, int] | None = None  # (patch, level) on screen
+        self._trial: dict = {}
+        self._source = None
+        self.toggle_times: list[float] = []
+        self.rng = random.Random(0)
+        from qtpy.QtCore import Qt, QTimer
+
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._flip)
+
+        self.pristine = ComboBox(label="pristine", choices=self._images)
+        self.shapes = ComboBox(label="rectangles", choices=self._shapes)
+        self.generator = ComboBox(label="distortion", choices=list(GENERATORS), value="klt")
+        self.levels = SpinBox(label="ladder levels", min=2, max=64, value=8)
+        self.mode = ComboBox(label="presentation", choices=list(MODES), value="flicker")
+        self.rate = FloatSpinBox(label="flicker (Hz)", min=0.5, max=15, step=0.5, value=2.0)
+        self.observer = LineEdit(label="observer", value="observer1")
+        self.session_file = FileEdit(label="session file", mode="w", value="", filter="*.json")
+        self.export_dir = FileEdit(label="export pairs to", mode="d", value="")
+        self.start_button = PushButton(text="Start / resume")
+        self.same_button = PushButton(text="Same (J)", enabled=False)
+        self.diff_button = PushButton(text="Different (K)", enabled=False)
+        self.status = Label(label="status", value="draw rectangles, then Start")
+        answers = Container(widgets=[self.same_button, self.diff_button], layout="horizontal", labels=False)
+        self.extend([self.pristine, self.shapes, self.generator, self.levels, self.mode, self.rate, self.observer,
+                     self.session_file, self.export_dir, self.start_button, answers, self.status])
+        self.start_button.changed.connect(self.start)
+        self.same_button.changed.connect(lambda _=None: self.answer(True))
+        self.diff_button.changed.connect(lambda _=None: self.answer(False))
+        follow_layers(napari_viewer, self.reset_choices)
+
+    def _images(self, _=None):
+        from napari.layers import Image
+
+        return layer_choices(self._viewer, (Image,), lambda layer: layer.ndim == 2 and
+                             not layer.name.startswith("stimulus"))
+
+    def _shapes(self, _=None):
+        from napari.layers import Shapes
+
+        return layer_choices(self._viewer, (Shapes,))
+
+    # ---- session -------------------------------------------------------
+    def start(self, _=None) -> None:
+        try:
+            self._start()
+        except (ValueError, OSError) as e:
+            report_error(self.status, "ResJND annotation", str(e))
+
+    def _start(self) -> None:
+        src, shapes = self.pristine.value, self.shapes.value
+        if src is None or shapes is None:
+            raise ValueError("pick the pristine image and a Shapes layer of rectangles")
+        boxes, _ = annotation(shapes, src)
+        h, w = src.data.shape[:2]
+        boxes = [(max(0, y0), min(h, y1), max(0, x0), min(w, x1)) for y0, y1, x0, x1 in boxes]
+        name = str(self.session_file.value)
+        path = Path(name) if name not in ("", ".") else sessions_dir() / f"{src.name}-{self.observer.value}.json"
+        settings = (self.generator.value, self.levels.value)
+        session = Session.load(path) if path.exists() else None
+        if session is not None and (session.generator, session.levels) != settings:
+            raise ValueError(f"{path} was made with {session.generator}/{session.levels} levels: "
+                             "choose those, or another session file")
+        if session is None:
+            session = Session(self.observer.value, src.name, tuple(src.data.shape), self.generator.value,
+                              self.levels.value, seed=0, mode=self.mode.value,
+                              patches=[PatchRecord(b) for b in boxes])
+        self.session, self.session_path, self._source = session, path, src
+        image = np.asarray(src.data)
+        self.ladders = ladders_for(image, session)
+        for rec, lad in zip(session.patches, self.ladders):
+            rec.ladder_psnr, rec.ladder_params = lad.psnr, lad.params
+        session.save(path)
+        self.busy = True
+        self.start_button.enabled = False
+        self.same_button.enabled = self.diff_button.enabled = True
+        self._bind_keys(True)
+        self._next_trial()
+
+    def _bind_keys(self, on: bool) -> None:
+        for key, same in (("j", True), ("k", False)):
+            if on:
+                self._viewer.bind_key(key, lambda _v, s=same: self.answer(s), overwrite=True)
+            else:
+                self._viewer.bind_key(key, None, overwrite=True)
+
+    # ---- trials --------------------------------------------------------
+    def _next_trial(self) -> None:
+        i = self.session.next_patch()
+        if i is None:
+            self._finish()
+            return
+        level = self.session.staircase(i).next_level()
+        self.current = (i, level)
+        original, candidate = self.ladders[i].levels[0], self.ladders[i].levels[level]
+        self._show(i, original / 255, candidate / 255)
+        done = sum(p.critical is not None for p in self.session.patches)
+        self.status.value = (f"patch {i + 1} of {len(self.session.patches)} ({done} done), level {level}: "
+                             "same or different?")
+
+    def _place(self, name: str, data: np.ndarray, offset: tuple[int, int], visible: bool = True):
+        src = self._source
+        translate = [t + o * s for t, o, s in zip(src.translate[-2:], offset, src.scale[-2:])]
+        data = data.astype(np.float32)
+        if name in self._viewer.layers:
+            layer = self._viewer.layers[name]
+            layer.data, layer.translate, layer.visible = data, translate, visible
+        else:
+            layer = self._viewer.add_image(data, name=name, rgb=True, scale=src.scale[-2:], translate=translate,
+                                           contrast_limits=(0, 1), visible=visible)
+        return layer
+
+    def _show(self, i: int, original: np.ndarray, candidate: np.ndarray) -> None:
+        y0, _, x0, _ = self.session.patches[i].box
+        self._timer.stop()
+        self.toggle_times = []
+        if self.mode.value == "flicker":
+            first = self.rng.choice(["original", "candidate"])
+            self._place(STIM_ORIGINAL, original, (y0, x0))
+            self._place(STIM_CANDIDATE, candidate, (y0, x0), visible=first == "candidate")
+            self._trial = {"mode": "flicker", "first": first, "rate_hz": self.rate.value}
+            self._timer.start(max(1, round(500 / self.rate.value)))  # half a period per image
+        else:
+            side = self.rng.choice(["left", "right"])
+            gap = np.ones((original.shape[0], 8, 3))
+            pair = [candidate, gap, original] if side == "left" else [original, gap, candidate]
+            w = self._source.data.shape[1]
+            self._place(STIM_PAIR, np.concatenate(pair, axis=1), (y0, w + 16))
+            self._trial = {"mode": "side by side", "candidate_side": side}
+            self._viewer.camera.zoom = 1.0
+        self._trial["t_shown"] = time.perf_counter()
+
+    def _flip(self) -> None:
+        self.toggle_times.append(time.perf_counter())
+        layer = self._viewer.layers[STIM_CANDIDATE] if STIM_CANDIDATE in self._viewer.layers else None
+        if layer is not None:
+            layer.visible = not layer.visible
+
+    def answer(self, same: bool) -> None:
+        """Record the observer's answer for the trial on screen and show the next."""
+        if not self.busy or self.current is None:
+            return
+        i, level = self.current
+        now = time.perf_counter()
+        trial = dict(self._trial)
+        t0 = trial.pop("t_shown")
+        self.session.record(i, level, same, response_time_s=round(now - t0, 4),
+                            answered_at=time.strftime("%Y-%m-%dT%H:%M:%S"), **trial)
+        self.session.save(self.session_path)
+        self._next_trial()
+
+    def flicker_jitter_ms(self) -> float | None:
+        """Standard deviation of the flicker's half periods during the last trial."""
+        d = np.diff(self.toggle_times)
+        return float(np.std(d) * 1000) if len(d) > 2 else None
+
+    def _finish(self) -> None:
+        self._timer.stop()
+        self._bind_keys(False)
+        for name in (STIM_ORIGINAL, STIM_CANDIDATE, STIM_PAIR):
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+        s, src = self.session, self._source
+        boxes = [p.box for p in s.patches]
+        versions = [lad.levels[p.critical] for p, lad in zip(s.patches, self.ladders)]
+        target = assemble_target(np.asarray(src.data), boxes, versions)
+        name = f"{src.name} CPL target"
+        meta = {"resjnd": {"output": "cpl_target", "session": str(self.session_path), "observer": s.observer,
+                           "generator": s.generator, "critical_levels": [p.critical for p in s.patches],
+                           "boxes": boxes}}
+        data = (target / 255).astype(np.float32)
+        if name in self._viewer.layers:
+            self._viewer.layers[name].data = data
+            self._viewer.layers[name].metadata = meta
+        else:
+            self._viewer.add_image(data, name=name, rgb=True, scale=src.scale, translate=src.translate,
+                                   contrast_limits=(0, 1), metadata=meta)
+        export = str(self.export_dir.value)
+        if export not in ("", "."):
+            export_pairs(np.asarray(src.data), boxes, versions, export, stem=src.name)
+        self.busy, self.current = False, None
+        self.start_button.enabled = True
+        self.same_button.enabled = self.diff_button.enabled = False
+        self.status.value = (f"done: critical levels {[p.critical for p in s.patches]}; "
+                             f"target layer {name!r} ready for Fine-tune; session {self.session_path.name}")
