@@ -60,6 +60,18 @@ def main():
           f"{np.median(overheads) * 1000:.0f} ms, max {max(overheads) * 1000:.0f} ms; flicker at 2 Hz, "
           f"half-period jitter median {np.median([j for j in jitters if j]):.1f} ms")
 
+    _, pr = viewer.window.add_plugin_dock_widget("napari-resjnd", "Predict JND (ResJND)")
+    pr.image.value = viewer.layers["coffee"]
+    pr.model.value = "resjnd-cplset"
+
+    def predict_jnd():
+        pr.run()
+        while pr.busy:
+            pump(app, 0.05)
+        return np.asarray(viewer.layers["coffee JND"].data).copy()
+
+    before = predict_jnd()
+
     _, ft = viewer.window.add_plugin_dock_widget("napari-resjnd", "Fine-tune ResJND")
     ft.pristine.value, ft.target.value = viewer.layers["coffee"], viewer.layers["coffee CPL target"]
     ft.annotation.value = viewer.layers["rects"]
@@ -71,17 +83,10 @@ def main():
         pump(app, 0.05)
     print(f"fine-tuning: {ft.status.value} ({time.perf_counter() - t:.0f} s); validation "
           f"{[round(v, 6) for v in ft.plot.val_y]}")
+    assert pr.model.value.endswith("coffee-annotated.safetensors"), pr.model.value  # handed over
+    after = predict_jnd()
+    a, b = before, after
 
-    _, pr = viewer.window.add_plugin_dock_widget("napari-resjnd", "Predict JND (ResJND)")
-    pr.image.value = viewer.layers["coffee"]
-    maps = {}
-    for weights in ("resjnd-cplset", pr.model.value):
-        pr.model.value = weights
-        pr.run()
-        while pr.busy:
-            pump(app, 0.05)
-        maps[weights] = np.asarray(viewer.layers["coffee JND"].data).copy()
-    (a, b) = maps.values()
     inside = np.zeros(img.shape[:2], bool)
     for y0, y1, x0, x1 in boxes:
         inside[y0:y1, x0:x1] = True
