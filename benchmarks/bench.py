@@ -3,6 +3,9 @@
     python benchmarks/bench.py                   # 256 x 256 speed/accuracy + 4.2 MP peak RSS
     python benchmarks/bench.py --size 512 --rss-size 0 --json out.json
 
+Also: the largest tiled-versus-whole JND difference, fine-tuning throughput
+(bench_finetune.py's measurement) and the matmul peak of this machine.
+
 Compares a plain full-image fp32 forward (as the authors' test script runs it:
 contiguous NCHW, no tiling) against ``predict`` at each available device and
 precision: speed-up, GFLOP/s against a measured matmul peak, and the JND error
@@ -19,6 +22,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -149,6 +153,21 @@ def main(argv=None) -> int:
             })
     model.to("cpu")
 
+    # tiled versus whole image, the real network, exact precision
+    crop = img[:200, :200]
+    whole = predict(model, crop, device="cpu", precision="fp32", tile=1000).jnd
+    tiled = predict(model, crop, device="cpu", precision="fp32", tile=64).jnd
+    results["tiled_vs_whole_max_jnd_diff"] = float(np.abs(whole - tiled).max())
+    model.to("cpu")
+
+    # fine-tuning throughput: batch of 8 patches of 64 x 64, forward + backward + Adam step
+    ft = Path(__file__).with_name("bench_finetune.py")
+    results["finetune"] = []
+    for prec in ("fp32", "bf16"):
+        out = subprocess.run([sys.executable, str(ft), "--child", prec, "--weights", args.weights, "--steps", "4"],
+                             capture_output=True, text=True, check=True)
+        results["finetune"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+
     if args.rss_size:
         out = subprocess.run(
             [sys.executable, __file__, "--rss-child", "--rss-size", str(args.rss_size), "--weights",
@@ -165,6 +184,11 @@ def main(argv=None) -> int:
         print(f"{r['what']:30} {r['device']:7} {r['precision']:5} {r['seconds']:7.2f} {r['s_per_mp']:7.1f} "
               f"{r['speedup']:8.2f} {r['gflops']:8.1f} {r['jnd_err_mean']:13.4f} {r['jnd_err_max']:6.3f}")
     print("matmul peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
+    print(f"tiled (64 px tiles) versus whole image, 200 x 200, fp32: largest JND difference "
+          f"{results['tiled_vs_whole_max_jnd_diff']:.2e} grey levels")
+    for r in results["finetune"]:
+        print(f"fine-tuning {r['precision']}: {r['patches_per_s']:.2f} patches/s (batch 8 of 64 x 64), "
+              f"peak RSS {r['peak_rss_mib']:.0f} MiB")
     if "tiled_rss" in results:
         r = results["tiled_rss"]
         print(f"tiled run, {r['megapixels']:.1f} MP, {r['precision']}: peak RSS {r['peak_rss_mb']:.0f} MiB, "
