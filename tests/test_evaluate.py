@@ -43,6 +43,7 @@ def test_edges_raise_chou_li_and_namm_protects_them():
     y[:, 20:] = 200
     c, n = bl.chou_li(y), bl.namm(y)
     assert c[20, 20] > c[20, 5]
+    assert n[20, 20] < c[20, 20]  # NAMM lowers the masking at edges
     w = bl.edge_protection(y.astype(float))
     assert w[20, 20] < 0.2 and w[20, 2] > 0.9
 

@@ -1,0 +1,119 @@
+"""`resjnd evaluate`, `resjnd ladder` and `resjnd annotations merge`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..core.weights import WeightsError
+from ._common import fail
+
+
+def cmd_evaluate(args) -> int:
+    import csv
+
+    from ..core import evaluate as ev
+    from ..core.images import read_image
+
+    names = [n.strip() for n in args.jnd.split(",") if n.strip()]
+    targets = [float(t) for t in (args.psnr or [26.0])]
+    model = None
+    if "resjnd" in names:
+        from ..core.weights import load_model
+
+        try:
+            model = load_model(args.weights)
+        except WeightsError as e:
+            return fail(str(e))
+    rows, failed = [], 0
+    for path in args.images:
+        path = Path(path)
+        try:
+            image = read_image(path)
+            maps = ev.jnd_maps(image, names, model=model, seed=args.seed, device=args.device,
+                               precision=args.precision)
+            for r in ev.evaluate_image(image, maps, targets, seed=args.seed):
+                rows.append({"image": path.name, "jnd": r.jnd, "target_psnr": r.target_psnr,
+                             "beta": r.beta, **r.metrics})
+            if not args.quiet:
+                print(f"{path.name}: {len(maps)} maps x {len(targets)} PSNR targets", file=sys.stderr)
+        except (OSError, ValueError) as e:
+            failed += 1
+            print(f"resjnd: skipping {path}: {e}", file=sys.stderr)
+    if not rows:
+        return fail("no image could be evaluated")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    reference = "resjnd" if "resjnd" in names else names[0]
+    stats = ev.paired_stats(rows, reference=reference, seed=args.seed)
+    print(ev.markdown_summary(stats, reference))
+    if args.plot:
+        from ..core.plots import quality_plot
+
+        quality_plot(rows, args.plot)
+    return 1 if failed else 0
+
+
+def _box(text: str) -> tuple[int, int, int, int]:
+    """"x,y,w,h" -> (y0, y1, x0, x1)."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--box takes x,y,w,h in pixels, got {text!r}") from None
+    return y, y + h, x, x + w
+
+
+def cmd_ladder(args) -> int:
+    from PIL import Image
+
+    from ..core.images import read_image
+    from ..core.ladders import make_ladder
+
+    try:
+        image = read_image(args.image)
+        y0, y1, x0, x1 = _box(args.box)
+        if y1 > image.shape[0] or x1 > image.shape[1] or y0 < 0 or x0 < 0 or y1 <= y0 or x1 <= x0:
+            raise ValueError(f"box {args.box} does not lie inside the {image.shape[1]} x {image.shape[0]} image")
+        lad = make_ladder(image[y0:y1, x0:x1], args.generator, args.levels, seed=args.seed)
+    except (OSError, ValueError) as e:
+        return fail(str(e))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for k, level in enumerate(lad.levels):
+        Image.fromarray(np.clip(np.rint(level), 0, 255).astype(np.uint8)).save(out / f"level_{k:02d}.png")
+    info = {"image": str(args.image), "box_xywh": args.box, "generator": args.generator, "seed": args.seed,
+            "levels": [{"level": k, "psnr": p, "param": q} for k, (p, q) in enumerate(zip(lad.psnr, lad.params))]}
+    (out / "ladder.json").write_text(json.dumps(info, indent=2))
+    for row in info["levels"]:
+        print(f"level {row['level']:2d}  PSNR {row['psnr']:6.2f} dB  ({args.generator} {row['param']})")
+    return 0
+
+
+def cmd_annotations_merge(args) -> int:
+    from ..core.annotation import Session, export_pairs, ladders_for, merge
+    from ..core.images import read_image
+
+    try:
+        sessions = [Session.load(p) for p in args.sessions]
+        result = merge(sessions)
+        image = read_image(args.image or sessions[0].image)
+        ladders = ladders_for(image, sessions[0])
+        by_box = {p.box: lad for p, lad in zip(sessions[0].patches, ladders)}
+        boxes = [tuple(r["box"]) for r in result["patches"]]
+        versions = [by_box[b].levels[r["median"]] for b, r in zip(boxes, result["patches"])]
+        export_pairs(image, boxes, versions, args.out, stem=Path(sessions[0].image).stem)
+    except (OSError, ValueError, KeyError) as e:
+        return fail(str(e))
+    out = Path(args.out)
+    (out / "merged.json").write_text(json.dumps(result, indent=2))
+    a = result["agreement"]
+    print(f"{a['patches']} patches from {len(a['observers'])} observers; mean std of critical levels "
+          f"{a['mean_std']:.2f}, within one level of the median: {a['within_one_level']:.0%}; pairs in {out}")
+    return 0

@@ -1,0 +1,122 @@
+"""`resjnd patches`, `resjnd finetune` and `resjnd train`."""
+
+from __future__ import annotations
+
+from ..core.weights import WeightsError
+from ._common import fail
+
+
+def _epoch_printer(args, quiet=False):
+    """An on_event callback: a progress bar per epoch and one line per epoch."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def on_event(ev):
+        nonlocal bar
+        if quiet:
+            return
+        if ev["kind"] == "start":
+            print(f"{ev['train_patches']} training and {ev['val_patches']} validation patches of "
+                  f"{args.patch} px; {ev['steps']} steps per epoch")
+        elif ev["kind"] == "step":
+            if bar is None:
+                bar = tqdm(total=ev["steps"], desc=f"epoch {ev['epoch']}", unit="step", leave=False)
+            bar.update(1)
+            bar.set_postfix(loss=f"{ev['loss']:.2e}")
+        elif ev["kind"] == "epoch":
+            if bar is not None:
+                bar.close()
+                bar = None
+            train = "-" if ev["train_loss"] is None else f"{ev['train_loss']:.4e}"
+            val = "-" if ev["val_loss"] is None else f"{ev['val_loss']:.4e}"
+            print(f"epoch {ev['epoch']:3d}  train {train}  val {val}" + ("  (best, saved)" if ev["best"] else ""),
+                  flush=True)
+
+    return on_event
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from ..core.finetune import FinetuneConfig, history_path
+    from ..core.model import ResJND
+    from ..core.training import init_distributed, iter_train
+    from ..core.weights import load_model
+
+    dist, device = init_distributed()
+    rank = dist.get_rank() if dist is not None else 0
+    try:
+        if args.weights:
+            model = load_model(args.weights)
+        else:  # the authors' initialisation, the same on every rank
+            torch.manual_seed(args.seed)
+            model = ResJND(args.channels, args.recursions)
+            model.provenance = {"weights": "random-init", "sha256": None}
+        config = FinetuneConfig(
+            epochs=args.epochs, patch=args.patch, batch=args.batch, preset=args.preset, lr=args.lr, seed=args.seed,
+            val_fraction=args.val_fraction, val_every=args.val_every, patience=args.patience,
+            device=args.device, precision=args.precision,
+        )
+        on_event = _epoch_printer(args, quiet=rank != 0)
+        gen = iter_train(model, args.pairs, args.out, config, val_dir=args.val, workers=args.workers,
+                         resume=args.resume, dist=dist, device=device)
+        while True:
+            try:
+                on_event(next(gen))
+            except StopIteration as end:
+                result = end.value
+                break
+    except (WeightsError, ValueError, OSError) as e:
+        return fail(str(e))
+    finally:
+        if dist is not None:
+            dist.destroy_process_group()
+    if rank == 0:
+        print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(result.checkpoint)}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from ..core.finetune import FinetuneConfig, finetune, history_path
+    from ..core.pairs import load_pair_folder
+    from ..core.weights import load_model
+
+    try:
+        model = load_model(args.weights)
+        pairs = load_pair_folder(args.pairs)
+        config = FinetuneConfig(
+            epochs=args.epochs, patch=args.patch, batch=args.batch, preset=args.preset, lr=args.lr,
+            seed=args.seed, val_fraction=args.val, device=args.device, precision=args.precision,
+            patience=args.patience, freeze=tuple(args.freeze or ()),
+        )
+        print(f"{len(pairs)} image pairs")
+        on_event = _epoch_printer(args)
+        result = finetune(model, pairs, args.out, config, on_event=on_event, resume=args.resume)
+    except (WeightsError, ValueError, OSError) as e:
+        return fail(str(e))
+    print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(result.checkpoint)}")
+    return 0
+
+
+def cmd_patches(args) -> int:
+    from tqdm import tqdm
+
+    from ..core.pairs import write_patches
+
+    bar = tqdm(unit="pair", disable=args.quiet)
+
+    def progress(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        counts = write_patches(args.src, args.out, args.size, args.stride, args.min_std, progress)
+    except (ValueError, OSError) as e:
+        return fail(str(e))
+    finally:
+        bar.close()
+    print(f"{counts['patches']} patch pairs of {args.size} px from {counts['pairs']} image pairs"
+          + (f"; {counts['skipped_flat']} flat patches skipped" if args.min_std else ""))
+    return 0
