@@ -69,7 +69,7 @@ def test_torchrun_two_processes_match_one(tmp_path, synthetic_pairs):
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "napari_resjnd.cli", *args(synthetic_pairs, two, "--epochs", "3")],
                        capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, "\n".join(
+    assert r.returncode == 0, r.stderr[:6000] + "\n".join(
         line for line in r.stderr.splitlines() if "Error" in line or "what()" in line or "error" in line)[-3000:]
     h1 = json.loads(one.with_suffix(".json").read_text())
     h2 = json.loads(two.with_suffix(".json").read_text())

@@ -68,10 +68,14 @@ def cmd_train(args) -> int:
                 result = end.value
                 break
     except (WeightsError, ValueError, OSError) as e:
-        return fail(str(e))
-    finally:
         if dist is not None:
             dist.destroy_process_group()
+        return fail(str(e))
+    if dist is not None:
+        # every rank leaves together: tearing gloo down while rank 0 still writes
+        # its files can abort the other rank at exit
+        dist.barrier()
+        dist.destroy_process_group()
     if rank == 0:
         print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(result.checkpoint)}")
     return 0

@@ -10,14 +10,13 @@ lowers the upper one. With K levels it needs about log2(K) trials.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .ladders import make_ladder
 
 
@@ -93,12 +92,8 @@ class Session:
 
     def save(self, path: str | Path) -> None:
         """Atomically: a temporary file, then rename."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(self), f, indent=1, default=float)
-        os.replace(tmp, path)
+        text = json.dumps(asdict(self), indent=1, default=float)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
     @classmethod
     def load(cls, path: str | Path) -> Session:

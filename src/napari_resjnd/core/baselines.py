@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .images import layout_of, plane_rgb, to_unit_float
+from .images import layout_of, plane_rgb, rgb255, to_unit_float
 
 B = np.array([[1, 1, 1, 1, 1], [1, 2, 2, 2, 1], [1, 2, 0, 2, 1], [1, 2, 2, 2, 1], [1, 1, 1, 1, 1]], float)
 G = [
@@ -35,14 +35,14 @@ MODELS = ("chou", "namm", "wu2017")
 TITLES = {"chou": "Chou & Li 1995", "namm": "Yang et al. 2005 (NAMM)", "wu2017": "Wu et al. 2017"}
 
 
+def to_y(rgb255: np.ndarray) -> np.ndarray:
+    """Y in [0, 255] (BT.601 weights) from H x W x 3 RGB in [0, 255]."""
+    return np.asarray(rgb255, np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
 def luminance(image: np.ndarray) -> np.ndarray:
-    """Y in [0, 255] (BT.601 weights) from any single image ``predict`` accepts."""
-    a = np.asarray(image)
-    layout = layout_of(a)
-    if layout.n_planes != 1:
-        raise ValueError(f"classic JND models take one 2-D image, got shape {a.shape}")
-    rgb = plane_rgb(to_unit_float(a), layout, 0).astype(np.float64) * 255
-    return rgb @ np.array([0.299, 0.587, 0.114])
+    """Y in [0, 255] from any single image ``predict`` accepts."""
+    return to_y(rgb255(image))
 
 
 def background(y: np.ndarray) -> np.ndarray:

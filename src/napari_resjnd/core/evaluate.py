@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .baselines import MODELS, classic_jnd, luminance
+from .baselines import MODELS, classic_jnd, luminance, to_y
 
 CONTROLS = ("uniform", "shuffled")
 METRICS = ("psnr", "ssim", "ms_ssim", "vifp", "gmsd", "pspnr")
@@ -153,7 +153,7 @@ def pspnr(ref255: np.ndarray, dist255: np.ndarray, jnd_ref: np.ndarray) -> float
 
 
 def metric_panel(ref255: np.ndarray, dist255: np.ndarray, jnd_ref: np.ndarray) -> dict[str, float]:
-    y1, y2 = luminance(ref255.astype(np.float32) / 255), luminance(dist255.astype(np.float32) / 255)
+    y1, y2 = to_y(ref255), to_y(dist255)
     return {"psnr": psnr(ref255, dist255), "ssim": ssim(y1, y2), "ms_ssim": ms_ssim(y1, y2),
             "vifp": vifp(y1, y2), "gmsd": gmsd(y1, y2), "pspnr": pspnr(ref255, dist255, jnd_ref)}
 
@@ -207,11 +207,9 @@ def jnd_maps(image: np.ndarray, names, *, model=None, seed: int = 0, device="aut
 def evaluate_image(image: np.ndarray, maps: dict[str, np.ndarray], targets, *, seed: int = 0,
                    pspnr_ref: np.ndarray | None = None) -> list[NoisyResult]:
     """Inject each map's noise at each target PSNR (one shared sign field) and score it."""
-    from .images import layout_of, plane_rgb, to_unit_float
+    from .images import rgb255
 
-    a = np.asarray(image)
-    layout = layout_of(a)
-    img255 = plane_rgb(to_unit_float(a), layout, 0).astype(np.float64) * 255
+    img255 = rgb255(image)
     sign = sign_field(img255.shape[:2], seed)
     ref = pspnr_ref if pspnr_ref is not None else classic_jnd("namm", image)
     results = []

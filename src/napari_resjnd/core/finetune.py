@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .files import atomic_write
 from .inference import resolve_device, resolve_precision
 from .model import ResJND
 from .pairs import Box, Pair, PatchIndex, augment, cut, patch_origins, split
@@ -67,18 +66,6 @@ class FinetuneResult:
     history: dict
     checkpoint: Path | None
     stopped: str  # "finished", "early stop", "stopped", "diverged"
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def history_path(checkpoint: str | Path) -> Path:
@@ -272,11 +259,11 @@ def run_training(
     def save_state(epoch):
         if not writer:
             return
-        _atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
+        atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                  "epoch": epoch, "history": json.dumps(history), "rng": data.state(),
                  "torch_rng": torch.get_rng_state()}
-        _atomic_write(resume_path(out), lambda t: torch.save(state, t))
+        atomic_write(resume_path(out), lambda t: torch.save(state, t))
 
     if start_epoch == 1:
         v0 = evaluate_loss(model, data.val_batches(device), device, precision, dist) if has_val else None
@@ -343,7 +330,7 @@ def run_training(
 
     history["stopped"] = stopped
     if writer:
-        _atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
+        atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
     model.eval()
     return FinetuneResult(model=model, history=history, checkpoint=out, stopped=stopped)
 
