@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +66,43 @@ def official_cache(isolated_dirs):
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     return dst
+
+
+class _ThrottledHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files in 16 KiB pieces, ``delay`` seconds apart (a slow network)."""
+
+    delay = 0.0
+
+    def log_message(self, *args):
+        pass
+
+    def copyfile(self, source, outputfile):
+        while piece := source.read(16 * 1024):
+            outputfile.write(piece)
+            outputfile.flush()
+            time.sleep(self.delay)
+
+
+def _serve(tmp_path, delay: float):
+    www = tmp_path / "www"
+    www.mkdir(exist_ok=True)
+    handler = type("Handler", (_ThrottledHandler,), {"delay": delay})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(www)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, www, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A static HTTP server on 127.0.0.1 serving tmp_path/www: (www, base URL)."""
+    httpd, www, base = _serve(tmp_path, 0.0)
+    yield www, base
+    httpd.shutdown()
+
+
+@pytest.fixture
+def slow_server(tmp_path):
+    """Like ``server``, but 16 KiB every 50 ms (about 320 KiB/s)."""
+    httpd, www, base = _serve(tmp_path, 0.05)
+    yield www, base
+    httpd.shutdown()

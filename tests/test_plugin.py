@@ -84,3 +84,20 @@ def test_launcher_docks_widget_and_loads_images(make_napari_viewer, tmp_path, mo
     assert widget.image.value is viewer.layers["photo"] and widget.model.value == str(weights)
     viewer2, widget2 = open_viewer([])
     assert viewer2.layers[0].name == "astronaut" and "Predict" in type(widget2).__doc__
+
+
+def test_root_manifest_is_a_copy_and_git_holds_no_symlinks():
+    """src/napari_resjnd/napari.yaml is the manifest napari reads (wheel and editable
+    installs alike, Windows included); napari.yaml at the root must equal it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    package = root / "src" / "napari_resjnd" / "napari.yaml"
+    assert not package.is_symlink() and not (root / "napari.yaml").is_symlink()
+    assert (root / "napari.yaml").read_bytes() == package.read_bytes(), (
+        "napari.yaml differs from src/napari_resjnd/napari.yaml: edit the package's file, then "
+        "cp src/napari_resjnd/napari.yaml napari.yaml")
+    git = subprocess.run(["git", "ls-files", "-s"], cwd=root, capture_output=True, text=True)
+    if git.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert [line for line in git.stdout.splitlines() if line.startswith("120000")] == []

@@ -80,3 +80,46 @@ def test_torchrun_two_processes_match_one(tmp_path, synthetic_pairs):
                 assert e2[k] == pytest.approx(e1[k], rel=1e-4), (e1, e2)
     assert sorted(p.name for p in two.parent.iterdir()) == ["ck.json", "ck.resume.pt", "ck.safetensors"]
     assert r.stdout.count("epoch   3") == 1  # rank 0 alone reports
+
+
+def small_args(pairs, out, *extra):
+    """``args`` without ``--patch``: the patch size is left to the folder."""
+    a = args(pairs, out, *extra)
+    i = a.index("--patch")
+    return a[:i] + a[i + 2:]
+
+
+def test_patches_then_train_without_patch_uses_their_size(tmp_path, synthetic_pairs, capsys):
+    patches = tmp_path / "p16"
+    assert main(["patches", str(synthetic_pairs), str(patches), "--size", "16", "-q"]) == 0
+    out = tmp_path / "small.safetensors"
+    assert main(small_args(patches, out, "--epochs", "1", "--workers", "2")) == 0
+    h = json.loads(out.with_suffix(".json").read_text())
+    assert h["config"]["patch"] == 16 and h["data"]["patch"] == 16
+    assert "patches of 16 px" in capsys.readouterr().out
+    # fine-tuning from the folder follows the same rule
+    ft = tmp_path / "ft.safetensors"
+    from napari_resjnd.core.weights import save_weights
+
+    start = tmp_path / "start.safetensors"
+    save_weights(load_model(out), start)
+    assert main(["finetune", "--pairs", str(patches), "--out", str(ft), "--weights", str(start), "--epochs", "1",
+                 "--batch", "8", "--device", "cpu", "--precision", "fp32"]) == 0
+    assert json.loads(ft.with_suffix(".json").read_text())["config"]["patch"] == 16
+
+
+def test_too_large_patch_and_bad_files_are_one_line_errors(tmp_path, synthetic_pairs, capsys):
+    patches = tmp_path / "p16"
+    assert main(["patches", str(synthetic_pairs), str(patches), "--size", "16", "-q"]) == 0
+    out = tmp_path / "x.safetensors"
+    assert main(small_args(patches, out, "--epochs", "1", "--patch", "24")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "16 x 16 is smaller than the patch size 24" in err
+    assert not out.exists()
+    # a file that cannot be decoded, met inside a DataLoader worker: one line naming it
+    bad = sorted((patches / "label").iterdir())[3]
+    bad.write_bytes(bad.read_bytes()[:60])
+    assert main(small_args(patches, out, "--epochs", "1", "--workers", "2")) == 2
+    err = capsys.readouterr().err  # (after the epoch's progress bar)
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("resjnd: error: ") and bad.name in last and "Traceback" not in err, err

@@ -1,12 +1,9 @@
 """Registry, verified cache, downloads over HTTP on loopback, and safe loading of files."""
 
 import dataclasses
-import functools
 import hashlib
-import http.server
 import os
 import pickle
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ import torch
 
 from conftest import make_tiny
 from napari_resjnd.core import weights as W
+from napari_resjnd.core.inference import Cancelled
 from napari_resjnd.core.weights import REGISTRY, WeightsError, fetch, load_model, save_weights
 
 
@@ -25,24 +23,10 @@ def tiny_pth(tmp_path):
     return net, p
 
 
-@pytest.fixture
-def server(tmp_path):
-    """A static HTTP server on 127.0.0.1 serving tmp_path/www."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
 def register_tiny(monkeypatch, url, data: bytes):
     entry = dataclasses.replace(
         REGISTRY["resjnd-cplset"], name="tiny", url=url, filename="tiny.pth",
-        sha256=hashlib.sha256(data).hexdigest(), channels=8, recursions=2,
+        sha256=hashlib.sha256(data).hexdigest(), size=len(data), channels=8, recursions=2,
     )
     monkeypatch.setitem(REGISTRY, "tiny", entry)
     return entry
@@ -97,6 +81,21 @@ def test_download_verified_and_then_cached(monkeypatch, server, tiny_pth):
     model = load_model("tiny")
     for k, v in net.state_dict().items():
         assert torch.equal(model.state_dict()[k], v)
+
+
+def test_download_reports_progress_and_cancel_leaves_nothing(monkeypatch, server, tiny_pth):
+    www, base = server
+    data = tiny_pth[1].read_bytes()
+    (www / "tiny.pth").write_bytes(data)
+    monkeypatch.delenv("RESJND_OFFLINE")
+    register_tiny(monkeypatch, f"{base}/tiny.pth", data)
+    with pytest.raises(Cancelled):
+        fetch("tiny", should_stop=lambda: True)
+    assert not W.cache_dir().exists() or list(W.cache_dir().iterdir()) == []
+    seen = list(W.iter_fetch("tiny"))
+    assert seen and seen[-1] == (len(data), len(data))
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert W.is_cached("tiny") and list(W.iter_fetch("tiny")) == []  # cached: no download, no events
 
 
 def test_partial_download_is_never_used(monkeypatch, server, tiny_pth):

@@ -7,7 +7,8 @@ import pytest
 from skimage import data as skdata
 
 from conftest import make_tiny
-from napari_resjnd.core.weights import save_weights
+from napari_resjnd.core import weights as W
+from napari_resjnd.core.weights import REGISTRY, save_weights
 from napari_resjnd.widgets._models import ModelStore
 from napari_resjnd.widgets.predict import PredictWidget
 
@@ -56,7 +57,7 @@ def test_real_network_adds_three_layers(qtbot, viewer_widget, official_cache):
     assert 0.5 < float(jnd.data.mean()) < 20  # grey levels, absolute
     assert widget.progress.value == widget.progress.max >= 1
     # the picker now says the weights are loaded
-    assert any("(loaded)" in label for label, _ in widget._store.choices())
+    assert any("(loaded, academic use)" in label for label, _ in widget._store.choices())
 
     # re-running updates the layers instead of stacking copies
     widget.show_cpl.value = False
@@ -160,14 +161,82 @@ def test_missing_weights_file_is_reported(qtbot, viewer_widget, tmp_path):
     assert [layer.name for layer in viewer.layers] == ["img"]
 
 
-def test_registry_weights_not_cached_offline_is_reported(qtbot, viewer_widget):
+def test_offline_first_run_offers_the_ways_out(qtbot, viewer_widget, monkeypatch):
+    from qtpy.QtGui import QDesktopServices
+    from qtpy.QtWidgets import QApplication
+
     viewer, widget = viewer_widget
     viewer.add_image(np.zeros((20, 20, 3), np.uint8), name="img")
-    assert any("(will download)" in label for label, _ in widget._store.choices())
+    assert any("(will download, 1.2 MB, academic use)" in label for label, _ in widget._store.choices())
+    assert not widget.weights_help.visible
     widget.model.value = "resjnd-cplset"
     widget.image.value = viewer.layers["img"]
     run_and_wait(qtbot, widget)
-    assert "not cached" in widget.status.value
+    # short and wrapped in the dock; the path, URL and hash in the tooltip
+    assert widget.status.value.startswith("error: could not get the weights resjnd-cplset")
+    assert len(widget.status.native.text()) <= 180
+    assert str(W.cached_path("resjnd-cplset")) in widget.status.tooltip
+    assert REGISTRY["resjnd-cplset"].sha256 in widget.status.tooltip
+    assert widget.weights_help.visible
+    widget.copy_download_link()
+    assert QApplication.clipboard().text() == REGISTRY["resjnd-cplset"].url
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    widget.open_cache_folder()
+    assert opened == [str(W.cache_dir())] and W.cache_dir().is_dir()
+
+
+def _slow_registry_weights(monkeypatch, slow_server, tmp_path):
+    """Registry weights of a 64-channel network (about 300 kB) behind a slow server."""
+    import dataclasses
+    import hashlib
+
+    import torch
+
+    www, base = slow_server
+    torch.save(make_tiny(64, 2).state_dict(), www / "w64.pth")
+    data = (www / "w64.pth").read_bytes()
+    entry = dataclasses.replace(REGISTRY["resjnd-cplset"], name="w64", url=f"{base}/w64.pth", filename="w64.pth",
+                                sha256=hashlib.sha256(data).hexdigest(), size=len(data), channels=64, recursions=2)
+    monkeypatch.setitem(REGISTRY, "w64", entry)
+    monkeypatch.delenv("RESJND_OFFLINE")
+    return entry
+
+
+def test_first_run_downloads_with_progress_then_says_loaded(qtbot, viewer_widget, monkeypatch, slow_server,
+                                                            tmp_path):
+    viewer, widget = viewer_widget
+    entry = _slow_registry_weights(monkeypatch, slow_server, tmp_path)
+    widget.refresh_models()
+    assert any(v == "w64" and "will download, 0.3 MB" in label for label, v in widget._store.choices())
+    viewer.add_image(np.zeros((24, 24, 3), np.uint8), name="img")
+    widget.model.value, widget.image.value = "w64", viewer.layers["img"]
+    seen = []
+    widget.run()
+    qtbot.waitUntil(lambda: seen.append((widget.status.value, widget.progress.value, widget.progress.max))
+                    or not widget.busy, timeout=30_000)
+    downloading = [(v, m) for text, v, m in seen if text.startswith("downloading w64:")]
+    assert len(downloading) >= 2 and downloading[-1][1] == entry.size  # bytes, in the widget's bar
+    assert widget.status.value.startswith("done"), widget.status.value
+    assert W.is_cached("w64") and "img JND" in viewer.layers
+    assert any(v == "w64" and "(loaded, academic use)" in label for label, v in widget._store.choices())
+
+
+def test_cancel_stops_the_download_and_leaves_nothing(qtbot, viewer_widget, monkeypatch, slow_server, tmp_path):
+    viewer, widget = viewer_widget
+    _slow_registry_weights(monkeypatch, slow_server, tmp_path)
+    widget.refresh_models()
+    viewer.add_image(np.zeros((24, 24, 3), np.uint8), name="img")
+    widget.model.value, widget.image.value = "w64", viewer.layers["img"]
+    widget.run()
+    qtbot.waitUntil(lambda: widget.status.value.startswith("downloading w64:"), timeout=10_000)
+    t0 = time.perf_counter()
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    assert time.perf_counter() - t0 < 2.0  # the download stops within a chunk, not at its end
+    assert widget.status.value == "cancelled"
+    assert not W.is_cached("w64") and list(W.cache_dir().iterdir()) == []  # no partial file
+    assert [layer.name for layer in viewer.layers] == ["img"]
 
 
 def test_screenshot_with_results_is_not_blank(qtbot, viewer_widget, tmp_path):

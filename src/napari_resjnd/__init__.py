@@ -17,7 +17,7 @@ from .core.weights import (
     save_weights,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_WEIGHTS",

@@ -13,6 +13,9 @@ from .training import cmd_finetune, cmd_patches, cmd_train
 
 __all__ = ["build_parser", "main", "write_outputs"]
 
+PATCH_HELP = ("patch side in px (default: 48, or the pairs' own side when every pair in the folder has "
+              "one size smaller than 48, as `resjnd patches --size 16` writes)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="resjnd", description="ResJND just-noticeable-difference maps.")
@@ -46,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
     ft.add_argument("--weights", default=DEFAULT_WEIGHTS, help="starting weights: registry name or file")
     ft.add_argument("--epochs", type=int, default=10)
-    ft.add_argument("--patch", type=int, default=48)
+    ft.add_argument("--patch", type=int, default=None, help=PATCH_HELP)
     ft.add_argument("--batch", type=int, default=8)
     ft.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
     ft.add_argument("--preset", default="finetune", choices=["finetune", "authors"],
@@ -98,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--preset", default="authors", choices=["authors", "finetune"])
     tr.add_argument("--epochs", type=int, default=250)
     tr.add_argument("--batch", type=int, default=32, help="global batch, split over processes")
-    tr.add_argument("--patch", type=int, default=48)
+    tr.add_argument("--patch", type=int, default=None, help=PATCH_HELP)
     tr.add_argument("--lr", type=float, default=None)
     tr.add_argument("--patience", type=int, default=0, help="early stopping after N validations without gain")
     tr.add_argument("--workers", type=int, default=2, help="DataLoader worker processes per training process")

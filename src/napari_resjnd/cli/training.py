@@ -18,7 +18,7 @@ def _epoch_printer(args, quiet=False):
             return
         if ev["kind"] == "start":
             print(f"{ev['train_patches']} training and {ev['val_patches']} validation patches of "
-                  f"{args.patch} px; {ev['steps']} steps per epoch")
+                  f"{ev['patch']} px; {ev['steps']} steps per epoch")
         elif ev["kind"] == "step":
             if bar is None:
                 bar = tqdm(total=ev["steps"], desc=f"epoch {ev['epoch']}", unit="step", leave=False)
@@ -33,6 +33,14 @@ def _epoch_printer(args, quiet=False):
             print(f"epoch {ev['epoch']:3d}  train {train}  val {val}" + ("  (best, saved)" if ev["best"] else ""),
                   flush=True)
 
+    def close():
+        """End a bar left open (an error mid-epoch), so the message gets its own line."""
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+            bar = None
+
+    on_event.close = close
     return on_event
 
 
@@ -46,6 +54,7 @@ def cmd_train(args) -> int:
 
     dist, device = init_distributed()
     rank = dist.get_rank() if dist is not None else 0
+    on_event = _epoch_printer(args, quiet=rank != 0)
     try:
         if args.weights:
             model = load_model(args.weights)
@@ -58,7 +67,6 @@ def cmd_train(args) -> int:
             val_fraction=args.val_fraction, val_every=args.val_every, patience=args.patience,
             device=args.device, precision=args.precision,
         )
-        on_event = _epoch_printer(args, quiet=rank != 0)
         gen = iter_train(model, args.pairs, args.out, config, val_dir=args.val, workers=args.workers,
                          resume=args.resume, dist=dist, device=device)
         while True:
@@ -68,6 +76,7 @@ def cmd_train(args) -> int:
                 result = end.value
                 break
     except (WeightsError, ValueError, OSError) as e:
+        on_event.close()
         if dist is not None:
             dist.destroy_process_group()
         return fail(str(e))
@@ -86,6 +95,7 @@ def cmd_finetune(args) -> int:
     from ..core.pairs import load_pair_folder
     from ..core.weights import load_model
 
+    on_event = _epoch_printer(args)
     try:
         model = load_model(args.weights)
         pairs = load_pair_folder(args.pairs)
@@ -95,9 +105,9 @@ def cmd_finetune(args) -> int:
             patience=args.patience, freeze=tuple(args.freeze or ()),
         )
         print(f"{len(pairs)} image pairs")
-        on_event = _epoch_printer(args)
         result = finetune(model, pairs, args.out, config, on_event=on_event, resume=args.resume)
     except (WeightsError, ValueError, OSError) as e:
+        on_event.close()
         return fail(str(e))
     print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(result.checkpoint)}")
     return 0

@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Generator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ import torch
 from .files import atomic_write
 from .inference import resolve_device, resolve_precision
 from .model import ResJND
-from .pairs import Box, Pair, PatchIndex, augment, cut, patch_origins, split
+from .pairs import Box, Pair, PatchIndex, augment, checked_patch, cut, patch_origins, split
 from .weights import save_weights
 
 LAYERS = ("input", "conv1", "conv2", "output")
@@ -40,12 +40,18 @@ PRESETS = {
 }
 
 
+#: The patch side used when none is given and the images allow it.
+DEFAULT_PATCH = 48
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Hyperparameters; ``lr=None`` takes the preset's."""
 
     epochs: int = 10
-    patch: int = 48
+    #: Patch side in px; None: :data:`DEFAULT_PATCH`, or the pairs' own side when
+    #: every pair has one size smaller than that (a folder of small patches).
+    patch: int | None = None
     batch: int = 8
     preset: str = "finetune"
     lr: float | None = None
@@ -109,6 +115,8 @@ class MemoryData:
     def __init__(self, pairs: list[Pair], config: FinetuneConfig, boxes=None, masks=None):
         if not pairs:
             raise ValueError("no training pairs")
+        sizes = {p.name: p.pristine.shape[:2] for p in pairs}
+        config = replace(config, patch=checked_patch(sizes, config.patch, DEFAULT_PATCH))
         self.pairs, self.config = pairs, config
         origins = [
             patch_origins(p, config.patch, boxes=(boxes or {}).get(i), mask=(masks or {}).get(i))
@@ -173,8 +181,8 @@ def iter_finetune(
     ``boxes``/``masks`` map a pair's index to its annotation.
     """
     check_config(config)
-    return (yield from run_training(model, MemoryData(pairs, config, boxes, masks), out, config,
-                                    resume=resume, should_stop=should_stop))
+    data = MemoryData(pairs, config, boxes, masks)
+    return (yield from run_training(model, data, out, data.config, resume=resume, should_stop=should_stop))
 
 
 def check_config(config: FinetuneConfig) -> None:
@@ -183,7 +191,7 @@ def check_config(config: FinetuneConfig) -> None:
     bad = set(config.freeze) - set(LAYERS)
     if bad:
         raise ValueError(f"cannot freeze {sorted(bad)}; layers are {list(LAYERS)}")
-    if config.patch < 8 or config.batch < 1 or config.epochs < 0 or config.val_every < 1:
+    if (config.patch is not None and config.patch < 8) or config.batch < 1 or config.epochs < 0 or config.val_every < 1:
         raise ValueError("patch must be >= 8 px, batch >= 1, epochs >= 0 and val_every >= 1")
 
 
@@ -244,6 +252,7 @@ def run_training(
     has_val = data.summary.get("val_patches", 0) > 0
     yield {"kind": "start", "train_patches": data.summary["train_patches"],
            "val_patches": data.summary["val_patches"], "steps": steps, "epochs": config.epochs,
+           "patch": config.patch,
            "start_epoch": start_epoch}
 
     def save_best():

@@ -71,6 +71,55 @@ def pair_files(root: str | Path) -> list[tuple[str, Path, Path]]:
     return [(n, dn[n], ln[n]) for n in sorted(dn)]
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding the pixels."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in {".tif", ".tiff"}:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                page = tf.pages.first
+                return int(page.imagelength), int(page.imagewidth)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.height, im.width
+    except (OSError, ValueError, IndexError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+
+
+def folder_patch(files: list[tuple[str, Path, Path]], patch: int | None, default: int) -> int:
+    """The patch size for a pair folder, checked against every pair's size.
+
+    ``patch=None`` means automatic: ``default``, or the pairs' own side when every
+    pair has one size whose shorter side is below ``default`` (a folder written
+    by ``resjnd patches --size 16``). Pristine and target sizes are checked here,
+    before any work, and a patch larger than some pair is an error naming it.
+    """
+    sizes = {}
+    for name, pp, tp in files:
+        a, b = image_size(pp), image_size(tp)
+        if a != b:
+            raise ValueError(f"{name}: pristine is {a[1]} x {a[0]}, target is {b[1]} x {b[0]}; they must match")
+        sizes[name] = a
+    return checked_patch(sizes, patch, default)
+
+
+def checked_patch(sizes: dict[str, tuple[int, int]], patch: int | None, default: int) -> int:
+    """:func:`folder_patch` on known (height, width) sizes by pair name."""
+    if patch is None:
+        distinct = set(sizes.values())
+        patch = default
+        if len(distinct) == 1 and min(next(iter(distinct))) < default:
+            patch = min(next(iter(distinct)))
+    name, (h, w) = min(sizes.items(), key=lambda kv: min(kv[1]))
+    if patch > min(h, w):
+        raise ValueError(f"{name}: {w} x {h} is smaller than the patch size {patch}; "
+                         f"use a patch size of {min(h, w)} or less")
+    return patch
+
+
 def load_pair_folder(root: str | Path) -> list[Pair]:
     """All pairs of a folder in the authors' layout, in memory (see :func:`pair_files`)."""
     return [make_pair(read_image(p), read_image(t), n) for n, p, t in pair_files(root)]

@@ -13,15 +13,23 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .finetune import FinetuneConfig, check_config, run_training
+from .finetune import DEFAULT_PATCH, FinetuneConfig, check_config, run_training
 from .images import read_image
-from .pairs import as_rgb, augment, pair_files
+from .pairs import as_rgb, augment, folder_patch, pair_files
+
+
+def _read(path: Path):
+    try:
+        return read_image(path)
+    except Exception as e:  # in a worker: say which file, in one line
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 class PairFolder(Dataset):
@@ -36,7 +44,7 @@ class PairFolder(Dataset):
 
     def __getitem__(self, i: int):
         name, p, t = self.files[i]
-        a, b = as_rgb(read_image(p), name), as_rgb(read_image(t), name)
+        a, b = as_rgb(_read(p), name), as_rgb(_read(t), name)
         if a.shape != b.shape:
             raise ValueError(f"{name}: pristine is {a.shape}, target is {b.shape}; they must match")
         h, w = a.shape[:2]
@@ -49,6 +57,25 @@ class PairFolder(Dataset):
             a, b = augment(a, b, int(rng.integers(8)))
         return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1), \
             torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)
+
+
+def _unwrapped(loader):
+    """Iterate a DataLoader; an error raised in a worker process (a file that
+    cannot be read, a pair whose sizes differ) comes back as one line naming the
+    file, not as the worker's traceback that PyTorch puts into the message."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as e:
+            text = str(e)
+            if "Original Traceback" not in text:
+                raise
+            last = [line for line in text.strip().splitlines() if line.strip()][-1]
+            raise ValueError(last.split(": ", 1)[-1] if last[:1].isalpha() and ": " in last else last) from None
+        yield batch
 
 
 class FolderData:
@@ -65,6 +92,7 @@ class FolderData:
             files = [files[i] for i in sorted(order[n_val:])]
         if not files:
             raise ValueError(f"{pairs_dir}: no training pairs left after the validation split")
+        config = replace(config, patch=folder_patch(files + val_files, config.patch, DEFAULT_PATCH))
         self.world = dist.get_world_size() if dist is not None else 1
         self.rank = dist.get_rank() if dist is not None else 0
         if config.batch % self.world:
@@ -88,13 +116,13 @@ class FolderData:
         sampler = DistributedSampler(self.train_set, num_replicas=self.world, rank=self.rank, shuffle=True,
                                      seed=self.config.seed)
         sampler.set_epoch(epoch)
-        for x, y in self._loader(self.train_set, sampler, self.config.batch // self.world):
+        for x, y in _unwrapped(self._loader(self.train_set, sampler, self.config.batch // self.world)):
             yield (x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
                    y.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last))
 
     def val_batches(self, device, batch: int = 16):
         mine = list(range(self.rank, len(self.val_set), self.world))  # no padding: every file once
-        for x, y in self._loader(self.val_set, mine, batch):
+        for x, y in _unwrapped(self._loader(self.val_set, mine, batch)):
             yield x.to(device), y.to(device)
 
     def state(self) -> str:
@@ -130,5 +158,5 @@ def iter_train(model, pairs_dir, out, config: FinetuneConfig, *, val_dir=None, w
     """Train ``model`` on a pair folder; a generator like :func:`~.finetune.iter_finetune`."""
     check_config(config)
     data = FolderData(pairs_dir, config, val_dir=val_dir, workers=workers, dist=dist)
-    return (yield from run_training(model, data, out, config, resume=resume, should_stop=should_stop,
+    return (yield from run_training(model, data, out, data.config, resume=resume, should_stop=should_stop,
                                     dist=dist, device=device))

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .files import atomic_write
+from .inference import Cancelled
 from .model import ResJND
 
 #: Environment variables that override where files live.
@@ -45,8 +46,14 @@ class WeightsEntry:
     sha256: str
     filename: str
     licence: str
+    size: int  # bytes, to tell users what a first run downloads
+    terms: str = "academic use"  # the licence in a few words, for pickers
     channels: int = 128
     recursions: int = 25
+
+    @property
+    def size_text(self) -> str:
+        return f"{self.size / 1e6:.1f} MB"
 
 
 #: The registry. Its first entry is the default.
@@ -63,6 +70,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             ),
             sha256="de68e9f682f2f756e9efd5acdf644c910ff1d042025a94d97cb3d4144451ec09",
             filename="model_epoch_250_44.9119873046875.pth",
+            size=1_209_333,
             licence=(
                 "No licence file; the authors (Knife646/ResJND) offer the model "
                 "for academic use only."
@@ -138,11 +146,42 @@ def _entry(name: str) -> WeightsEntry:
         raise WeightsError(f"unknown weights {name!r}; known: {known}") from None
 
 
-def fetch(name: str = DEFAULT_WEIGHTS, *, progressbar: bool = False) -> Path:
+class _DownloadProgress:
+    """pooch's progress-bar protocol, reporting to ``progress(done, total)`` and
+    raising :class:`Cancelled` when ``should_stop()`` says so (pooch then removes
+    its temporary file: nothing partial is left in the cache)."""
+
+    def __init__(self, progress, should_stop, expected: int):
+        self.progress, self.should_stop, self.total, self.done = progress, should_stop, expected, 0
+
+    def update(self, n: int) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled("download cancelled")
+        self.done = min(self.done + n, self.total) if self.total else self.done + n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def reset(self) -> None:
+        self.done = 0
+
+    def close(self) -> None:
+        pass
+
+
+def download_hint(name: str) -> str:
+    """How to get registry weights ``name`` by hand."""
+    entry = _entry(name)
+    return (f"download {entry.url} yourself and put it at {cache_dir() / entry.filename} "
+            f"(sha256 {entry.sha256}), or set ${CACHE_ENV} to a folder that holds it")
+
+
+def fetch(name: str = DEFAULT_WEIGHTS, *, progressbar: bool = False, progress=None, should_stop=None) -> Path:
     """Path of the verified file for registry entry ``name``, downloading if needed.
 
     Set ``$RESJND_OFFLINE=1`` to forbid downloads. A cached file whose hash does
-    not match is renamed ``*.corrupt`` and fetched again.
+    not match is renamed ``*.corrupt`` and fetched again. ``progress(done, total)``
+    is called as bytes arrive; ``should_stop()`` is checked with every chunk and
+    raises :class:`~.inference.Cancelled`.
     """
     entry = _entry(name)
     path = cache_dir() / entry.filename
@@ -150,27 +189,63 @@ def fetch(name: str = DEFAULT_WEIGHTS, *, progressbar: bool = False) -> Path:
         if _cached_sha(path) == entry.sha256:
             return path
         path.replace(path.with_name(path.name + ".corrupt"))
-    hint = (
-        f"download {entry.url} yourself and put it at {path} "
-        f"(sha256 {entry.sha256}), or set ${CACHE_ENV} to a folder that holds it"
-    )
+    hint = download_hint(name)
     if os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}:
         raise WeightsError(f"weights {name!r} are not cached and ${OFFLINE_ENV} is set: {hint}")
     import pooch
 
+    bar = _DownloadProgress(progress, should_stop, entry.size) if (progress or should_stop) else progressbar
     try:
         got = pooch.retrieve(
             entry.url,
             known_hash=f"sha256:{entry.sha256}",
             fname=entry.filename,
             path=path.parent,
-            progressbar=progressbar,
+            downloader=pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 16),
         )
+    except Cancelled:
+        raise
     except ValueError as e:  # pooch's hash mismatch
         raise WeightsError(f"download of {name!r} failed its sha256 check ({e}); {hint}") from e
     except Exception as e:  # network errors of every kind
         raise WeightsError(f"could not download weights {name!r} ({e}); {hint}") from e
     return Path(got)
+
+
+def iter_fetch(name: str = DEFAULT_WEIGHTS, *, should_stop=None):
+    """:func:`fetch` as a generator: yields ``(bytes done, bytes total)`` while
+    downloading, returns the verified path. For workers that report progress by
+    yielding (the widgets); closing it early or ``should_stop()`` cancels."""
+    import queue
+    import threading
+
+    events: queue.Queue = queue.Queue()
+    outcome: dict = {}
+    stop = threading.Event()
+
+    def stopped() -> bool:
+        return stop.is_set() or (should_stop is not None and should_stop())
+
+    def work() -> None:
+        try:
+            outcome["path"] = fetch(name, progress=lambda done, total: events.put((done, total)),
+                                    should_stop=stopped)
+        except BaseException as e:  # handed to the caller's thread below
+            outcome["error"] = e
+        finally:
+            events.put(None)
+
+    thread = threading.Thread(target=work, name=f"fetch {name}", daemon=True)
+    thread.start()
+    try:
+        while (event := events.get()) is not None:
+            yield event
+    finally:
+        stop.set()  # the consumer went away (closed, cancelled): stop the download
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["path"]
 
 
 def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -205,15 +280,16 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return {k.removeprefix("module."): v for k, v in obj.items()}, {}
 
 
-def load_model(source: str | os.PathLike = DEFAULT_WEIGHTS) -> ResJND:
+def load_model(source: str | os.PathLike = DEFAULT_WEIGHTS, *, progress=None, should_stop=None) -> ResJND:
     """A ResJND network in eval mode from a registry name or a weights file.
 
     Files may be the authors' ``.pth`` state_dict or a ``.safetensors`` written
     by :func:`save_weights`. ``model.provenance`` records where they came from.
+    ``progress`` and ``should_stop`` follow a first download (see :func:`fetch`).
     """
     s = str(source)
     if s in REGISTRY:
-        path, name = fetch(s), s
+        path, name = fetch(s, progress=progress, should_stop=should_stop), s
         entry = REGISTRY[s]
         arch = {"channels": entry.channels, "recursions": entry.recursions}
     else:

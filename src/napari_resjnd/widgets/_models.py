@@ -37,7 +37,8 @@ class ModelStore:
         return source in self._models
 
     def get(self, source: str) -> ResJND:
-        """The model for ``source``, loading (and maybe downloading) it once."""
+        """The model for ``source``, loading it once (a registry entry must be cached:
+        workers download first with :func:`~napari_resjnd.core.weights.iter_fetch`)."""
         with self._lock:
             if source not in self._models:
                 self._models[source] = W.load_model(source)
@@ -60,8 +61,9 @@ class ModelStore:
         "Open weights file…" entry."""
         out = []
         for name, entry in W.REGISTRY.items():
-            state = "loaded" if self.is_loaded(name) else ("cached" if W.is_cached(name) else "will download")
-            out.append((f"{name} ({state}) - academic use only", name))
+            state = ("loaded" if self.is_loaded(name) else "cached" if W.is_cached(name)
+                     else f"will download, {entry.size_text}")
+            out.append((f"{name} ({state}, {entry.terms})", name))
         files = [str(p) for p in W.local_models()] + self._files
         for f in dict.fromkeys(files):
             state = "loaded" if self.is_loaded(f) else "file"

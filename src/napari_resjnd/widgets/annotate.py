@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 
 from ..core.annotation import PatchRecord, Session, assemble_target, export_pairs, ladders_for
 from ..core.ladders import GENERATORS
 from ..core.weights import models_dir
-from ._common import follow_layers, layer_choices, report_error
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
 from .finetune import annotation
 
 MODES = ("flicker", "side by side")
@@ -30,11 +30,11 @@ def sessions_dir() -> Path:
     return models_dir().parent / "sessions"
 
 
-class AnnotateWidget(Container):
+class AnnotateWidget(DockContainer):
     """ResJND: Annotate CPL. Docked in napari through ``napari.yaml``."""
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):  # noqa: F821
-        super().__init__(labels=True)
+        super().__init__()
         self._viewer = napari_viewer
         self.session: Session | None = None
         self.session_path: Path | None = None
@@ -63,7 +63,7 @@ class AnnotateWidget(Container):
         self.start_button = PushButton(text="Start / resume")
         self.same_button = PushButton(text="Same (J)", enabled=False)
         self.diff_button = PushButton(text="Different (K)", enabled=False)
-        self.status = Label(label="status", value="draw rectangles, then Start")
+        self.status = StatusLine("draw rectangles, then Start")
         answers = Container(widgets=[self.same_button, self.diff_button], layout="horizontal", labels=False)
         self.extend([self.pristine, self.shapes, self.generator, self.levels, self.mode, self.rate, self.observer,
                      self.session_file, self.export_dir, self.start_button, answers, self.status])
@@ -71,6 +71,7 @@ class AnnotateWidget(Container):
         self.same_button.changed.connect(lambda _=None: self.answer(True))
         self.diff_button.changed.connect(lambda _=None: self.answer(False))
         follow_layers(napari_viewer, self.reset_choices)
+        dockable(self, "annotate")
 
     def _images(self, _=None):
         from napari.layers import Image

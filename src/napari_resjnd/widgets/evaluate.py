@@ -11,11 +11,11 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton, Select, SpinBox, Table
+from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, Select, SpinBox, Table
 
 from ..core import evaluate as ev
 from ..core.baselines import MODELS
-from ._common import follow_layers, layer_choices, report_error
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
 
 log = logging.getLogger(__name__)
 LAYER = "layer:"
@@ -54,11 +54,11 @@ def parse_targets(text: str) -> tuple[float, ...]:
     return out
 
 
-class EvaluateWidget(Container):
+class EvaluateWidget(DockContainer):
     """ResJND: Evaluate JND maps. Docked in napari through ``napari.yaml``."""
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):  # noqa: F821
-        super().__init__(labels=True)
+        super().__init__()
         self._viewer = napari_viewer
         self._worker = None
         self.busy = False
@@ -69,8 +69,8 @@ class EvaluateWidget(Container):
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.add_noisy = CheckBox(label="add noisy images as layers", value=True)
         self.run_button = PushButton(text="Evaluate")
-        self.status = Label(label="status", value="ready")
-        self.table = Table(value={"data": [], "columns": ["map", "target", *ev.METRICS]})
+        self.status = StatusLine("ready")
+        self.table = Table(value={"data": [], "index": [], "columns": ["map", "target", *ev.METRICS]})
         self.table.read_only = True
         self.extend([self.image, self.maps, self.psnr, self.seed, self.add_noisy, self.run_button, self.status,
                      self.table])
@@ -81,24 +81,76 @@ class EvaluateWidget(Container):
         self.plot.setLabel("bottom", "target PSNR (dB)")
         self.plot.setLabel("left", "SSIM")
         self.plot.addLegend(offset=(10, 10))
-        self.native.layout().addWidget(self.plot)
+        self.body.layout().addWidget(self.plot)
         self.run_button.changed.connect(self.run)
+        #: False until the user changes the map selection; until then it follows the
+        #: image and new JND layers (see :meth:`default_maps`).
+        self._maps_picked = False
+        self._setting_maps = False
+        self.maps.changed.connect(self._on_maps_changed)
+        self.image.changed.connect(self._on_image_changed)
         follow_layers(napari_viewer, self.reset_choices)
+        self._apply_default_maps()
+        dockable(self, "evaluate")
 
     def _images(self, _=None):
         from napari.layers import Image
 
         return layer_choices(self._viewer, (Image,), lambda layer: layer.ndim == 2 and "resjnd" not in layer.metadata)
 
-    def _map_choices(self, _=None):
+    def _jnd_layers(self) -> list:
         from napari.layers import Image
 
         def is_jnd(layer):
             return not layer.rgb and layer.ndim == 2 and layer.metadata.get("resjnd", {}).get("output") == "jnd"
 
-        layers = [(f"layer: {name}", LAYER + name) for name, _ in layer_choices(self._viewer, (Image,), is_jnd)]
+        return [layer for _, layer in layer_choices(self._viewer, (Image,), is_jnd)]
+
+    def _map_choices(self, _=None):
+        layers = [(f"layer: {layer.name}", LAYER + layer.name) for layer in self._jnd_layers()]
         return layers + [(m, m) for m in MODELS] + [("uniform (JND = 1)", "uniform"),
                                                      ("shuffled (first map, permuted)", "shuffled")]
+
+    def default_maps(self) -> list[str]:
+        """One click evaluates: the newest JND layer made from the chosen image
+        (the top-most in the layer list), every classic model and both controls."""
+        source = self.image.value
+        mine = [layer for layer in self._jnd_layers()
+                if source is not None and layer.metadata["resjnd"].get("source_layer") == source.name]
+        return [LAYER + layer.name for layer in mine[-1:]] + list(MODELS) + ["uniform", "shuffled"]
+
+    def _apply_default_maps(self) -> None:
+        self._setting_maps = True
+        try:
+            self.maps.value = self.default_maps()
+        finally:
+            self._setting_maps = False
+
+    def _on_maps_changed(self, _=None) -> None:
+        if not self._setting_maps:
+            self._maps_picked = True
+
+    def _on_image_changed(self, _=None) -> None:
+        self._maps_picked = False
+        self._apply_default_maps()
+
+    def reset_choices(self, *_) -> None:
+        """Refresh the pickers; the maps keep the user's pick, or follow the defaults."""
+        picked = list(self.maps.value) if self._maps_picked else None
+        self._setting_maps = True
+        try:
+            super().reset_choices()
+        finally:
+            self._setting_maps = False
+        if picked is None:
+            self._apply_default_maps()
+        else:
+            values = [v for _, v in self._map_choices()]
+            self._setting_maps = True
+            try:
+                self.maps.value = [v for v in picked if v in values]
+            finally:
+                self._setting_maps = False
 
     def job(self) -> EvaluateJob:
         layer = self.image.value

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import (
-    CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, ProgressBar, PushButton,
+    CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, ProgressBar, PushButton,
     Select, SpinBox,
 )
 
 from ..core.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult, iter_finetune
-from ..core.inference import available_devices
+from ..core.inference import Cancelled, available_devices
 from ..core.pairs import Box, load_pair_folder, make_pair
-from ..core.weights import WeightsError, load_model, models_dir
-from ._common import follow_layers, layer_choices, report_error
+from ..core.weights import REGISTRY, WeightsError, is_cached, iter_fetch, load_model, models_dir
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
 from ._loss_plot import LossPlot
 from ._models import OPEN_FILE, STORE, ModelStore
 
@@ -74,6 +74,11 @@ def annotation(layer, pristine) -> tuple[list[Box] | None, np.ndarray | None]:
 def train(job: FinetuneJob, stop: threading.Event):
     """Worker body: yields fine-tuning events; returns a FinetuneResult or an error message."""
     try:
+        if job.weights in REGISTRY and not is_cached(job.weights):
+            entry = REGISTRY[job.weights]
+            for done, total in iter_fetch(job.weights, should_stop=stop.is_set):
+                yield {"kind": "status", "message": f"downloading {entry.name}: {done / 1e6:.1f} of "
+                                                    f"{total / 1e6:.1f} MB ({entry.terms})"}
         yield {"kind": "status", "message": "loading weights and data…"}
         model = load_model(job.weights)  # a fresh copy: training changes it in place
         if job.folder:
@@ -85,6 +90,8 @@ def train(job: FinetuneJob, stop: threading.Event):
             masks = {0: job.mask} if job.mask is not None else None
         return (yield from iter_finetune(model, pairs, job.out, job.config, boxes=boxes, masks=masks,
                                          should_stop=stop.is_set))
+    except Cancelled:
+        return "stopped during the weights' download: nothing was trained"
     except (WeightsError, ValueError, OSError, MemoryError) as e:
         return str(e)
     except Exception as e:  # a bug: report it, keep the viewer alive
@@ -92,11 +99,11 @@ def train(job: FinetuneJob, stop: threading.Event):
         return f"{type(e).__name__}: {e}"
 
 
-class FinetuneWidget(Container):
+class FinetuneWidget(DockContainer):
     """ResJND: Fine-tune. Docked in napari through ``napari.yaml``."""
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer", store: ModelStore = STORE):  # noqa: F821
-        super().__init__(labels=True)
+        super().__init__()
         self._viewer = napari_viewer
         self._store = store
         self._worker = None
@@ -113,14 +120,18 @@ class FinetuneWidget(Container):
         self.out_name = LineEdit(label="save as", value=time.strftime("finetuned-%Y%m%d-%H%M"))
         self.preset = ComboBox(label="preset", choices=list(PRESETS), value="finetune")
         self.epochs = SpinBox(label="epochs", min=1, max=10000, value=10)
-        self.patch = SpinBox(label="patch", min=8, max=1024, step=8, value=48)
+        self.patch = SpinBox(label="patch (0 = auto)", min=0, max=1024, step=8, value=0,
+                             tooltip="patch side in px; 0: 48, or the pairs' own size when all are one smaller size")
         self.batch = SpinBox(label="batch", min=1, max=512, value=8)
-        self.lr = FloatSpinBox(label="learning rate (0 = preset)", min=0, max=1, step=1e-5, value=0)
+        self.lr = FloatSpinBox(label="learning rate", min=0, max=1, step=1e-5, value=0,
+                               tooltip="0: the preset's learning rate")
+        self.lr.native.setSpecialValueText("preset")
         self.lr.native.setDecimals(6)
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.val_fraction = FloatSpinBox(label="validation share", min=0, max=0.9, step=0.05, value=0.2)
         self.val_by = ComboBox(label="hold out", choices=["patches", "images"], value="patches")
-        self.patience = SpinBox(label="early-stop patience (0 = off)", min=0, max=1000, value=5)
+        self.patience = SpinBox(label="patience (0 = off)", min=0, max=1000, value=5,
+                                tooltip="early stop after this many epochs without a better validation loss")
         self.augment = CheckBox(label="flips and rotations", value=True)
         self.freeze = Select(label="freeze", choices=list(LAYERS), value=[])
         self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
@@ -130,7 +141,7 @@ class FinetuneWidget(Container):
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.progress = ProgressBar(label="progress", value=0, max=1)
-        self.status = Label(label="status", value="ready")
+        self.status = StatusLine("ready")
         self.plot = LossPlot()
         buttons = Container(widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False)
         self.extend([self.pristine, self.target, self.annotation, self.folder, self.weights, self.out_name,
@@ -139,13 +150,14 @@ class FinetuneWidget(Container):
 
         fold = QCollapsible("Advanced")
         fold.addWidget(self.advanced.native)
-        self.native.layout().addWidget(fold)
+        self.body.layout().addWidget(fold)
         self.extend([buttons, self.progress, self.status])
-        self.native.layout().addWidget(self.plot.native)
+        self.body.layout().addWidget(self.plot.native)
 
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
         follow_layers(napari_viewer, self.reset_choices)
+        dockable(self, "finetune")
 
     def _images(self, _=None):
         from napari.layers import Image
@@ -160,7 +172,7 @@ class FinetuneWidget(Container):
     def job(self) -> FinetuneJob:
         """The run the widget describes; raises ValueError with a message if it cannot run."""
         config = FinetuneConfig(
-            epochs=self.epochs.value, patch=self.patch.value, batch=self.batch.value, preset=self.preset.value,
+            epochs=self.epochs.value, patch=self.patch.value or None, batch=self.batch.value, preset=self.preset.value,
             lr=self.lr.value or None, seed=self.seed.value, val_fraction=self.val_fraction.value,
             val_by=self.val_by.value, augment=self.augment.value, freeze=tuple(self.freeze.value),
             patience=self.patience.value, device=self.device.value, precision=self.precision.value,

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, ProgressBar, PushButton, SpinBox
 
 from ..core.inference import Cancelled, Prediction, available_devices, iter_predict
-from ..core.weights import WeightsError
+from ..core.weights import DEFAULT_WEIGHTS, REGISTRY, WeightsError, cache_dir, is_cached, iter_fetch
 from . import _layers
-from ._common import follow_layers, layer_choices, report_error
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
 from ._models import CLASSIC, OPEN_FILE, STORE, ModelStore
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,9 @@ class Outcome:
     prediction: Prediction | None = None
     error: str | None = None
     cancelled: bool = False
-    extras: dict = field(default_factory=dict)
+    #: The registry weights that could not be downloaded (offline, or a failed
+    #: download): the widget then offers the ways out.
+    missing_weights: str | None = None
 
 
 def compute(store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb: bool, stop: threading.Event):
@@ -59,6 +61,14 @@ def compute(store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb:
 
             yield 0, 1, "computing the classic JND map…"
             return Outcome(prediction=predict_classic(settings.weights[len(CLASSIC):], data, rgb=rgb))
+        if settings.weights in REGISTRY and not is_cached(settings.weights):
+            entry = REGISTRY[settings.weights]
+            yield 0, entry.size, f"downloading {entry.name} ({entry.size_text}, {entry.terms})…"
+            try:
+                for done, total in iter_fetch(settings.weights, should_stop=stop.is_set):
+                    yield done, total, f"downloading {entry.name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB"
+            except WeightsError as e:
+                return Outcome(error=str(e), missing_weights=entry.name)
         yield 0, 0, "loading weights…"
         model = store.get(settings.weights)
         yield 0, 0, "running…"
@@ -97,11 +107,11 @@ def check_layer(layer) -> str | None:
     return None
 
 
-class PredictWidget(Container):
+class PredictWidget(DockContainer):
     """ResJND: Predict JND. Docked in napari through ``napari.yaml``."""
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer", store: ModelStore = STORE):  # noqa: F821
-        super().__init__(labels=True)
+        super().__init__()
         self._viewer = viewer = napari_viewer
         self._store = store
         self._worker = None
@@ -116,7 +126,8 @@ class PredictWidget(Container):
         self.image = ComboBox(label="image", choices=self._image_choices)
         self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
         self.precision = ComboBox(label="precision", choices=self._precision_choices, value="auto")
-        self.tile = SpinBox(label="tile (0 = auto)", min=0, max=16384, step=32, value=0)
+        self.tile = SpinBox(label="tile (0 = auto)", min=0, max=16384, step=32, value=0,
+                            tooltip="tile side in px; 0: the whole image when it fits the memory budget")
         self.scope = ComboBox(label="stacks", choices=list(SCOPES), value=SCOPES[0])
         self.show_cpl = CheckBox(text="CPL", value=True)
         self.show_residual = CheckBox(text="residual", value=True)
@@ -124,11 +135,22 @@ class PredictWidget(Container):
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", value=0, max=1, visible=True)
-        self.status = Label(label="status", value="ready")
+        self.status = StatusLine("ready")
+        # The ways out when registry weights cannot be downloaded (shown then only).
+        self.open_file_button = PushButton(text="Open file…", tooltip="use a weights file you have (.pth, .safetensors)")
+        self.copy_link_button = PushButton(text="Copy link", tooltip="copy the weights' download link")
+        self.cache_button = PushButton(text="Cache folder",
+                                       tooltip="open the folder where downloaded weights are kept: put the file there")
+        self.weights_help = Container(widgets=[self.open_file_button, self.copy_link_button, self.cache_button],
+                                      layout="horizontal", labels=False, label="", visible=False)
+        self._missing_weights: str | None = None
         outputs = Container(widgets=[self.show_cpl, self.show_residual, self.show_jnd], layout="horizontal", labels=False, label="add")
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False, label="")
         self.extend([self.model, self.image, self.device, self.precision, self.tile, self.scope,
-                     outputs, buttons, self.progress, self.status])
+                     outputs, buttons, self.progress, self.status, self.weights_help])
+        self.open_file_button.changed.connect(lambda _=None: self.ask_weights_file())
+        self.copy_link_button.changed.connect(self.copy_download_link)
+        self.cache_button.changed.connect(self.open_cache_folder)
 
         self.model.changed.connect(self._on_model_changed)
         self.device.changed.connect(lambda _: self.precision.reset_choices())
@@ -138,6 +160,7 @@ class PredictWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         follow_layers(viewer, self._refresh_layers)
         self._on_image_changed()
+        dockable(self, "predict")
 
     # ---- choices -------------------------------------------------------
     def _model_choices(self, _=None):
@@ -191,6 +214,11 @@ class PredictWidget(Container):
         if value != OPEN_FILE:
             self._last_model = value
             return
+        if not self.ask_weights_file() and self._last_model is not None:
+            self.model.value = self._last_model
+
+    def ask_weights_file(self) -> bool:
+        """A file dialog for a weights file; True when one was chosen (and selected)."""
         from qtpy.QtWidgets import QFileDialog
 
         path, _ = QFileDialog.getOpenFileName(
@@ -198,8 +226,26 @@ class PredictWidget(Container):
         )
         if path:
             self.add_weights_file(path)
-        elif self._last_model is not None:
-            self.model.value = self._last_model
+            self.weights_help.visible = False
+        return bool(path)
+
+    def copy_download_link(self, _=None) -> None:
+        """Put the missing weights' download link on the clipboard."""
+        from qtpy.QtWidgets import QApplication
+
+        entry = REGISTRY[self._missing_weights or DEFAULT_WEIGHTS]
+        QApplication.clipboard().setText(entry.url)
+        self.status.value = f"link copied: download the file, put it in the cache folder, then Run ({entry.url})"
+
+    def open_cache_folder(self, _=None) -> None:
+        """Show the weights cache folder in the file manager (made if missing)."""
+        from qtpy.QtCore import QUrl
+        from qtpy.QtGui import QDesktopServices
+
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        self.status.value = f"cache folder: {folder}"
 
     def _on_image_changed(self, _=None):
         layer = self.image.value
@@ -291,9 +337,17 @@ class PredictWidget(Container):
         if outcome.cancelled or self._stop.is_set():
             self.status.value = "cancelled"
             return
+        if outcome.missing_weights:
+            self._missing_weights = outcome.missing_weights
+            self.weights_help.visible = True
+            report_error(self.status, "ResJND", f"could not get the weights {outcome.missing_weights} (offline, or "
+                         "the download failed): open a weights file, or copy the link and put the file in the "
+                         "cache folder", detail=outcome.error)
+            return
         if outcome.error:
             self._report_error(outcome.error)
             return
+        self.weights_help.visible = False
         pred = outcome.prediction
         pred.metadata["plane"] = list(plane) if plane is not None else "all"
         pending = [
