@@ -148,6 +148,7 @@ class PredictWidget(DockContainer):
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False, label="")
         self.extend([self.model, self.image, self.device, self.precision, self.tile, self.scope,
                      outputs, buttons, self.progress, self.status, self.weights_help])
+        self.weights_help.hide()  # explicitly, so that it takes no room until needed
         self.open_file_button.changed.connect(lambda _=None: self.ask_weights_file())
         self.copy_link_button.changed.connect(self.copy_download_link)
         self.cache_button.changed.connect(self.open_cache_folder)
