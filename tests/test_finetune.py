@@ -171,6 +171,9 @@ def test_cli_finetune_end_to_end(tmp_path, jpeg_pairs, capsys):
     assert "epoch   0" in text and "epoch   2" in text and "best weights in" in text
     assert load_model(out).architecture["channels"] == 8
     rc = main(["finetune", "--pairs", str(tmp_path / "nope"), "--out", str(out), "--weights", str(w)])
+    assert rc == 2 and "--pairs" in (err := capsys.readouterr().err) and "no such folder" in err
+    (tmp_path / "flat").mkdir()
+    rc = main(["finetune", "--pairs", str(tmp_path / "flat"), "--out", str(out), "--weights", str(w)])
     assert rc == 2 and "missing data/" in capsys.readouterr().err
 
 

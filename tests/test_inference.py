@@ -64,7 +64,9 @@ def test_grey_rgba_uint16_float_agree(tiny, rng):
 def test_stacks_are_processed_plane_by_plane(tiny, rng):
     stack = rng.integers(0, 256, (2, 3, 20, 24, 3), dtype=np.uint8)
     calls = []
-    p = predict(tiny, stack, device="cpu", tile=12, progress=lambda d, t: calls.append((d, t)))
+    with pytest.raises(ValueError, match=r"shape \(2, 3, 20, 24, 3\) is not an image"):
+        predict(tiny, stack, device="cpu")  # a stack only when the caller says so
+    p = predict(tiny, stack, device="cpu", tile=12, rgb=True, progress=lambda d, t: calls.append((d, t)))
     assert p.jnd.shape == (2, 3, 20, 24) and p.cpl.shape == stack.shape
     one = predict(tiny, stack[1, 2], device="cpu")
     np.testing.assert_allclose(p.jnd[1, 2], one.jnd, atol=1e-4)
@@ -91,7 +93,10 @@ def test_non_finite_pixels_raise(tiny, bad):
     "img, match",
     [
         (np.zeros((10, 10, 3), np.int32), "unsupported pixel type"),
-        (np.zeros(10, np.uint8), "at least 2 axes"),
+        (np.zeros(10, np.uint8), r"shape \(10,\) is not an image"),
+        (np.zeros((12, 10, 2), np.uint8), r"shape \(12, 10, 2\) is not an image"),
+        (np.zeros((12, 10, 5), np.uint8), r"shape \(12, 10, 5\) is not an image"),
+        (np.zeros((4, 12, 10), np.uint8), r"say rgb=False"),
         (np.zeros((0, 10), np.uint8), "empty"),
     ],
 )

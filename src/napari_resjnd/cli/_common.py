@@ -1,10 +1,144 @@
-"""What every ``resjnd`` command shares."""
+"""What every ``resjnd`` command shares: one-line errors, argument types that check
+their values before any work, and the checks of output paths and devices."""
 
 from __future__ import annotations
 
+import argparse
+import math
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 
-def fail(msg: str, code: int = 2) -> int:
-    print(f"resjnd: error: {msg}", file=sys.stderr)
+class UsageError(ValueError):
+    """A bad argument or input found before any work started."""
+
+
+def one_line(msg: object) -> str:
+    """``msg`` on one line (a message may carry a library's multi-line text)."""
+    return " ".join(str(msg).split())
+
+
+def fail(msg: object, code: int = 2) -> int:
+    print(f"resjnd: error: {one_line(msg)}", file=sys.stderr)
     return code
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block) and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"resjnd: error: {self.prog.split()[-1] if ' ' in self.prog else self.prog}: "
+                     f"{one_line(message)} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {v}")
+    return v
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
+    return v
+
+
+def _finite(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    v = _finite(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return v
+
+
+def nonnegative_float(text: str) -> float:
+    v = _finite(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return v
+
+
+def fraction(text: str) -> float:
+    v = _finite(text)
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return v
+
+
+#: Above this PSNR the injected noise is weaker than 8-bit rounding itself
+#: (uniform quantisation noise, variance 1/12 grey level squared).
+MAX_PSNR_8BIT = 10 * math.log10(255**2 * 12)
+
+
+def psnr_target(text: str) -> float:
+    v = _finite(text)
+    if not 0 < v <= MAX_PSNR_8BIT:
+        raise argparse.ArgumentTypeError(
+            f"{text} dB cannot be reached on 8-bit images: give a target above 0 and at most "
+            f"{MAX_PSNR_8BIT:.1f} dB (beyond that the noise is smaller than 8-bit rounding)")
+    return v
+
+
+def check_device(name: str, what: str = "--device") -> None:
+    """Refuse an unknown or absent device before any work."""
+    from ..core.inference import resolve_device
+
+    try:
+        resolve_device(name)
+    except ValueError as e:
+        raise UsageError(f"{what} {name}: {e}") from None
+
+
+def _writable_dir(d: Path, what: str) -> None:
+    probe = d
+    while not probe.exists():  # the nearest folder that exists must take new files
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{what} {d}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {d}: {probe} is not writable")
+    if probe == d:
+        try:
+            tempfile.TemporaryFile(dir=d).close()
+        except OSError as e:
+            raise UsageError(f"{what} {d}: cannot write there ({e.strerror or e})") from None
+
+
+def out_folder(path: str, what: str = "--out") -> Path:
+    """``--out`` that must be a folder (made if missing): not a file, writable."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{what} {p} is a file; give a folder")
+    _writable_dir(p, what)
+    return p
+
+
+def out_file(path: str, what: str = "--out", suffixes: tuple[str, ...] = ()) -> Path:
+    """``--out`` that must be a file path: not a folder, in a writable folder."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UsageError(f"{what} {p} is a folder; give a file name" + (f" ({', '.join(suffixes)})" if suffixes
+                                                                           else ""))
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise UsageError(f"{what} {p}: the file must end in {' or '.join(suffixes)}")
+    _writable_dir(p.parent, what)
+    return p

@@ -1,8 +1,10 @@
 """Any image a researcher has -> float32 RGB planes in [0, 1], with checks.
 
-Accepted: H x W grey, H x W x 3 RGB, H x W x 4 RGBA (alpha ignored), with any
-leading axes (stacks, time series). uint8 is divided by 255 and uint16 by 65535;
-float images are taken as already in [0, 1]; bool as 0 / 1.
+An image is H x W grey, H x W x 3 RGB or H x W x 4 RGBA (alpha ignored). Leading
+axes (stacks, time series) are planes only when the caller says so (``rgb``
+given) or the file does (TIFF pages). uint8 is divided by 255 and uint16 by
+65535; float images are taken as already in [0, 1]; bool as 0 / 1. Anything else
+is refused with its shape in the message: no guess that could be silently wrong.
 """
 
 from __future__ import annotations
@@ -32,11 +34,28 @@ class ImageLayout:
         return int(np.prod(self.leading, dtype=np.int64))
 
 
+#: Pages of a TIFF without axis names that are narrower than this are taken for
+#: what they almost always are, an H x W x C array (C not 1, 3, 4) that tifffile
+#: stored as H pages of W x C, and refused.
+MIN_SIDE = 8
+#: Largest plane, in pixels: twice Pillow's decompression-bomb warning level.
+MAX_PIXELS = 2 * 89_478_485
+
+
 def layout_of(image: np.ndarray, rgb: bool | None = None) -> ImageLayout:
-    """Work out the layout; ``rgb=None`` guesses from a last axis of 3 or 4."""
+    """Work out the layout. ``rgb=None`` accepts only one image (H x W, or
+    H x W x 3 or 4); for stacks say what the axes are: ``rgb=False`` (... x H x W
+    grey planes) or ``rgb=True`` (... x H x W x 3 or 4)."""
     shape = tuple(image.shape)
     if rgb is None:
-        rgb = len(shape) >= 3 and shape[-1] in (3, 4)
+        if len(shape) == 3 and shape[-1] in (3, 4):
+            rgb = True
+        elif len(shape) == 2:
+            rgb = False
+        else:
+            raise ValueError(
+                f"shape {shape} is not an image: give H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA); "
+                "for a stack of planes say rgb=False (... x H x W) or rgb=True (... x H x W x 3 or 4)")
     if rgb:
         if len(shape) < 3 or shape[-1] not in (3, 4):
             raise ValueError(f"an RGB image needs a last axis of 3 or 4, got shape {shape}")
@@ -86,21 +105,130 @@ def plane_rgb(unit: np.ndarray, layout: ImageLayout, index: int) -> np.ndarray:
     return np.ascontiguousarray(p[..., :3])
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read a file as an array: TIFF through tifffile, the rest through Pillow."""
-    path = Path(path)
-    if path.suffix.lower() in {".tif", ".tiff"}:
-        import tifffile
+@dataclass(frozen=True)
+class ImageFile:
+    """An image read from a file, with what the file says about its axes."""
 
-        return tifffile.imread(path)
+    data: np.ndarray
+    rgb: bool  # the last axis is colour (3 or 4 samples)
+    orientation: int = 1  # EXIF orientation tag (1: none); pixels stay as stored
+
+    @property
+    def stack(self) -> bool:
+        return self.data.ndim - (3 if self.rgb else 2) > 0
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a file as an array (see :func:`load_image`)."""
+    return load_image(path).data
+
+
+def load_image(path: str | Path) -> ImageFile:
+    """Read an image file, refusing what cannot be read as one image or a stack
+    of them; every error is a ``ValueError`` naming the file.
+
+    TIFF (tifffile): the samples axis goes last (planar RGB is recognised by its
+    photometric tag; 16-bit stays 16-bit); more pages make a stack. Other formats
+    (Pillow): one frame; grey, RGB or RGBA, 16-bit grey kept. Pixels stay in the
+    order they are stored, as napari's reader shows them: the EXIF orientation is
+    returned, not applied. Planes over :data:`MAX_PIXELS` are refused from the
+    header, before any pixel is decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    try:
+        if path.suffix.lower() in {".tif", ".tiff"}:
+            return _load_tiff(path)
+        return _load_pillow(path)
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+    except MemoryError:
+        raise ValueError(f"{path}: not enough memory to read it") from None
+    except Exception as e:  # damaged files raise every kind of error in the decoders
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def _check_pixels(h: int, w: int, planes: int = 1) -> None:
+    if h * w > MAX_PIXELS:
+        raise ValueError(f"{w} x {h} = {h * w:,} pixels per plane is more than the limit of {MAX_PIXELS:,} "
+                         "(a decompression bomb, or an image to split first)")
+    if h * w * planes > 8 * MAX_PIXELS:
+        raise ValueError(f"{planes} planes of {w} x {h} pixels is more than the limit of {8 * MAX_PIXELS:,} "
+                         "pixels in one file")
+
+
+def _load_tiff(path: Path) -> ImageFile:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        series = tf.series[0]
+        axes, shape = series.axes, tuple(series.shape)
+        page = tf.pages.first
+        photometric = int(page.photometric) if page.photometric is not None else None
+        if "Y" not in axes or "X" not in axes:
+            raise ValueError(f"no image axes in the TIFF (axes {axes!r}, shape {shape})")
+        h, w = shape[axes.index("Y")], shape[axes.index("X")]
+        other = [n for a, n in zip(axes, shape) if a not in "YXS"]
+        _check_pixels(h, w, int(np.prod(other, dtype=np.int64)))
+        data = series.asarray()
+    if "S" in axes:  # samples (colour) last, planar or not
+        data = np.moveaxis(data, axes.index("S"), -1)
+        axes = axes.replace("S", "") + "S"
+    samples = data.shape[-1] if axes.endswith("S") else 1
+    rgb = photometric == 2  # tifffile.PHOTOMETRIC.RGB
+    if "C" in axes and data.shape[axes.index("C")] != 1:
+        raise ValueError(f"{data.shape[axes.index('C')]} channels (axes {series.axes!r}, shape {shape}); "
+                         "ResJND takes grey, RGB or RGBA images")
+    data = data.reshape([n for a, n in zip(axes, data.shape) if not (a == "C" or (a == "S" and n == 1))])
+    if "Q" in axes and min(h, w) < MIN_SIDE:
+        raise ValueError(f"{shape[0]} pages of {w} x {h} pixels (shape {shape}): this looks like an H x W x {w} "
+                         "array, and ResJND takes grey (H x W), RGB or RGBA (H x W x 3 or 4) images")
+    if samples > 1 and not (rgb and samples in (3, 4)):
+        raise ValueError(f"{samples} samples per pixel that are not RGB or RGBA (photometric {photometric}, "
+                         f"shape {shape}); ResJND takes grey, RGB or RGBA images")
+    rgb = rgb and samples > 1
+    layout_of(data, rgb)  # plane size and shape checks
+    return ImageFile(data, rgb)
+
+
+def _load_pillow(path: Path) -> ImageFile:
     from PIL import Image
 
-    with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I;16L"):
-            return np.asarray(im, dtype=np.uint16)
-        if im.mode not in ("L", "RGB", "RGBA"):
-            im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-        return np.asarray(im)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombError as e:
+            raise ValueError(f"refused as a decompression bomb ({e})") from None
+    with im:
+        w, h = im.size
+        _check_pixels(h, w)
+        if getattr(im, "n_frames", 1) > 1:
+            raise ValueError(f"{im.n_frames} frames; ResJND reads one image per file (save the frames as TIFF "
+                             "pages to predict a stack)")
+        orientation = int(im.getexif().get(0x0112, 1) or 1)
+        mode = im.mode
+        if mode in ("I;16", "I;16B", "I;16L"):
+            data = np.asarray(im, dtype=np.uint16)
+        elif mode == "I":  # 16-bit PNG grey as 32-bit integers
+            data = np.asarray(im)
+            if data.min() < 0 or data.max() > 65535:
+                raise ValueError(f"32-bit integer pixels (range {data.min()} to {data.max()}); "
+                                 "ResJND takes 8- or 16-bit images")
+            data = data.astype(np.uint16)
+        elif mode == "F":
+            raise ValueError("32-bit float pixels; save float images as TIFF, in [0, 1]")
+        else:
+            if mode not in ("L", "RGB", "RGBA"):
+                keep_alpha = "A" in im.getbands() or "transparency" in im.info
+                im = im.convert("RGBA" if keep_alpha and mode not in ("LA", "La") else
+                                "L" if mode in ("1", "LA", "La") else "RGB")
+            data = np.asarray(im)
+    rgb = data.ndim == 3
+    layout_of(data, rgb)
+    return ImageFile(data, rgb, orientation)
 
 
 def rgb255(image: np.ndarray) -> np.ndarray:

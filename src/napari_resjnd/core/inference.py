@@ -69,9 +69,19 @@ def available_devices() -> list[str]:
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device(available_devices()[0])
-    d = torch.device(device)
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but PyTorch sees no CUDA GPU here")
+    try:
+        d = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        d = None
+    if d is None or d.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {str(device)!r}; use auto, cpu, cuda, cuda:N or mps")
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} asked for, but PyTorch sees no CUDA GPU here")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+    if d.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {str(device)!r} asked for, but PyTorch sees no Apple GPU (MPS) here")
     return d
 
 
