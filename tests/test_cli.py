@@ -89,7 +89,10 @@ def test_folders_recursive_shards_cover_every_file_once(tmp_path, tiny_file, rng
         s = json.loads((out / f"summary-shard-{i}-of-3.json").read_text())
         seen += s["done"]
     assert sorted(seen) == sorted(str(src / n) for n in names)  # disjoint and complete
-    assert (out / "b" / "c" / "3_jnd.tif").exists() and (out / "a" / "0.json").exists()
+    assert (out / "b" / "c" / "3_jnd.tif").exists()
+    # a/0.png and a/0.bmp share a stem: both are named after their whole file name
+    assert (out / "a" / "0.png.json").exists() and (out / "a" / "0.bmp_jnd.png").exists()
+    assert not (out / "a" / "0.json").exists() and (out / "a" / "1.json").exists()
     assert main(["predict", str(src), "--out", str(tmp_path / "flat"), "--weights", str(tiny_file), "-q"]) == 0
     assert json.loads((tmp_path / "flat" / "summary.json").read_text())["counts"]["done"] == 1  # top.bmp only
 

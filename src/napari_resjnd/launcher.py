@@ -12,7 +12,7 @@ def open_viewer(images: Sequence[str] = (), weights: str | None = None, show: bo
     """A viewer with the widget docked and ``images`` loaded; returns (viewer, widget)."""
     import napari
 
-    from .core.images import read_image
+    from .core.images import load_image
 
     viewer = napari.Viewer(show=show)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
@@ -20,8 +20,8 @@ def open_viewer(images: Sequence[str] = (), weights: str | None = None, show: bo
         from pathlib import Path
 
         for path in images:
-            data = read_image(path)
-            viewer.add_image(data, name=Path(path).stem, rgb=data.ndim == 3 and data.shape[-1] in (3, 4))
+            image = load_image(path)
+            viewer.add_image(image.data, name=Path(path).stem, rgb=image.rgb)
     else:
         viewer.open_sample(PLUGIN, "astronaut")
     widget.refresh_models()

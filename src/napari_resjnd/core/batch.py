@@ -12,7 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .images import read_image
+from .files import atomic_write
+from .images import load_image
 from .pairs import IMAGE_SUFFIXES
 
 
@@ -31,8 +32,15 @@ class Job:
 
 
 def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = False) -> list[Job]:
-    """Files and folders -> sorted jobs. Files found in a folder keep their
-    sub-folder below ``out`` so equal names in different folders do not collide."""
+    """Files and folders -> sorted jobs whose outputs never collide.
+
+    Files found in a folder keep their sub-folder below ``out``. Outputs are named
+    after the file's stem; when inputs bound for the same folder share a stem (case
+    ignored: ``x.png`` and ``X.jpg``), each of them is named after its whole file
+    name instead (``x.png_jnd.png``). Inputs whose whole names still collide (the
+    same name in two folders given as files) are refused before any work. The rule
+    is applied to the whole list before sharding, so every shard agrees.
+    """
     out = Path(out)
     jobs = []
     for item in inputs:
@@ -45,7 +53,32 @@ def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = F
                     jobs.append(Job(f, out / rel, f.stem))
         else:  # missing files are reported when read
             jobs.append(Job(p, out, p.stem))
-    return sorted(set(jobs), key=lambda j: str(j.source))
+    jobs = sorted({j.source.resolve(): j for j in jobs}.values(), key=lambda j: str(j.source))
+    return _unique_names(jobs)
+
+
+def _unique_names(jobs: list[Job]) -> list[Job]:
+    def key(job, stem):
+        return str(job.out_dir).casefold(), stem.casefold()
+
+    def groups(named):
+        found: dict = {}
+        for job in named:
+            found.setdefault(key(job, job.stem), []).append(job)
+        return found
+
+    renamed = {id(j): j for j in jobs}
+    for clash in groups(jobs).values():
+        if len(clash) > 1:
+            for j in clash:
+                renamed[id(j)] = Job(j.source, j.out_dir, j.source.name)
+    out = [renamed[id(j)] for j in jobs]
+    for clash in groups(out).values():
+        if len(clash) > 1:
+            names = " and ".join(str(j.source) for j in clash)
+            raise ValueError(f"{names} would write the same files in {clash[0].out_dir}: give their folders "
+                             "(sub-folders are kept below --out) or predict them into different --out folders")
+    return out
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -79,7 +112,7 @@ class BatchSummary:
 
 def run_batch(
     jobs: list[Job],
-    compute: Callable,  # (image array, job) -> prediction
+    compute: Callable,  # (ImageFile, job) -> prediction
     write: Callable,  # (prediction, job) -> None
     *,
     skip_existing: bool = False,
@@ -87,7 +120,9 @@ def run_batch(
     on_done: Callable[[Job, object | None, Exception | None], None] | None = None,
 ) -> BatchSummary:
     """Read, compute and write every job; with ``pipeline`` the next file is read
-    and the previous results written in threads while the network runs."""
+    and the previous results written in threads while the network runs. A file
+    that fails (unreadable, refused, a full disk) is recorded with its reason and
+    the batch goes on."""
     summary = BatchSummary()
     t0 = time.perf_counter()
     todo = []
@@ -98,7 +133,7 @@ def run_batch(
             todo.append(job)
 
     def fail(job, e):
-        summary.failed[str(job.source)] = f"{type(e).__name__}: {e}"
+        summary.failed[str(job.source)] = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
         if on_done:
             on_done(job, None, e)
 
@@ -109,30 +144,30 @@ def run_batch(
             summary.done.append(str(job.source))
             if on_done:
                 on_done(job, True, None)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, MemoryError) as e:
             fail(job, e)
 
     if not pipeline:
         for job in todo:
             try:
-                write(compute(read_image(job.source), job), job)
-            except (OSError, ValueError) as e:
+                write(compute(load_image(job.source), job), job)
+            except (OSError, ValueError, MemoryError) as e:
                 fail(job, e)
                 continue
             finish(job, None)
     else:
         with ThreadPoolExecutor(2, thread_name_prefix="resjnd-read") as readers, \
                 ThreadPoolExecutor(1, thread_name_prefix="resjnd-write") as writer:
-            reads: list[Future] = [readers.submit(read_image, j.source) for j in todo[:2]]
+            reads: list[Future] = [readers.submit(load_image, j.source) for j in todo[:2]]
             writes: list[tuple[Job, Future]] = []
             for k, job in enumerate(todo):
                 if k + 2 < len(todo):
-                    reads.append(readers.submit(read_image, todo[k + 2].source))
+                    reads.append(readers.submit(load_image, todo[k + 2].source))
                 try:
                     image = reads[k].result()
                     reads[k] = None  # do not keep every image alive
                     pred = compute(image, job)
-                except (OSError, ValueError) as e:
+                except (OSError, ValueError, MemoryError) as e:
                     reads[k] = None
                     fail(job, e)
                     continue
@@ -146,5 +181,5 @@ def run_batch(
 
 
 def write_summary(summary: BatchSummary, path: Path, extra: dict | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**summary.as_dict(), **(extra or {})}, indent=2))
+    text = json.dumps({**summary.as_dict(), **(extra or {})}, indent=2)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))

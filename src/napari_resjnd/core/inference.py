@@ -281,6 +281,11 @@ def iter_predict(
                 torch.cuda.empty_cache()
                 tile = max(MIN_TILE, tile // 2)
         done += n_tiles(h, w, tile)
+        if not np.isfinite(plane_cpl).all():
+            bad = int(plane_cpl.size - np.count_nonzero(np.isfinite(plane_cpl)))
+            raise ValueError(f"the network gave {bad} NaN or infinite values with weights "
+                             f"{(getattr(model, 'provenance', {}) or {}).get('weights', 'unnamed')!r}: "
+                             "the weights are broken, or too large for this precision")
         r = (plane_cpl - x) * np.float32(255)
         jnd[i] = jnd_from_residual(r)
         if layout.rgb:

@@ -267,6 +267,8 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
             info = json.loads(meta.get(METADATA_KEY, "{}"))
         except json.JSONDecodeError as e:
             raise WeightsError(f"{path}: unreadable metadata ({e})") from e
+        if not isinstance(info, dict):
+            raise WeightsError(f"{path}: metadata {METADATA_KEY!r} must be a JSON object, not {type(info).__name__}")
         return tensors, info
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -297,14 +299,23 @@ def load_model(source: str | os.PathLike = DEFAULT_WEIGHTS, *, progress=None, sh
         arch = None
     tensors, info = _read_state_dict(path)
     if arch is None:
-        arch = info.get("architecture") or {}
+        arch = info.get("architecture") if isinstance(info, dict) else None
+        arch = arch if isinstance(arch, dict) else {}
         w = tensors.get("input.weight")
-        arch = {
-            "channels": int(arch.get("channels", w.shape[0] if w is not None else 128)),
-            "recursions": int(arch.get("recursions", 25)),
-        }
+        try:
+            arch = {
+                "channels": int(arch.get("channels", w.shape[0] if w is not None else 128)),
+                "recursions": int(arch.get("recursions", 25)),
+            }
+        except (TypeError, ValueError):
+            raise WeightsError(f"{path}: unreadable architecture in its metadata ({arch})") from None
+    if not (1 <= arch["channels"] <= 1024 and 1 <= arch["recursions"] <= 200):
+        raise WeightsError(f"{path}: architecture {arch} is out of range (channels 1-1024, recursions 1-200)")
     model = ResJND(arch["channels"], arch["recursions"])
     _check_fits(path, model, tensors)
+    broken = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise WeightsError(f"{path}: tensors {broken} hold NaN or infinite values")
     model.load_state_dict({k: v.float() for k, v in tensors.items()})
     model.eval()
     model.provenance = {

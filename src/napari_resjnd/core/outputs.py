@@ -1,0 +1,75 @@
+"""The files ``resjnd predict`` writes for one image: every file atomic, the JSON
+sidecar last, and a job that fails half-way takes its files back with it.
+
+Per image: ``<stem>_jnd.tif`` (float32, absolute grey levels, provenance in the
+TIFF description), and for one 2-D image ``<stem>_jnd.png`` (8-bit) and
+``<stem>_cpl.png``, for a stack ``<stem>_cpl.tif`` (float32); ``<stem>.json`` (the
+provenance) is written last, so its presence marks a complete set.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .files import atomic_write
+
+
+def output_paths(out_dir: Path, stem: str, planes_2d: bool) -> list[Path]:
+    """The files of one image, in the order they are written (the sidecar last)."""
+    names = ["_jnd.tif", "_jnd.png", "_cpl.png"] if planes_2d else ["_jnd.tif", "_cpl.tif"]
+    return [out_dir / f"{stem}{n}" for n in names] + [out_dir / f"{stem}.json"]
+
+
+def _png_exif(orientation: int):
+    """EXIF with the source's orientation tag, so a viewer that honours it turns the
+    maps like the photo (napari, like ``resjnd``, shows the stored pixel order)."""
+    if orientation in (None, 1):
+        return None
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = int(orientation)
+    return exif
+
+
+def write_outputs(pred, out_dir: Path, stem: str, jnd_scale: str = "absolute", extra: dict | None = None,
+                  orientation: int = 1) -> list[Path]:
+    """Write the files of one prediction (see the module docstring); returns their paths."""
+    import tifffile
+    from PIL import Image
+
+    from .jnd import normalise_max, to_uint8_absolute
+
+    if not np.isfinite(pred.jnd).all():
+        raise ValueError("the JND map holds NaN or infinite values; nothing written")
+    out_dir = Path(out_dir)
+    meta = {**pred.metadata, **(extra or {}), "jnd_png_scale": jnd_scale}
+    if orientation not in (None, 1):
+        meta["exif_orientation"] = int(orientation)
+    planes_2d = pred.jnd.ndim == 2
+    paths = output_paths(out_dir, stem, planes_2d)
+    exif = _png_exif(orientation)
+
+    def png(array):
+        return lambda tmp: Image.fromarray(array).save(tmp, format="PNG", **({"exif": exif} if exif else {}))
+
+    writers = [lambda tmp: tifffile.imwrite(tmp, pred.jnd.astype(np.float32), metadata={"resjnd": json.dumps(meta)})]
+    if planes_2d:
+        j8 = normalise_max(pred.jnd) if jnd_scale == "max" else to_uint8_absolute(pred.jnd)
+        writers += [png(j8), png(np.clip(np.rint(pred.cpl * 255), 0, 255).astype(np.uint8))]
+    else:
+        writers.append(lambda tmp: tifffile.imwrite(tmp, pred.cpl.astype(np.float32)))
+    writers.append(lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+    written: list[Path] = []
+    try:
+        for path, write in zip(paths, writers):
+            atomic_write(path, write)
+            written.append(path)
+    except BaseException:
+        for path in written:  # an incomplete set would look done to nobody, but confuse everybody
+            path.unlink(missing_ok=True)
+        raise
+    return written
