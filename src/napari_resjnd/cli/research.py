@@ -45,19 +45,22 @@ def cmd_evaluate(args) -> int:
             print(f"resjnd: skipping {path}: {e}", file=sys.stderr)
     if not rows:
         return fail("no image could be evaluated")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    from ..core.files import atomic_write
+
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+    atomic_write(args.out, write_csv)
     reference = "resjnd" if "resjnd" in names else names[0]
     stats = ev.paired_stats(rows, reference=reference, seed=args.seed)
     print(ev.markdown_summary(stats, reference))
     if args.plot:
         from ..core.plots import quality_plot
 
-        quality_plot(rows, args.plot)
+        atomic_write(args.plot, lambda tmp: quality_plot(rows, tmp, fmt=Path(args.plot).suffix[1:]))
     return 1 if failed else 0
 
 
@@ -84,26 +87,32 @@ def cmd_ladder(args) -> int:
         lad = make_ladder(image[y0:y1, x0:x1], args.generator, args.levels, seed=args.seed)
     except (OSError, ValueError) as e:
         return fail(str(e))
+    from ..core.files import atomic_write
+
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     for k, level in enumerate(lad.levels):
-        Image.fromarray(np.clip(np.rint(level), 0, 255).astype(np.uint8)).save(out / f"level_{k:02d}.png")
+        png = np.clip(np.rint(level), 0, 255).astype(np.uint8)
+        atomic_write(out / f"level_{k:02d}.png", lambda tmp, png=png: Image.fromarray(png).save(tmp, format="PNG"))
     info = {"image": str(args.image), "box_xywh": args.box, "generator": args.generator, "seed": args.seed,
             "levels": [{"level": k, "psnr": p, "param": q} for k, (p, q) in enumerate(zip(lad.psnr, lad.params))]}
-    (out / "ladder.json").write_text(json.dumps(info, indent=2))
+    text = json.dumps(info, indent=2)
+    atomic_write(out / "ladder.json", lambda tmp: Path(tmp).write_text(text))
     for row in info["levels"]:
         print(f"level {row['level']:2d}  PSNR {row['psnr']:6.2f} dB  ({args.generator} {row['param']})")
     return 0
 
 
 def cmd_annotations_merge(args) -> int:
-    from ..core.annotation import Session, export_pairs, ladders_for, merge
+    from ..core.annotation import Session, check_same_image, export_pairs, ladders_for, merge
+    from ..core.files import atomic_write
     from ..core.images import read_image
 
-    try:
+    try:  # every session checked (complete, same image) before anything is written
         sessions = [Session.load(p) for p in args.sessions]
+        image_path = args.image or sessions[0].image
+        image = read_image(image_path)
+        check_same_image(sessions, [str(p) for p in args.sessions], image, str(image_path), read=read_image)
         result = merge(sessions)
-        image = read_image(args.image or sessions[0].image)
         ladders = ladders_for(image, sessions[0])
         by_box = {p.box: lad for p, lad in zip(sessions[0].patches, ladders)}
         boxes = [tuple(r["box"]) for r in result["patches"]]
@@ -112,7 +121,8 @@ def cmd_annotations_merge(args) -> int:
     except (OSError, ValueError, KeyError) as e:
         return fail(str(e))
     out = Path(args.out)
-    (out / "merged.json").write_text(json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2)
+    atomic_write(out / "merged.json", lambda tmp: Path(tmp).write_text(text))
     a = result["agreement"]
     print(f"{a['patches']} patches from {len(a['observers'])} observers; mean std of critical levels "
           f"{a['mean_std']:.2f}, within one level of the median: {a['within_one_level']:.0%}; pairs in {out}")

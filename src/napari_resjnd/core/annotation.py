@@ -72,6 +72,8 @@ class Session:
     mode: str = "flicker"
     patches: list[PatchRecord] = field(default_factory=list)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    #: :func:`image_sha256` of the judged image: sessions merge by content, not by name.
+    image_sha256: str | None = None
 
     def staircase(self, i: int) -> Bisection:
         """Patch i's staircase, rebuilt from its recorded trials (how a session resumes)."""
@@ -97,10 +99,76 @@ class Session:
 
     @classmethod
     def load(cls, path: str | Path) -> Session:
-        d = json.loads(Path(path).read_text())
-        d["patches"] = [PatchRecord(**{**p, "box": tuple(p["box"])}) for p in d["patches"]]
-        d["image_shape"] = tuple(d["image_shape"])
-        return cls(**d)
+        """Read and check a session file; a damaged or foreign file is a one-line
+        ``ValueError`` naming it."""
+        try:
+            d = json.loads(Path(path).read_text())
+            d["patches"] = [PatchRecord(**{**p, "box": tuple(int(v) for v in p["box"])}) for p in d["patches"]]
+            d["image_shape"] = tuple(int(v) for v in d["image_shape"])
+            session = cls(**d)
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            why = f"missing {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+            raise ValueError(f"{path}: not a CPL annotation session ({type(e).__name__}: {why})") from None
+        session.check(path)
+        return session
+
+    def check(self, where: object = "session") -> None:
+        """Values in range: levels, boxes inside the image, trial and critical levels."""
+        if not isinstance(self.levels, int) or self.levels < 2:
+            raise ValueError(f"{where}: levels must be a whole number of at least 2, got {self.levels!r}")
+        if len(self.image_shape) < 2:
+            raise ValueError(f"{where}: image_shape {self.image_shape} is not an image shape")
+        h, w = self.image_shape[:2]
+        for i, p in enumerate(self.patches):
+            y0, y1, x0, x1 = p.box
+            if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+                raise ValueError(f"{where}: patch {i}'s box {p.box} is not inside the {w} x {h} image")
+            levels = [t.get("level") for t in p.trials] + ([] if p.critical is None else [p.critical])
+            bad = [v for v in levels if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < self.levels]
+            if bad:
+                raise ValueError(f"{where}: patch {i} has levels {bad} outside 0..{self.levels - 1}")
+
+    def unfinished(self) -> list[int]:
+        return [i for i, p in enumerate(self.patches) if p.critical is None]
+
+
+def image_sha256(image: np.ndarray) -> str:
+    """sha256 of an image's pixels, dtype and shape (the same pixels in PNG or TIFF match)."""
+    import hashlib
+
+    a = np.ascontiguousarray(image)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def check_same_image(sessions: list[Session], names: list[str], image: np.ndarray, image_name: str,
+                     read=None) -> None:
+    """Refuse sessions that are unfinished or of another image than ``image`` (by
+    content hash and shape). A session without a recorded hash is checked against
+    its own image file, read with ``read``."""
+    want = image_sha256(image)
+    for s, name in zip(sessions, names):
+        todo = s.unfinished()
+        if todo:
+            raise ValueError(f"{name}: {s.observer}'s session is unfinished (patches {todo} have no critical level "
+                             "yet); finish it in napari (Annotate CPL, Start / resume) or leave it out")
+        if tuple(s.image_shape) != tuple(np.shape(image)):
+            raise ValueError(f"{name}: the session's image is {s.image_shape}, {image_name} is {np.shape(image)}")
+        got = s.image_sha256
+        if got is None:
+            try:
+                got = image_sha256(read(s.image)) if read else None
+            except ValueError:
+                got = None
+            if got is None:
+                raise ValueError(f"{name}: the session records no image hash and its image {s.image!r} cannot be "
+                                 "read to check it")
+        if got != want:
+            raise ValueError(f"{name}: the session judged another image than {image_name} "
+                             "(same shape, different pixels)")
 
 
 def ladders_for(image: np.ndarray, session: Session, jnd: np.ndarray | None = None) -> list:
@@ -132,6 +200,9 @@ def merge(sessions: list[Session]) -> dict:
     for s in sessions[1:]:
         if (s.image_shape, s.generator, s.levels, s.seed) != (ref.image_shape, ref.generator, ref.levels, ref.seed):
             raise ValueError(f"session of {s.observer!r} used other settings (image, generator, levels or seed)")
+    for s in sessions[1:]:
+        if sorted(p.box for p in s.patches) != sorted(p.box for p in ref.patches):
+            raise ValueError(f"session of {s.observer!r} judged other rectangles than {ref.observer!r}")
     boxes = [p.box for p in ref.patches]
     rows = []
     for i, box in enumerate(boxes):
@@ -157,12 +228,16 @@ def export_pairs(image: np.ndarray, boxes, versions, out: str | Path, stem: str 
     target = assemble_target(image, boxes, versions)
     pristine = assemble_target(image, [], [])
     out = Path(out)
-    written = []
-    for sub in ("data", "label"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    for i, (y0, y1, x0, x1) in enumerate(boxes):
-        for arr, sub in ((pristine, "data"), (target, "label")):
-            p = out / sub / f"{stem}_{i:03d}.png"
-            Image.fromarray(np.clip(np.rint(arr[y0:y1, x0:x1]), 0, 255).astype(np.uint8)).save(p)
-            written.append(p)
+    written: list[Path] = []
+    try:
+        for i, (y0, y1, x0, x1) in enumerate(boxes):
+            for arr, sub in ((pristine, "data"), (target, "label")):
+                p = out / sub / f"{stem}_{i:03d}.png"
+                crop = np.clip(np.rint(arr[y0:y1, x0:x1]), 0, 255).astype(np.uint8)
+                atomic_write(p, lambda tmp, crop=crop: Image.fromarray(crop).save(tmp, format="PNG"))
+                written.append(p)
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
     return written

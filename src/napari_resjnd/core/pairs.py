@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .images import layout_of, plane_rgb, read_image, to_unit_float
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
@@ -81,12 +82,16 @@ def image_size(path: str | Path) -> tuple[int, int]:
             with tifffile.TiffFile(path) as tf:
                 page = tf.pages.first
                 return int(page.imagelength), int(page.imagewidth)
+        import warnings
+
         from PIL import Image
 
-        with Image.open(path) as im:
-            return im.height, im.width
-    except (OSError, ValueError, IndexError) as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.height, im.width
+    except Exception as e:  # damaged files raise every kind of error in the decoders
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 def folder_patch(files: list[tuple[str, Path, Path]], patch: int | None, default: int) -> int:
@@ -134,38 +139,55 @@ def write_patches(src: str | Path, out: str | Path, size: int, stride: int | Non
     patches whose pristine luminance varies less (std in grey levels) are skipped.
     Names: ``<stem>_y<Y>_x<X><suffix>``. Returns counts.
     """
-    from PIL import Image
-
     out = Path(out)
     files = pair_files(src)
-    for sub in ("data", "label"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    folder_patch(files, size, size)  # every pair's sizes, from the headers, before any file is written
+    stems = [Path(name).stem for name, _, _ in files]
+    if len({s.casefold() for s in stems}) < len(stems):  # x.png and x.bmp: name patches after whole names
+        stems = [name for name, _, _ in files]
     counts = {"pairs": len(files), "patches": 0, "skipped_flat": 0}
-    for k, (name, pp, tp) in enumerate(files):
-        a, b = read_image(pp), read_image(tp)
-        if a.shape != b.shape:
-            raise ValueError(f"{name}: pristine is {a.shape}, target is {b.shape}; they must match")
-        rgb = as_rgb(a, name)
-        pair = Pair(name, rgb, rgb)  # only its size and luminance are used
-        lum = pair.pristine @ np.array([0.299, 0.587, 0.114], np.float32) * 255
-        stem, suffix = Path(name).stem, ".png" if a.dtype == np.uint8 else ".tif"
-        for y, x in patch_origins(pair, size, stride=stride):
-            if min_std and lum[y : y + size, x : x + size].std() < min_std:
-                counts["skipped_flat"] += 1
-                continue
-            for arr, sub in ((a, "data"), (b, "label")):
-                crop = np.ascontiguousarray(arr[y : y + size, x : x + size])
-                target = out / sub / f"{stem}_y{y}_x{x}{suffix}"
-                if suffix == ".png":
-                    Image.fromarray(crop).save(target)
-                else:
-                    import tifffile
-
-                    tifffile.imwrite(target, crop)
-            counts["patches"] += 1
-        if progress is not None:
-            progress(k + 1, len(files))
+    written: list[Path] = []
+    try:
+        for k, ((name, pp, tp), stem) in enumerate(zip(files, stems)):
+            a, b = read_image(pp), read_image(tp)
+            if a.shape != b.shape or a.dtype != b.dtype:
+                raise ValueError(f"{name}: pristine is {a.shape} {a.dtype}, target is {b.shape} {b.dtype}; "
+                                 "they must match")
+            rgb = as_rgb(a, name)
+            pair = Pair(name, rgb, rgb)  # only its size and luminance are used
+            lum = pair.pristine @ np.array([0.299, 0.587, 0.114], np.float32) * 255
+            suffix = ".png" if a.dtype == np.uint8 else ".tif"
+            for y, x in patch_origins(pair, size, stride=stride):
+                if min_std and lum[y : y + size, x : x + size].std() < min_std:
+                    counts["skipped_flat"] += 1
+                    continue
+                for arr, sub in ((a, "data"), (b, "label")):
+                    crop = np.ascontiguousarray(arr[y : y + size, x : x + size])
+                    target = out / sub / f"{stem}_y{y}_x{x}{suffix}"
+                    atomic_write(target, _image_writer(crop, suffix))
+                    written.append(target)
+                counts["patches"] += 1
+            if progress is not None:
+                progress(k + 1, len(files))
+    except BaseException:  # all or nothing: a failed run leaves no partial folder of pairs
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return counts
+
+
+def _image_writer(array: np.ndarray, suffix: str):
+    def write(tmp: str) -> None:
+        if suffix == ".png":
+            from PIL import Image
+
+            Image.fromarray(array).save(tmp, format="PNG")
+        else:
+            import tifffile
+
+            tifffile.imwrite(tmp, array)
+
+    return write
 
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (pixels, end exclusive)

@@ -7,7 +7,7 @@ import numpy as np
 PANEL = (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"), ("vifp", "VIFp"), ("gmsd", "GMSD (lower is better)"))
 
 
-def quality_plot(rows: list[dict], path) -> None:
+def quality_plot(rows: list[dict], path, fmt: str | None = None) -> None:
     """Mean of each metric over images against the target PSNR, one line per JND map."""
     try:
         import matplotlib
@@ -27,5 +27,5 @@ def quality_plot(rows: list[dict], path) -> None:
         ax.set_xlabel("target PSNR (dB)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format=fmt or None)
     plt.close(fig)

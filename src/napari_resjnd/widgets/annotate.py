@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 
-from ..core.annotation import PatchRecord, Session, assemble_target, export_pairs, ladders_for
+from ..core.annotation import PatchRecord, Session, assemble_target, export_pairs, image_sha256, ladders_for
 from ..core.ladders import GENERATORS
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
@@ -105,10 +105,14 @@ class AnnotateWidget(DockContainer):
         if session is not None and (session.generator, session.levels) != settings:
             raise ValueError(f"{path} was made with {session.generator}/{session.levels} levels: "
                              "choose those, or another session file")
+        if session is not None and session.image_sha256 not in (None, image_sha256(np.asarray(src.data))):
+            raise ValueError(f"{path} was made on another image than {src.name!r}: pick that image, or another "
+                             "session file")
         if session is None:
             session = Session(self.observer.value, src.name, tuple(src.data.shape), self.generator.value,
                               self.levels.value, seed=0, mode=self.mode.value,
-                              patches=[PatchRecord(b) for b in boxes])
+                              patches=[PatchRecord(b) for b in boxes],
+                              image_sha256=image_sha256(np.asarray(src.data)))
         self.session, self.session_path, self._source = session, path, src
         image = np.asarray(src.data)
         self.ladders = ladders_for(image, session)
