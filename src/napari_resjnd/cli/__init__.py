@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core.finetune import RESUME_KEYS
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from ._common import (
     Parser, UsageError, check_device, fail, fraction, nonnegative_float, nonnegative_int, out_file, out_folder,
@@ -60,18 +61,23 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--pairs", required=True, help="folder with data/ (pristine) and label/ (target CPL)")
     ft.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
     ft.add_argument("--weights", default=DEFAULT_WEIGHTS, help="starting weights: registry name or file")
-    ft.add_argument("--epochs", type=positive_int, default=10)
-    ft.add_argument("--patch", type=positive_int, default=None, help=PATCH_HELP)
-    ft.add_argument("--batch", type=positive_int, default=8)
-    ft.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: the preset's)")
-    ft.add_argument("--preset", default="finetune", choices=["finetune", "authors"],
+    ft.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS, help="default: 10")
+    ft.add_argument("--patch", type=positive_int, default=argparse.SUPPRESS, help=PATCH_HELP)
+    ft.add_argument("--batch", type=positive_int, default=argparse.SUPPRESS, help="default: 8")
+    ft.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS, help="learning rate (default: the preset's)")
+    ft.add_argument("--preset", default=argparse.SUPPRESS, choices=["finetune", "authors"],
                     help="finetune: Adam 1e-4, clip 0.4; authors: SGD 0.1, momentum 0.9, wd 1e-4, "
                          "clip 0.4, lr/10 every 100 epochs, sum-reduced MSE")
-    ft.add_argument("--val", type=fraction, default=0.2, help="fraction of patches held out for validation")
-    ft.add_argument("--patience", type=nonnegative_int, default=5, help="early stopping after N epochs without gain (0: off)")
-    ft.add_argument("--freeze", nargs="*", choices=["input", "conv1", "conv2", "output"])
-    ft.add_argument("--seed", type=nonnegative_int, default=0)
+    ft.add_argument("--val", dest="val_fraction", type=fraction, default=argparse.SUPPRESS,
+                    help="fraction of patches held out for validation (default: 0.2)")
+    ft.add_argument("--patience", type=nonnegative_int, default=argparse.SUPPRESS,
+                    help="early stopping after N epochs without gain (0: off; default: 5)")
+    ft.add_argument("--freeze", nargs="*", choices=["input", "conv1", "conv2", "output"], default=argparse.SUPPRESS)
+    ft.add_argument("--seed", type=nonnegative_int, default=argparse.SUPPRESS, help="default: 0")
     ft.add_argument("--resume", default=None, help="a checkpoint written by an earlier run")
+    ft.add_argument("--override", nargs="+", default=(), choices=RESUME_KEYS, metavar="SETTING",
+                    help="with --resume: settings that may differ from the recorded run "
+                         f"({', '.join(RESUME_KEYS)}); recorded in the history")
     ft.add_argument("--device", default="auto")
     ft.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                     help="auto (default): bf16 autocast where the hardware runs it natively, else fp32")
@@ -105,20 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--pairs", required=True, help="folder with data/ and label/ (e.g. from `resjnd patches`)")
     tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
     tr.add_argument("--val", default=None, help="validation pair folder (default: hold out --val-fraction)")
-    tr.add_argument("--val-fraction", type=fraction, default=0.1)
-    tr.add_argument("--val-every", type=positive_int, default=10, help="validate every N epochs (and at the end)")
+    tr.add_argument("--val-fraction", type=fraction, default=argparse.SUPPRESS, help="default: 0.1")
+    tr.add_argument("--val-every", type=positive_int, default=argparse.SUPPRESS, help="validate every N epochs (and at the end)")
     tr.add_argument("--weights", default=None, help="start from these weights (default: random initialisation)")
     tr.add_argument("--channels", type=positive_int, default=128, help="feature channels of a new network (published: 128)")
     tr.add_argument("--recursions", type=positive_int, default=25, help="recursions of a new network (published: 25)")
-    tr.add_argument("--preset", default="authors", choices=["authors", "finetune"])
-    tr.add_argument("--epochs", type=positive_int, default=250)
-    tr.add_argument("--batch", type=positive_int, default=32, help="global batch, split over processes")
-    tr.add_argument("--patch", type=positive_int, default=None, help=PATCH_HELP)
-    tr.add_argument("--lr", type=positive_float, default=None)
-    tr.add_argument("--patience", type=nonnegative_int, default=0, help="early stopping after N validations without gain")
+    tr.add_argument("--preset", default=argparse.SUPPRESS, choices=["authors", "finetune"], help="default: authors")
+    tr.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS, help="default: 250")
+    tr.add_argument("--batch", type=positive_int, default=argparse.SUPPRESS, help="global batch, split over processes (default: 32)")
+    tr.add_argument("--patch", type=positive_int, default=argparse.SUPPRESS, help=PATCH_HELP)
+    tr.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS, help="default: the preset's")
+    tr.add_argument("--patience", type=nonnegative_int, default=argparse.SUPPRESS,
+                    help="early stopping after N validations without gain (default: 0, off)")
     tr.add_argument("--workers", type=nonnegative_int, default=2, help="DataLoader worker processes per training process")
-    tr.add_argument("--seed", type=nonnegative_int, default=0)
+    tr.add_argument("--seed", type=nonnegative_int, default=argparse.SUPPRESS, help="default: 0")
     tr.add_argument("--resume", default=None, help="a checkpoint written by an earlier run")
+    tr.add_argument("--override", nargs="+", default=(), choices=RESUME_KEYS, metavar="SETTING",
+                    help="with --resume: settings that may differ from the recorded run; recorded in the history")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     tr.set_defaults(func=cmd_train)
@@ -171,6 +180,8 @@ def check_args(args) -> None:
             _exists(args.val, "--val", folder=True)
         if args.resume:
             _exists(args.resume, "--resume", folder=False)
+        elif args.override:
+            raise UsageError("--override goes with --resume")
     elif cmd == "evaluate":
         out_file(args.out, suffixes=(".csv",))
         if args.plot:

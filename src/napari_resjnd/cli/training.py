@@ -44,31 +44,45 @@ def _epoch_printer(args, quiet=False):
     return on_event
 
 
+#: Hyperparameters that ``finetune`` and ``train`` take from the command line when given.
+CONFIG_ARGS = ("epochs", "patch", "batch", "preset", "lr", "seed", "val_fraction", "val_every", "patience", "freeze")
+
+
+def config_from_args(args, defaults: dict | None = None):
+    """The run's settings: the options given, and for the rest the recorded run's
+    (with ``--resume``) or the core's defaults (:class:`FinetuneConfig`, then ``defaults``)."""
+    from dataclasses import asdict
+
+    from ..core.finetune import FinetuneConfig, recorded_config
+
+    given = {k: getattr(args, k) for k in CONFIG_ARGS if hasattr(args, k)}
+    if "freeze" in given:
+        given["freeze"] = tuple(given["freeze"] or ())
+    base = asdict(recorded_config(args.resume)) if args.resume else {**asdict(FinetuneConfig()), **(defaults or {})}
+    return FinetuneConfig(**{**base, **given, "device": args.device, "precision": args.precision})
+
+
 def cmd_train(args) -> int:
     import torch
 
-    from ..core.finetune import FinetuneConfig, history_path
+    from ..core.finetune import history_path
     from ..core.model import ResJND
-    from ..core.training import init_distributed, iter_train
+    from ..core.training import TRAIN_DEFAULTS, init_distributed, iter_train
     from ..core.weights import load_model
 
     dist, device = init_distributed()
     rank = dist.get_rank() if dist is not None else 0
     on_event = _epoch_printer(args, quiet=rank != 0)
     try:
+        config = config_from_args(args, TRAIN_DEFAULTS)
         if args.weights:
             model = load_model(args.weights)
         else:  # the authors' initialisation, the same on every rank
-            torch.manual_seed(args.seed)
+            torch.manual_seed(config.seed)
             model = ResJND(args.channels, args.recursions)
             model.provenance = {"weights": "random-init", "sha256": None}
-        config = FinetuneConfig(
-            epochs=args.epochs, patch=args.patch, batch=args.batch, preset=args.preset, lr=args.lr, seed=args.seed,
-            val_fraction=args.val_fraction, val_every=args.val_every, patience=args.patience,
-            device=args.device, precision=args.precision,
-        )
         gen = iter_train(model, args.pairs, args.out, config, val_dir=args.val, workers=args.workers,
-                         resume=args.resume, dist=dist, device=device)
+                         resume=args.resume, dist=dist, device=device, override=tuple(args.override))
         while True:
             try:
                 on_event(next(gen))
@@ -91,21 +105,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    from ..core.finetune import FinetuneConfig, finetune, history_path
+    from ..core.finetune import finetune, history_path
     from ..core.pairs import load_pair_folder
     from ..core.weights import load_model
 
     on_event = _epoch_printer(args)
     try:
+        config = config_from_args(args)
         model = load_model(args.weights)
         pairs = load_pair_folder(args.pairs)
-        config = FinetuneConfig(
-            epochs=args.epochs, patch=args.patch, batch=args.batch, preset=args.preset, lr=args.lr,
-            seed=args.seed, val_fraction=args.val, device=args.device, precision=args.precision,
-            patience=args.patience, freeze=tuple(args.freeze or ()),
-        )
         print(f"{len(pairs)} image pairs")
-        result = finetune(model, pairs, args.out, config, on_event=on_event, resume=args.resume)
+        result = finetune(model, pairs, args.out, config, on_event=on_event, resume=args.resume,
+                          override=tuple(args.override))
     except (WeightsError, ValueError, OSError) as e:
         on_event.close()
         return fail(str(e))

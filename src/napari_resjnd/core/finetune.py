@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Generator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,43 @@ class FinetuneResult:
     history: dict
     checkpoint: Path | None
     stopped: str  # "finished", "early stop", "stopped", "diverged"
+
+
+#: Settings a resumed run keeps from the run it continues (they shape the data or
+#: the optimisation); changing one needs an explicit override, recorded in the history.
+RESUME_KEYS = ("patch", "batch", "preset", "lr", "seed", "val_fraction", "val_by", "augment", "freeze", "val_every")
+_STATE_KEYS = {"model", "optimizer", "scheduler", "epoch", "history", "rng", "torch_rng"}
+
+
+def read_resume(checkpoint: str | Path, map_location="cpu") -> dict:
+    """The resume state written beside ``checkpoint``, checked; a missing, damaged or
+    foreign file is a one-line ``ValueError`` naming it."""
+    p = resume_path(checkpoint)
+    if not p.is_file():
+        raise ValueError(f"{checkpoint}: no {p.name} beside it to resume from (every epoch of a run writes one)")
+    try:
+        state = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:
+        why = (str(e).strip().splitlines() or ["empty or cut short"])[0]
+        raise ValueError(f"{p}: not a napari-resjnd resume file ({type(e).__name__}: {why})") from None
+    missing = _STATE_KEYS - set(state) if isinstance(state, dict) else _STATE_KEYS
+    if missing:
+        raise ValueError(f"{p}: not a napari-resjnd resume file (missing {sorted(missing)})")
+    try:
+        history = json.loads(state["history"])
+        history["config"]["patch"], history["epochs"]  # noqa: B018 (the keys a resume needs)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{p}: its training history is unreadable ({type(e).__name__}: {e})") from None
+    return state
+
+
+def recorded_config(checkpoint: str | Path) -> FinetuneConfig:
+    """The configuration of the run that wrote ``checkpoint``'s resume file."""
+    cfg = json.loads(read_resume(checkpoint)["history"])["config"]
+    known = {f.name for f in fields(FinetuneConfig)}
+    cfg = {k: v for k, v in cfg.items() if k in known}
+    cfg["freeze"] = tuple(cfg.get("freeze") or ())
+    return FinetuneConfig(**cfg)
 
 
 def history_path(checkpoint: str | Path) -> Path:
@@ -171,6 +208,7 @@ def iter_finetune(
     masks: dict[int, np.ndarray] | None = None,
     resume: str | Path | None = None,
     should_stop: Callable[[], bool] | None = None,
+    override: tuple[str, ...] = (),
 ) -> Generator[dict, None, FinetuneResult]:
     """Fine-tune ``model`` in place on pairs in memory; yields event dicts, returns
     a :class:`FinetuneResult`.
@@ -182,7 +220,15 @@ def iter_finetune(
     """
     check_config(config)
     data = MemoryData(pairs, config, boxes, masks)
-    return (yield from run_training(model, data, out, data.config, resume=resume, should_stop=should_stop))
+    return (yield from run_training(model, data, out, data.config, resume=resume, should_stop=should_stop,
+                                    override=override))
+
+
+def _norm(value):
+    """Compare JSON-read and in-memory settings alike (lists and tuples, ints and floats)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def check_config(config: FinetuneConfig) -> None:
@@ -197,7 +243,7 @@ def check_config(config: FinetuneConfig) -> None:
 
 def run_training(
     model: ResJND, data, out: str | Path, config: FinetuneConfig, *, resume=None, should_stop=None,
-    dist=None, device=None,
+    dist=None, device=None, override: tuple[str, ...] = (),
 ) -> Generator[dict, None, FinetuneResult]:
     """The one training loop, for fine-tuning (:class:`MemoryData`) and for
     dataset-scale training (``core.training.FolderData``, optionally distributed).
@@ -205,8 +251,12 @@ def run_training(
     ``data`` gives ``steps()``, ``train_batches(epoch, device)``, ``val_batches(device)``,
     ``summary`` and ``state()``/``load_state()``. With ``dist`` (``torch.distributed``,
     initialised), gradients are averaged by DistributedDataParallel, losses are
-    summed over ranks, and only rank 0 writes files.
+    summed over ranks, and only rank 0 writes files. On ``resume`` the
+    :data:`RESUME_KEYS` settings must equal the recorded ones, except those named
+    in ``override`` (recorded in the history as overrides).
     """
+    if config.lr is not None and not config.lr > 0:
+        raise ValueError(f"learning rate must be above 0, got {config.lr}")
     hp = {**PRESETS[config.preset], **({"lr": config.lr} if config.lr else {})}
     out = Path(out)
     device = device or resolve_device(config.device)
@@ -239,11 +289,34 @@ def run_training(
     torch.manual_seed(config.seed)
     start_epoch, best = 1, math.inf
     if resume is not None:
-        state = torch.load(resume_path(resume), map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        history = json.loads(state["history"])
+        state = read_resume(resume, map_location=device)
+        recorded = json.loads(state["history"])
+        now = asdict(config)
+        changed = {k: (recorded["config"].get(k), now[k]) for k in RESUME_KEYS
+                   if _norm(recorded["config"].get(k)) != _norm(now[k])}
+        refused = sorted(set(changed) - set(override))
+        if refused:
+            raise ValueError("resuming " + "; ".join(
+                f"{k} {changed[k][1]!r} differs from the {changed[k][0]!r} recorded in {resume}" for k in refused)
+                + ": leave it out to keep the recorded value, or override it explicitly ("
+                + ", ".join(f"--override {k}" for k in refused) + ")")
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ValueError(f"{resume_path(resume)} does not fit this network or optimiser "
+                             f"({str(e).splitlines()[0]})") from None
+        history = recorded
+        if changed:
+            history.setdefault("overrides", []).append(
+                {"from_epoch": int(state["epoch"]) + 1, **{k: {"was": a, "now": b} for k, (a, b) in changed.items()}})
+            history["config"] = {**history["config"], **{k: now[k] for k in changed}}
+        history["config"]["epochs"] = config.epochs
+        if writer and Path(out).resolve() != Path(resume).resolve() and Path(resume).is_file():
+            import shutil  # the best weights so far go with the run to its new name
+
+            atomic_write(out, lambda t: shutil.copyfile(resume, t))
         start_epoch = int(state["epoch"]) + 1
         best = min((e["val_loss"] for e in history["epochs"] if e["val_loss"] is not None), default=math.inf)
         data.load_state(state["rng"])
@@ -274,7 +347,7 @@ def run_training(
                  "torch_rng": torch.get_rng_state()}
         atomic_write(resume_path(out), lambda t: torch.save(state, t))
 
-    if start_epoch == 1:
+    if not history["epochs"]:  # a fresh run (a resumed one has its epoch 0 already)
         v0 = evaluate_loss(model, data.val_batches(device), device, precision, dist) if has_val else None
         history["epochs"].append({"epoch": 0, "train_loss": None, "val_loss": v0})
         best = v0 if v0 is not None else math.inf

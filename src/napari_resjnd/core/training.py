@@ -78,6 +78,12 @@ def _unwrapped(loader):
         yield batch
 
 
+#: ``resjnd train``'s defaults where they differ from :class:`FinetuneConfig`'s
+#: (the authors' recipe, from scratch).
+TRAIN_DEFAULTS = {"epochs": 250, "batch": 32, "preset": "authors", "val_fraction": 0.1, "val_every": 10,
+                  "patience": 0}
+
+
 class FolderData:
     """Training and validation pairs on disk, for :func:`~.finetune.run_training`."""
 
@@ -154,9 +160,9 @@ def init_distributed():
 
 
 def iter_train(model, pairs_dir, out, config: FinetuneConfig, *, val_dir=None, workers: int = 2,
-               resume=None, should_stop=None, dist=None, device=None):
+               resume=None, should_stop=None, dist=None, device=None, override: tuple[str, ...] = ()):
     """Train ``model`` on a pair folder; a generator like :func:`~.finetune.iter_finetune`."""
     check_config(config)
     data = FolderData(pairs_dir, config, val_dir=val_dir, workers=workers, dist=dist)
     return (yield from run_training(model, data, out, data.config, resume=resume, should_stop=should_stop,
-                                    dist=dist, device=device))
+                                    dist=dist, device=device, override=override))
