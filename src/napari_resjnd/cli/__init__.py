@@ -215,7 +215,10 @@ def check_args(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Errors are one line and a non-zero exit (2: bad input,
     1: some files failed, 130: interrupted); ``--debug`` shows tracebacks."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a bad argument (its one line is printed)
+        return e.code if isinstance(e.code, int) else 0
     try:
         check_args(args)
         return args.func(args)

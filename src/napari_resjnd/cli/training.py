@@ -139,9 +139,9 @@ def cmd_patches(args) -> int:
     try:
         counts = write_patches(args.src, args.out, args.size, args.stride, args.min_std, progress)
     except (ValueError, OSError) as e:
+        bar.close()  # first, so that the message gets its own line
         return fail(str(e))
-    finally:
-        bar.close()
+    bar.close()
     print(f"{counts['patches']} patch pairs of {args.size} px from {counts['pairs']} image pairs"
           + (f"; {counts['skipped_flat']} flat patches skipped" if args.min_std else ""))
     return 0

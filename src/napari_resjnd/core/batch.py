@@ -47,10 +47,12 @@ def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = F
         p = Path(item)
         if p.is_dir():
             found = p.rglob("*") if recursive else p.glob("*")
-            for f in found:
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                    rel = f.relative_to(p).parent
-                    jobs.append(Job(f, out / rel, f.stem))
+            images = [f for f in found if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+            if not images:
+                raise ValueError(f"{p}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                                 + ("" if recursive else "; add --recursive to look into sub-folders"))
+            for f in images:
+                jobs.append(Job(f, out / f.relative_to(p).parent, f.stem))
         else:  # missing files are reported when read
             jobs.append(Job(p, out, p.stem))
     jobs = sorted({j.source.resolve(): j for j in jobs}.values(), key=lambda j: str(j.source))

@@ -84,10 +84,13 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
         if not np.isfinite(f).all():
             bad = int(np.size(f) - np.count_nonzero(np.isfinite(f)))
             raise ValueError(f"the image holds {bad} NaN or infinite values; ResJND needs finite pixels")
-        if f.size and (f.min() < -0.01 or f.max() > 1.01):
+        lo, hi = (float(f.min()), float(f.max())) if f.size else (0.0, 1.0)
+        if lo < -0.5 or hi > 1.5:  # another scale (0-255, 0-65535): the maps would be meaningless
+            raise ValueError(f"float pixels span [{lo:.4g}, {hi:.4g}]; ResJND takes float images in [0, 1] "
+                             "(divide 8-bit data by 255, 16-bit data by 65535)")
+        if lo < -0.01 or hi > 1.01:
             warnings.warn(
-                f"float image values span [{f.min():.3g}, {f.max():.3g}]; ResJND expects [0, 1] "
-                "(divide 8-bit data by 255)",
+                f"float image values span [{lo:.3g}, {hi:.3g}]; ResJND expects [0, 1]",
                 stacklevel=3,
             )
         return f

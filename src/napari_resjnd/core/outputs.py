@@ -9,7 +9,9 @@ provenance) is written last, so its presence marks a complete set.
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +70,19 @@ def write_outputs(pred, out_dir: Path, stem: str, jnd_scale: str = "absolute", e
         for path, write in zip(paths, writers):
             atomic_write(path, write)
             written.append(path)
-    except BaseException:
+    except BaseException as e:
         for path in written:  # an incomplete set would look done to nobody, but confuse everybody
             path.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno != errno.ENOSPC and _disk_full(out_dir):
+            raise OSError(errno.ENOSPC, f"no space left in {out_dir} ({e})") from None
         raise
     return written
+
+
+def _disk_full(folder: Path) -> bool:
+    """True when ``folder``'s disk has (almost) no room left: some writers report a
+    full disk only as a short write."""
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
