@@ -29,28 +29,27 @@ class Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block) and exit status 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"resjnd: error: {self.prog.split()[-1] if ' ' in self.prog else self.prog}: "
-                     f"{one_line(message)} (see {self.prog} --help)\n")
+        command = " ".join(self.prog.split()[1:])
+        self.exit(2, f"resjnd: error: {command + ': ' if command else ''}{one_line(message)} "
+                     f"(see {self.prog} --help)\n")
+
+
+def _whole(text: str, least: int) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if v < least:
+        raise argparse.ArgumentTypeError(f"must be {least} or more, got {v}")
+    return v
 
 
 def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {v}")
-    return v
+    return _whole(text, 1)
 
 
 def nonnegative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
-    return v
+    return _whole(text, 0)
 
 
 def _finite(text: str) -> float:
