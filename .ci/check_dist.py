@@ -41,8 +41,15 @@ for line in metadata.splitlines():
             problems.append(f"napari and Qt bindings stay out of the core requirements: {line}")
 with tarfile.open(sdist) as tf:
     snames = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
-for n in ("LICENSE", "WEIGHTS.md", "CHANGELOG.md", "CITATION.cff", "README.md", "napari.yaml",
-          "src/napari_resjnd/napari.yaml"):
+for n in (
+    "LICENSE",
+    "WEIGHTS.md",
+    "CHANGELOG.md",
+    "CITATION.cff",
+    "README.md",
+    "napari.yaml",
+    "src/napari_resjnd/napari.yaml",
+):
     if n not in snames:
         problems.append(f"sdist lacks {n}")
 print(f"{wheel.name}: {wheel.stat().st_size / 1024:.1f} KiB, {len(names)} files")

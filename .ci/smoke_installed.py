@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import napari
-import napari_resjnd
 from npe2 import PluginManager
 from qtpy.QtWidgets import QApplication
+
+import napari_resjnd
 
 PLUGIN = "napari-resjnd"
 where = Path(napari_resjnd.__file__).resolve()

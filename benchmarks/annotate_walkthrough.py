@@ -38,8 +38,13 @@ def main():
     img = data.coffee()
     viewer.add_image(img, name="coffee", rgb=True)
     boxes = [(30, 130, 40, 140), (200, 300, 60, 160), (60, 160, 300, 400), (250, 350, 380, 480), (100, 200, 470, 570)]
-    viewer.add_shapes([[[y0, x0], [y0, x1], [y1, x1], [y1, x0]] for y0, y1, x0, x1 in boxes],
-                      shape_type="rectangle", name="rects", face_color="transparent", edge_color="yellow")
+    viewer.add_shapes(
+        [[[y0, x0], [y0, x1], [y1, x1], [y1, x0]] for y0, y1, x0, x1 in boxes],
+        shape_type="rectangle",
+        name="rects",
+        face_color="transparent",
+        edge_color="yellow",
+    )
     _, ann = viewer.window.add_plugin_dock_widget("napari-resjnd", "Annotate CPL")
     ann.pristine.value, ann.shapes.value = viewer.layers["coffee"], viewer.layers["rects"]
     ann.generator.value, ann.levels.value, ann.rate.value = "jpeg", 8, 2.0
@@ -55,10 +60,12 @@ def main():
         ann.answer(level <= thresholds[i])
         overheads.append(time.perf_counter() - t)
     crit = [p.critical for p in ann.session.patches]
-    print(f"{len(overheads)} judgements for 5 patches of 100 x 100 px (8-level JPEG ladders); critical levels "
-          f"{crit} (observer's {thresholds}); software time per judgement: median "
-          f"{np.median(overheads) * 1000:.0f} ms, max {max(overheads) * 1000:.0f} ms; flicker at 2 Hz, "
-          f"half-period jitter median {np.median([j for j in jitters if j]):.1f} ms")
+    print(
+        f"{len(overheads)} judgements for 5 patches of 100 x 100 px (8-level JPEG ladders); critical levels "
+        f"{crit} (observer's {thresholds}); software time per judgement: median "
+        f"{np.median(overheads) * 1000:.0f} ms, max {max(overheads) * 1000:.0f} ms; flicker at 2 Hz, "
+        f"half-period jitter median {np.median([j for j in jitters if j]):.1f} ms"
+    )
 
     _, pr = viewer.window.add_plugin_dock_widget("napari-resjnd", "Predict JND (ResJND)")
     pr.image.value = viewer.layers["coffee"]
@@ -81,8 +88,10 @@ def main():
     ft.start()
     while ft.busy:
         pump(app, 0.05)
-    print(f"fine-tuning: {ft.status.value} ({time.perf_counter() - t:.0f} s); validation "
-          f"{[round(v, 6) for v in ft.plot.val_y]}")
+    print(
+        f"fine-tuning: {ft.status.value} ({time.perf_counter() - t:.0f} s); validation "
+        f"{[round(v, 6) for v in ft.plot.val_y]}"
+    )
     assert pr.model.value.endswith("coffee-annotated.safetensors"), pr.model.value  # handed over
     after = predict_jnd()
     a, b = before, after
@@ -90,8 +99,10 @@ def main():
     inside = np.zeros(img.shape[:2], bool)
     for y0, y1, x0, x1 in boxes:
         inside[y0:y1, x0:x1] = True
-    print(f"JND mean inside the rectangles: {a[inside].mean():.2f} -> {b[inside].mean():.2f} grey levels; "
-          f"outside: {a[~inside].mean():.2f} -> {b[~inside].mean():.2f} (Predict now uses {pr.model.value})")
+    print(
+        f"JND mean inside the rectangles: {a[inside].mean():.2f} -> {b[inside].mean():.2f} grey levels; "
+        f"outside: {a[~inside].mean():.2f} -> {b[~inside].mean():.2f} (Predict now uses {pr.model.value})"
+    )
     if args.shot:
         for layer in viewer.layers:
             layer.visible = layer.name in ("coffee JND", "rects")

@@ -93,15 +93,25 @@ def rss_child(size: int, weights: str, precision: str, max_tiles: int) -> None:
     t = time.perf_counter()
     stop = (lambda: len(tiles) >= max_tiles) if max_tiles else None
     try:
-        pred = predict(model, img, precision=precision, progress=lambda d, n: tiles.append((d, n)),
-                       should_stop=stop)
+        pred = predict(model, img, precision=precision, progress=lambda d, n: tiles.append((d, n)), should_stop=stop)
         tile = pred.metadata["tile"]
     except Exception as e:  # Cancelled after max_tiles
         tile = f"stopped ({type(e).__name__})"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"size": size, "megapixels": size * size / 1e6, "precision": precision,
-                      "peak_rss_mb": peak / 2**20, "seconds": time.perf_counter() - t,
-                      "tiles_done": len(tiles), "tiles_total": tiles[-1][1] if tiles else 0, "tile": tile}))
+    print(
+        json.dumps(
+            {
+                "size": size,
+                "megapixels": size * size / 1e6,
+                "precision": precision,
+                "peak_rss_mb": peak / 2**20,
+                "seconds": time.perf_counter() - t,
+                "tiles_done": len(tiles),
+                "tiles_total": tiles[-1][1] if tiles else 0,
+                "tile": tile,
+            }
+        )
+    )
 
 
 def main(argv=None) -> int:
@@ -123,8 +133,14 @@ def main(argv=None) -> int:
     img = test_image(args.size)
     px = img.shape[0] * img.shape[1]
     gflop = 2 * MACS_PER_PX * px / 1e9
-    results = {"image": list(img.shape), "weights": wname, "torch": torch.__version__,
-               "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "runs": []}
+    results = {
+        "image": list(img.shape),
+        "weights": wname,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "runs": [],
+    }
     peaks = {"cpu fp32": matmul_peak(torch.float32, "cpu"), "cpu bf16": matmul_peak(torch.bfloat16, "cpu")}
     for dev in available_devices():
         if dev.startswith("cuda"):
@@ -133,9 +149,19 @@ def main(argv=None) -> int:
     results["matmul_peak_gflops"] = peaks
 
     t_plain, j_plain = plain_forward(model, img, args.reps)
-    results["runs"].append({"what": "plain forward (authors' way)", "device": "cpu", "precision": "fp32",
-                            "seconds": t_plain, "s_per_mp": t_plain / px * 1e6, "speedup": 1.0,
-                            "gflops": gflop / t_plain, "jnd_err_mean": 0.0, "jnd_err_max": 0.0})
+    results["runs"].append(
+        {
+            "what": "plain forward (authors' way)",
+            "device": "cpu",
+            "precision": "fp32",
+            "seconds": t_plain,
+            "s_per_mp": t_plain / px * 1e6,
+            "speedup": 1.0,
+            "gflops": gflop / t_plain,
+            "jnd_err_mean": 0.0,
+            "jnd_err_max": 0.0,
+        }
+    )
     for dev in available_devices():
         precs = ["fp32", "bf16"] + (["fp16"] if dev.startswith("cuda") else [])
         for prec in precs:
@@ -146,11 +172,19 @@ def main(argv=None) -> int:
                 sync(dev)
                 best = min(best, time.perf_counter() - t)
             err = np.abs(pred.jnd - j_plain)
-            results["runs"].append({
-                "what": "predict", "device": dev, "precision": prec, "seconds": best,
-                "s_per_mp": best / px * 1e6, "speedup": t_plain / best, "gflops": gflop / best,
-                "jnd_err_mean": float(err.mean()), "jnd_err_max": float(err.max()),
-            })
+            results["runs"].append(
+                {
+                    "what": "predict",
+                    "device": dev,
+                    "precision": prec,
+                    "seconds": best,
+                    "s_per_mp": best / px * 1e6,
+                    "speedup": t_plain / best,
+                    "gflops": gflop / best,
+                    "jnd_err_mean": float(err.mean()),
+                    "jnd_err_max": float(err.max()),
+                }
+            )
     model.to("cpu")
 
     # tiled versus whole image, the real network, exact precision
@@ -164,35 +198,64 @@ def main(argv=None) -> int:
     ft = Path(__file__).with_name("bench_finetune.py")
     results["finetune"] = []
     for prec in ("fp32", "bf16"):
-        out = subprocess.run([sys.executable, str(ft), "--child", prec, "--weights", args.weights, "--steps", "4"],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, str(ft), "--child", prec, "--weights", args.weights, "--steps", "4"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results["finetune"].append(json.loads(out.stdout.strip().splitlines()[-1]))
 
     if args.rss_size:
         out = subprocess.run(
-            [sys.executable, __file__, "--rss-child", "--rss-size", str(args.rss_size), "--weights",
-             args.weights, "--rss-precision", args.rss_precision, "--rss-tiles", str(args.rss_tiles)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--rss-child",
+                "--rss-size",
+                str(args.rss_size),
+                "--weights",
+                args.weights,
+                "--rss-precision",
+                args.rss_precision,
+                "--rss-tiles",
+                str(args.rss_tiles),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         results["tiled_rss"] = json.loads(out.stdout.strip().splitlines()[-1])
 
-    print(f"\nResJND inference, {img.shape[1]} x {img.shape[0]} image, weights {wname}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"{'what':30} {'device':7} {'prec':5} {'s':>7} {'s/MP':>7} {'x plain':>8} {'GFLOP/s':>8} "
-          f"{'JND err mean':>13} {'max':>6}")
+    print(
+        f"\nResJND inference, {img.shape[1]} x {img.shape[0]} image, weights {wname}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(
+        f"{'what':30} {'device':7} {'prec':5} {'s':>7} {'s/MP':>7} {'x plain':>8} {'GFLOP/s':>8} "
+        f"{'JND err mean':>13} {'max':>6}"
+    )
     for r in results["runs"]:
-        print(f"{r['what']:30} {r['device']:7} {r['precision']:5} {r['seconds']:7.2f} {r['s_per_mp']:7.1f} "
-              f"{r['speedup']:8.2f} {r['gflops']:8.1f} {r['jnd_err_mean']:13.4f} {r['jnd_err_max']:6.3f}")
+        print(
+            f"{r['what']:30} {r['device']:7} {r['precision']:5} {r['seconds']:7.2f} {r['s_per_mp']:7.1f} "
+            f"{r['speedup']:8.2f} {r['gflops']:8.1f} {r['jnd_err_mean']:13.4f} {r['jnd_err_max']:6.3f}"
+        )
     print("matmul peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
-    print(f"tiled (64 px tiles) versus whole image, 200 x 200, fp32: largest JND difference "
-          f"{results['tiled_vs_whole_max_jnd_diff']:.2e} grey levels")
+    print(
+        f"tiled (64 px tiles) versus whole image, 200 x 200, fp32: largest JND difference "
+        f"{results['tiled_vs_whole_max_jnd_diff']:.2e} grey levels"
+    )
     for r in results["finetune"]:
-        print(f"fine-tuning {r['precision']}: {r['patches_per_s']:.2f} patches/s (batch 8 of 64 x 64), "
-              f"peak RSS {r['peak_rss_mib']:.0f} MiB")
+        print(
+            f"fine-tuning {r['precision']}: {r['patches_per_s']:.2f} patches/s (batch 8 of 64 x 64), "
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB"
+        )
     if "tiled_rss" in results:
         r = results["tiled_rss"]
-        print(f"tiled run, {r['megapixels']:.1f} MP, {r['precision']}: peak RSS {r['peak_rss_mb']:.0f} MiB, "
-              f"{r['tiles_done']}/{r['tiles_total']} tiles of {r['tile']} px in {r['seconds']:.0f} s")
+        print(
+            f"tiled run, {r['megapixels']:.1f} MP, {r['precision']}: peak RSS {r['peak_rss_mb']:.0f} MiB, "
+            f"{r['tiles_done']}/{r['tiles_total']} tiles of {r['tile']} px in {r['seconds']:.0f} s"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

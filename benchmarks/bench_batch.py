@@ -1,6 +1,6 @@
 """Prediction throughput on a folder of 50 small images, with and without the I/O pipeline.
 
-    python benchmarks/bench_batch.py [--n 50] [--size 96] [--weights resjnd-cplset]
+python benchmarks/bench_batch.py [--n 50] [--size 96] [--weights resjnd-cplset]
 """
 
 import argparse
@@ -33,8 +33,10 @@ def main() -> int:
             out = Path(d) / ("plain" if flag else "pipe")
             cli(["predict", str(folder), "--out", str(out), "--weights", a.weights, "-q", *flag])
             s = json.loads((out / "summary.json").read_text())
-            print(f"{'without' if flag else 'with'} pipeline: {a.n / s['seconds']:.2f} images/s "
-                  f"({s['seconds']:.1f} s for {a.n} images of {a.size} x {a.size})")
+            print(
+                f"{'without' if flag else 'with'} pipeline: {a.n / s['seconds']:.2f} images/s "
+                f"({s['seconds']:.1f} s for {a.n} images of {a.size} x {a.size})"
+            )
     return 0
 
 

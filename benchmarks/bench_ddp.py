@@ -34,27 +34,67 @@ def main() -> int:
             x = ndimage.gaussian_filter(rng.uniform(0, 255, (64, 64, 3)), (1.5, 1.5, 0))
             Image.fromarray(x.round().astype(np.uint8)).save(root / "data" / f"{i}.png")
             Image.fromarray(ndimage.gaussian_filter(x, (0.8, 0.8, 0)).round().astype(np.uint8)).save(
-                root / "label" / f"{i}.png")
-        common = ["train", "--pairs", str(root), "--channels", str(a.channels), "--recursions", str(a.recursions),
-                  "--preset", "finetune", "--batch", "8", "--patch", "48", "--val-fraction", "0.2",
-                  "--val-every", "1", "--workers", "1", "--device", "cpu", "--precision", "fp32",
-                  "--epochs", str(a.epochs)]
+                root / "label" / f"{i}.png"
+            )
+        common = [
+            "train",
+            "--pairs",
+            str(root),
+            "--channels",
+            str(a.channels),
+            "--recursions",
+            str(a.recursions),
+            "--preset",
+            "finetune",
+            "--batch",
+            "8",
+            "--patch",
+            "48",
+            "--val-fraction",
+            "0.2",
+            "--val-every",
+            "1",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--epochs",
+            str(a.epochs),
+        ]
         runs = {}
         for procs in (1, 2):
             out = Path(d) / f"p{procs}" / "ck.safetensors"
             cmd = [sys.executable, "-m", "napari_resjnd.cli", *common, "--out", str(out)]
             if procs > 1:
-                cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
-                       "-m", "napari_resjnd.cli", *common, "--out", str(out)]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--nproc_per_node",
+                    str(procs),
+                    "-m",
+                    "napari_resjnd.cli",
+                    *common,
+                    "--out",
+                    str(out),
+                ]
             subprocess.run(cmd, check=True, capture_output=True, env={**os.environ})
             runs[procs] = json.loads(out.with_suffix(".json").read_text())
         steps = 2  # 16 training pairs / global batch 8
         for procs, h in runs.items():
             secs = [e["seconds"] for e in h["epochs"][1:]]
-            print(f"{procs} process(es): {np.mean(secs) / steps:.2f} s per step of 8 patches of 48 px "
-                  f"({a.channels} channels, {a.recursions} recursions)")
-        diffs = [abs(e2[k] - e1[k]) / abs(e1[k]) for e1, e2 in zip(runs[1]["epochs"], runs[2]["epochs"])
-                 for k in ("train_loss", "val_loss") if e1[k] is not None]
+            print(
+                f"{procs} process(es): {np.mean(secs) / steps:.2f} s per step of 8 patches of 48 px "
+                f"({a.channels} channels, {a.recursions} recursions)"
+            )
+        diffs = [
+            abs(e2[k] - e1[k]) / abs(e1[k])
+            for e1, e2 in zip(runs[1]["epochs"], runs[2]["epochs"])
+            for k in ("train_loss", "val_loss")
+            if e1[k] is not None
+        ]
         print(f"history parity: largest relative difference {max(diffs):.2e}")
     return 0
 

@@ -46,8 +46,10 @@ def child(weights: str, precision: str, steps: int) -> None:
     model.to(memory_format=torch.channels_last)
     ps = pairs()
     rng = np.random.default_rng(0)
-    idx = [PatchIndex(int(rng.integers(len(ps))), int(rng.integers(0, 200)), int(rng.integers(0, 200)))
-           for _ in range(8 * (steps + 1))]
+    idx = [
+        PatchIndex(int(rng.integers(len(ps))), int(rng.integers(0, 200)), int(rng.integers(0, 200)))
+        for _ in range(8 * (steps + 1))
+    ]
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     dev = torch.device("cpu")
     times = []
@@ -61,8 +63,16 @@ def child(weights: str, precision: str, steps: int) -> None:
         opt.step()
         times.append(time.perf_counter() - t)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"precision": precision, "patches_per_s": 8 / np.median(times[1:]),
-                      "peak_rss_mib": peak, "step_s": float(np.median(times[1:]))}))
+    print(
+        json.dumps(
+            {
+                "precision": precision,
+                "patches_per_s": 8 / np.median(times[1:]),
+                "peak_rss_mib": peak,
+                "step_s": float(np.median(times[1:])),
+            }
+        )
+    )
 
 
 def main(argv=None) -> int:
@@ -78,8 +88,12 @@ def main(argv=None) -> int:
         return 0
     res = {"throughput": []}
     for prec in ("fp32", "bf16"):
-        out = subprocess.run([sys.executable, __file__, "--child", prec, "--weights", args.weights,
-                              "--steps", str(args.steps)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", prec, "--weights", args.weights, "--steps", str(args.steps)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         res["throughput"].append(json.loads(out.stdout.strip().splitlines()[-1]))
     import tempfile
 
@@ -91,10 +105,14 @@ def main(argv=None) -> int:
     res["curve"] = r.history["epochs"]
     res["curve_setup"] = {"precision": r.history["precision"], **r.history["data"]}
     for t in res["throughput"]:
-        print(f"{t['precision']:5}: {t['patches_per_s']:.2f} patches/s (batch 8 of 64 x 64, forward + backward "
-              f"+ Adam step), peak RSS {t['peak_rss_mib']:.0f} MiB")
-    print(f"short run ({r.history['precision']}, {res['curve_setup']['train_patches']} training / "
-          f"{res['curve_setup']['val_patches']} validation patches of 48 px, Adam 1e-4):")
+        print(
+            f"{t['precision']:5}: {t['patches_per_s']:.2f} patches/s (batch 8 of 64 x 64, forward + backward "
+            f"+ Adam step), peak RSS {t['peak_rss_mib']:.0f} MiB"
+        )
+    print(
+        f"short run ({r.history['precision']}, {res['curve_setup']['train_patches']} training / "
+        f"{res['curve_setup']['val_patches']} validation patches of 48 px, Adam 1e-4):"
+    )
     for e in res["curve"]:
         tr = "-" if e["train_loss"] is None else f"{e['train_loss']:.4e}"
         print(f"  epoch {e['epoch']}: train {tr}  val {e['val_loss']:.4e}")

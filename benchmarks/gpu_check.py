@@ -35,8 +35,12 @@ def main(argv=None) -> int:
     model = load_model(ckpt)
     dev = args.device
     precs = ["fp32", "bf16"] + (["fp16"] if dev.startswith("cuda") else [])
-    out = {"device": torch.cuda.get_device_name(0) if dev.startswith("cuda") else dev,
-           "torch": torch.__version__, "correctness": [], "speed": []}
+    out = {
+        "device": torch.cuda.get_device_name(0) if dev.startswith("cuda") else dev,
+        "torch": torch.__version__,
+        "correctness": [],
+        "speed": [],
+    }
     print(f"device {out['device']}, torch {torch.__version__}", flush=True)
 
     # 1. the authors' maps (made on a GPU) and CPU fp32 on a crop
@@ -49,13 +53,21 @@ def main(argv=None) -> int:
             pred = predict(model, img, device=dev, precision=p)
             d_auth = np.abs(normalise_max(pred.jnd).astype(np.float64) - ref)
             d_cpu = np.abs(predict(model, crop, device=dev, precision=p).jnd - cpu)
-            row = {"image": img_path.name, "precision": p,
-                   "authors_max": float(d_auth.max()), "authors_mean": float(d_auth.mean()),
-                   "cpu_fp32_jnd_mean": float(d_cpu.mean()), "cpu_fp32_jnd_max": float(d_cpu.max())}
+            row = {
+                "image": img_path.name,
+                "precision": p,
+                "authors_max": float(d_auth.max()),
+                "authors_mean": float(d_auth.mean()),
+                "cpu_fp32_jnd_mean": float(d_cpu.mean()),
+                "cpu_fp32_jnd_max": float(d_cpu.max()),
+            }
             out["correctness"].append(row)
-            print(f"{img_path.name:8} {p:5} vs authors' map: max {row['authors_max']:.0f} mean "
-                  f"{row['authors_mean']:.4f} | vs CPU fp32 JND: mean {row['cpu_fp32_jnd_mean']:.4f} "
-                  f"max {row['cpu_fp32_jnd_max']:.3f} grey levels", flush=True)
+            print(
+                f"{img_path.name:8} {p:5} vs authors' map: max {row['authors_max']:.0f} mean "
+                f"{row['authors_mean']:.4f} | vs CPU fp32 JND: mean {row['cpu_fp32_jnd_mean']:.4f} "
+                f"max {row['cpu_fp32_jnd_max']:.3f} grey levels",
+                flush=True,
+            )
 
     # 2. speed and memory on a large image
     rng = np.random.default_rng(0)
@@ -74,12 +86,20 @@ def main(argv=None) -> int:
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - t)
         peak = torch.cuda.max_memory_allocated() / 2**30 if dev.startswith("cuda") else float("nan")
-        row = {"precision": p, "megapixels": mp, "ms_per_mp": best / mp * 1e3,
-               "tflops": 2 * MACS_PER_PX * args.size**2 / best / 1e12, "peak_gpu_gib": peak,
-               "tile": pred.metadata["tile"]}
+        row = {
+            "precision": p,
+            "megapixels": mp,
+            "ms_per_mp": best / mp * 1e3,
+            "tflops": 2 * MACS_PER_PX * args.size**2 / best / 1e12,
+            "peak_gpu_gib": peak,
+            "tile": pred.metadata["tile"],
+        }
         out["speed"].append(row)
-        print(f"speed {p:5}: {row['ms_per_mp']:.1f} ms/MP ({row['tflops']:.0f} TFLOP/s), "
-              f"peak GPU memory {peak:.2f} GiB, tile {row['tile']}", flush=True)
+        print(
+            f"speed {p:5}: {row['ms_per_mp']:.1f} ms/MP ({row['tflops']:.0f} TFLOP/s), "
+            f"peak GPU memory {peak:.2f} GiB, tile {row['tile']}",
+            flush=True,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return 0

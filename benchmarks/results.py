@@ -35,9 +35,25 @@ def main() -> int:
         p = out / "photos" / f"{key}.png"
         Image.fromarray(img).save(p)
         paths.append(str(p))
-    rc = cli(["evaluate", *paths, "--psnr", "26", "--psnr", "30", "--out", str(out / "results.csv"),
-              "--weights", args.weights, "--precision", args.precision, "--plot", str(out / "quality.png")])
-    rows = list(csv.DictReader(open(out / "results.csv")))
+    rc = cli(
+        [
+            "evaluate",
+            *paths,
+            "--psnr",
+            "26",
+            "--psnr",
+            "30",
+            "--out",
+            str(out / "results.csv"),
+            "--weights",
+            args.weights,
+            "--precision",
+            args.precision,
+            "--plot",
+            str(out / "quality.png"),
+        ]
+    )
+    rows = list(csv.DictReader((out / "results.csv").read_text().splitlines()))
     metrics = ["ssim", "ms_ssim", "vifp", "gmsd", "pspnr"]
     print("\n| target PSNR | JND map | " + " | ".join(metrics) + " |")
     print("| ---: | --- | " + " | ".join("---:" for _ in metrics) + " |")

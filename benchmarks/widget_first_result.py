@@ -1,6 +1,6 @@
 """Time from clicking Run to the last result layer in the viewer, 512 x 512 photo.
 
-    xvfb-run -a python benchmarks/widget_first_result.py [--precision auto|fp32|bf16] [--shot out.png]
+xvfb-run -a python benchmarks/widget_first_result.py [--precision auto|fp32|bf16] [--shot out.png]
 """
 
 import argparse
@@ -29,8 +29,10 @@ def main():
         last = now
         time.sleep(0.005)
     dt = time.perf_counter() - t
-    print(f"{args.precision}: first result in {dt:.1f} s; {widget.status.value}; "
-          f"longest event-loop gap {max(ticks) * 1000:.0f} ms")
+    print(
+        f"{args.precision}: first result in {dt:.1f} s; {widget.status.value}; "
+        f"longest event-loop gap {max(ticks) * 1000:.0f} ms"
+    )
     if args.shot:
         viewer.layers["astronaut CPL"].visible = False
         viewer.layers["astronaut residual"].visible = False

@@ -9,7 +9,13 @@ from skimage import data as skdata
 
 from napari_resjnd.cli import main
 from napari_resjnd.core.annotation import (
-    Bisection, PatchRecord, Session, assemble_target, export_pairs, ladders_for, merge,
+    Bisection,
+    PatchRecord,
+    Session,
+    assemble_target,
+    export_pairs,
+    ladders_for,
+    merge,
 )
 from napari_resjnd.core.ladders import GENERATORS, klt_reconstruct, make_ladder
 
@@ -44,8 +50,15 @@ def test_bisection_finds_a_simulated_observers_threshold(levels, threshold):
 
 
 def session_for(tmp_path, boxes, levels=6):
-    s = Session("obs1", str(tmp_path / "img.png"), (200, 300, 3), "jpeg", levels, seed=1,
-                patches=[PatchRecord(b) for b in boxes])
+    s = Session(
+        "obs1",
+        str(tmp_path / "img.png"),
+        (200, 300, 3),
+        "jpeg",
+        levels,
+        seed=1,
+        patches=[PatchRecord(b) for b in boxes],
+    )
     return s
 
 
@@ -97,8 +110,23 @@ def test_merge_takes_the_median_and_reports_agreement(tmp_path):
 def test_cli_ladder_and_merge(tmp_path, capsys):
     img = skdata.chelsea()[:120, :160]
     Image.fromarray(img).save(tmp_path / "img.png")
-    assert main(["ladder", str(tmp_path / "img.png"), "--box", "20,10,48,40", "--generator", "klt",
-                 "--levels", "5", "--out", str(tmp_path / "lad")]) == 0
+    assert (
+        main(
+            [
+                "ladder",
+                str(tmp_path / "img.png"),
+                "--box",
+                "20,10,48,40",
+                "--generator",
+                "klt",
+                "--levels",
+                "5",
+                "--out",
+                str(tmp_path / "lad"),
+            ]
+        )
+        == 0
+    )
     info = json.loads((tmp_path / "lad" / "ladder.json").read_text())
     assert len(info["levels"]) == 5 and info["levels"][1]["param"] == 48
     assert np.asarray(Image.open(tmp_path / "lad" / "level_00.png")).shape == (40, 48, 3)
@@ -107,8 +135,15 @@ def test_cli_ladder_and_merge(tmp_path, capsys):
     boxes = [(10, 50, 20, 68), (60, 100, 80, 140)]
     paths = []
     for obs, crit in (("a", [1, 3]), ("b", [2, 3]), ("c", [1, 4])):
-        s = Session(obs, str(tmp_path / "img.png"), img.shape, "jpeg", 5, seed=0,
-                    patches=[PatchRecord(b, critical=c) for b, c in zip(boxes, crit)])
+        s = Session(
+            obs,
+            str(tmp_path / "img.png"),
+            img.shape,
+            "jpeg",
+            5,
+            seed=0,
+            patches=[PatchRecord(b, critical=c) for b, c in zip(boxes, crit)],
+        )
         s.save(tmp_path / f"{obs}.json")
         paths.append(str(tmp_path / f"{obs}.json"))
     assert main(["annotations", "merge", *paths, "--out", str(tmp_path / "pairs")]) == 0

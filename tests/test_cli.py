@@ -1,16 +1,16 @@
 """`resjnd predict` end to end on real files; errors are one line and a non-zero exit."""
 
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from conftest import make_tiny
 from PIL import Image
 
-from conftest import make_tiny
 from napari_resjnd.cli import main
 from napari_resjnd.core.weights import save_weights
 
@@ -25,8 +25,19 @@ def test_predict_writes_maps_and_provenance(tmp_path, tiny_file, rng, capsys):
     Image.fromarray(img).save(tmp_path / "a.png")
     Image.fromarray(img[..., 0]).save(tmp_path / "grey.bmp")
     out = tmp_path / "out"
-    rc = main(["predict", str(tmp_path / "a.png"), str(tmp_path / "grey.bmp"),
-               "--out", str(out), "--weights", str(tiny_file), "--tile", "16"])
+    rc = main(
+        [
+            "predict",
+            str(tmp_path / "a.png"),
+            str(tmp_path / "grey.bmp"),
+            "--out",
+            str(out),
+            "--weights",
+            str(tiny_file),
+            "--tile",
+            "16",
+        ]
+    )
     assert rc == 0
     jnd = tifffile.imread(out / "a_jnd.tif")
     assert jnd.dtype == np.float32 and jnd.shape == (33, 41)
@@ -43,16 +54,41 @@ def test_predict_writes_maps_and_provenance(tmp_path, tiny_file, rng, capsys):
 
 def test_max_scale_png_reaches_255(tmp_path, tiny_file, rng):
     Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "a.png")
-    assert main(["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"),
-                 "--weights", str(tiny_file), "--jnd-scale", "max", "-q"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "a.png"),
+                "--out",
+                str(tmp_path / "o"),
+                "--weights",
+                str(tiny_file),
+                "--jnd-scale",
+                "max",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert np.asarray(Image.open(tmp_path / "o" / "a_jnd.png")).max() == 255
 
 
 def test_bad_image_is_skipped_and_the_rest_processed(tmp_path, tiny_file, rng, capsys):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
     Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "ok.png")
-    rc = main(["predict", str(tmp_path / "broken.png"), str(tmp_path / "missing.png"),
-               str(tmp_path / "ok.png"), "--out", str(tmp_path / "o"), "--weights", str(tiny_file), "-q"])
+    rc = main(
+        [
+            "predict",
+            str(tmp_path / "broken.png"),
+            str(tmp_path / "missing.png"),
+            str(tmp_path / "ok.png"),
+            "--out",
+            str(tmp_path / "o"),
+            "--weights",
+            str(tiny_file),
+            "-q",
+        ]
+    )
     assert rc == 1
     assert (tmp_path / "o" / "ok_jnd.tif").exists()
     err = capsys.readouterr().err
@@ -62,8 +98,11 @@ def test_bad_image_is_skipped_and_the_rest_processed(tmp_path, tiny_file, rng, c
 def test_bad_weights_one_line_no_traceback(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"garbage")
-    r = subprocess.run([sys.executable, "-m", "napari_resjnd.cli", "predict", "x.png", "--out",
-                        str(tmp_path), "--weights", str(bad)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "napari_resjnd.cli", "predict", "x.png", "--out", str(tmp_path), "--weights", str(bad)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
@@ -84,8 +123,23 @@ def test_folders_recursive_shards_cover_every_file_once(tmp_path, tiny_file, rng
     out = tmp_path / "out"
     seen = []
     for i in range(3):
-        assert main(["predict", str(src), "--recursive", "--shard", f"{i}/3", "--out", str(out),
-                     "--weights", str(tiny_file), "-q"]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    str(src),
+                    "--recursive",
+                    "--shard",
+                    f"{i}/3",
+                    "--out",
+                    str(out),
+                    "--weights",
+                    str(tiny_file),
+                    "-q",
+                ]
+            )
+            == 0
+        )
         s = json.loads((out / f"summary-shard-{i}-of-3.json").read_text())
         seen += s["done"]
     assert sorted(seen) == sorted(str(src / n) for n in names)  # disjoint and complete
@@ -101,8 +155,10 @@ def test_skip_existing_resumes(tmp_path, tiny_file, rng):
     src = tmp_path / "src"
     make_tree(src, rng, [f"{i}.png" for i in range(4)])
     out = tmp_path / "out"
-    assert main(["predict", str(src / "0.png"), str(src / "1.png"), "--out", str(out),
-                 "--weights", str(tiny_file), "-q"]) == 0
+    assert (
+        main(["predict", str(src / "0.png"), str(src / "1.png"), "--out", str(out), "--weights", str(tiny_file), "-q"])
+        == 0
+    )
     (out / "1.json").unlink()  # as if interrupted before the sidecar was written
     assert main(["predict", str(src), "--skip-existing", "--out", str(out), "--weights", str(tiny_file), "-q"]) == 0
     s = json.loads((out / "summary.json").read_text())

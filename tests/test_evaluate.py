@@ -4,10 +4,10 @@ import csv
 
 import numpy as np
 import pytest
+from conftest import make_tiny
 from PIL import Image
 from skimage import data as skdata
 
-from conftest import make_tiny
 from napari_resjnd.cli import main
 from napari_resjnd.core import baselines as bl
 from napari_resjnd.core import evaluate as ev
@@ -61,7 +61,7 @@ def test_bisection_hits_the_target_psnr():
     sign = ev.sign_field(img.shape[:2], 0)
     jnd = bl.chou_li(img.astype(np.uint8))
     for target in (22.0, 26.0, 30.0, 40.0):
-        noisy, beta, p = ev.noise_at_psnr(img, jnd, sign, target)
+        noisy, beta, _p = ev.noise_at_psnr(img, jnd, sign, target)
         assert abs(ev.psnr(img, noisy) - target) < 0.01 and beta > 0
         assert noisy.min() >= 0 and noisy.max() <= 255
 
@@ -93,10 +93,32 @@ def test_pspnr_ignores_error_below_the_map():
 def test_paired_stats_direction_and_fields():
     rows = []
     for i in range(8):
-        rows.append({"image": f"{i}", "jnd": "resjnd", "target_psnr": 26.0, "psnr": 26, "ssim": 0.8 + 0.01 * i,
-                     "ms_ssim": 0.9, "vifp": 0.5, "gmsd": 0.05, "pspnr": 30})
-        rows.append({"image": f"{i}", "jnd": "chou", "target_psnr": 26.0, "psnr": 26, "ssim": 0.7,
-                     "ms_ssim": 0.9, "vifp": 0.6, "gmsd": 0.07, "pspnr": 30})
+        rows.append(
+            {
+                "image": f"{i}",
+                "jnd": "resjnd",
+                "target_psnr": 26.0,
+                "psnr": 26,
+                "ssim": 0.8 + 0.01 * i,
+                "ms_ssim": 0.9,
+                "vifp": 0.5,
+                "gmsd": 0.05,
+                "pspnr": 30,
+            }
+        )
+        rows.append(
+            {
+                "image": f"{i}",
+                "jnd": "chou",
+                "target_psnr": 26.0,
+                "psnr": 26,
+                "ssim": 0.7,
+                "ms_ssim": 0.9,
+                "vifp": 0.6,
+                "gmsd": 0.07,
+                "pspnr": 30,
+            }
+        )
     st = {(r["metric"]): r for r in ev.paired_stats(rows)}
     assert st["ssim"]["win_rate"] == 1 and st["ssim"]["mean_diff"] > 0 and st["ssim"]["wilcoxon_p"] < 0.01
     assert st["ssim"]["ci_low"] > 0
@@ -112,10 +134,27 @@ def test_cli_evaluate_writes_csv_and_summary(tmp_path, capsys):
         paths.append(str(p))
     w = save_weights(make_tiny(), tmp_path / "tiny.safetensors")
     out = tmp_path / "res.csv"
-    rc = main(["evaluate", *paths, "--psnr", "26", "--psnr", "30", "--out", str(out), "--weights", str(w),
-               "--device", "cpu", "--plot", str(tmp_path / "q.png"), "-q"])
+    rc = main(
+        [
+            "evaluate",
+            *paths,
+            "--psnr",
+            "26",
+            "--psnr",
+            "30",
+            "--out",
+            str(out),
+            "--weights",
+            str(w),
+            "--device",
+            "cpu",
+            "--plot",
+            str(tmp_path / "q.png"),
+            "-q",
+        ]
+    )
     assert rc == 0
-    rows = list(csv.DictReader(open(out)))
+    rows = list(csv.DictReader(out.read_text().splitlines()))
     assert len(rows) == 2 * 2 * 6
     assert list(rows[0])[:6] == ["image", "jnd", "target_psnr", "beta", "psnr", "ssim"]
     assert {"ms_ssim", "vifp", "gmsd", "pspnr"} <= set(rows[0])

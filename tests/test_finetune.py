@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny
 from PIL import Image
 from skimage import data as skdata
 
-from conftest import make_tiny
 from napari_resjnd import load_model, predict
 from napari_resjnd.cli import main
 from napari_resjnd.core.finetune import FinetuneConfig, finetune, history_path, iter_finetune, resume_path
@@ -60,8 +60,7 @@ def test_authors_weights_improve_towards_jpeg_targets(tmp_path, jpeg_pairs, offi
 
 def test_stop_takes_effect_within_one_step(tmp_path, jpeg_pairs):
     steps = []
-    gen = iter_finetune(make_tiny(), jpeg_pairs, tmp_path / "ft.safetensors", FAST,
-                        should_stop=lambda: len(steps) >= 2)
+    gen = iter_finetune(make_tiny(), jpeg_pairs, tmp_path / "ft.safetensors", FAST, should_stop=lambda: len(steps) >= 2)
     try:
         while True:
             ev = next(gen)
@@ -80,8 +79,14 @@ def test_resume_continues_where_the_run_left_off(tmp_path, jpeg_pairs):
     first = finetune(make_tiny(), jpeg_pairs, tmp_path / "b.safetensors", replace(FAST, epochs=2))
     assert [e["epoch"] for e in first.history["epochs"]] == [0, 1, 2]
     events = []
-    second = finetune(make_tiny(seed=99), jpeg_pairs, tmp_path / "b.safetensors", replace(FAST, epochs=4),
-                      resume=tmp_path / "b.safetensors", on_event=events.append)
+    second = finetune(
+        make_tiny(seed=99),
+        jpeg_pairs,
+        tmp_path / "b.safetensors",
+        replace(FAST, epochs=4),
+        resume=tmp_path / "b.safetensors",
+        on_event=events.append,
+    )
     assert events[0]["start_epoch"] == 3
     assert [e["epoch"] for e in second.history["epochs"]] == [0, 1, 2, 3, 4]
     a = [e["val_loss"] for e in straight.history["epochs"]]
@@ -164,8 +169,25 @@ def test_cli_finetune_end_to_end(tmp_path, jpeg_pairs, capsys):
         Image.fromarray((p.target * 255).round().astype(np.uint8)).save(root / "label" / f"{p.name}.png")
     w = save_weights(make_tiny(), tmp_path / "tiny.safetensors")
     out = tmp_path / "ft.safetensors"
-    rc = main(["finetune", "--pairs", str(root), "--out", str(out), "--weights", str(w), "--epochs", "2",
-               "--patch", "24", "--lr", "1e-3", "--device", "cpu"])
+    rc = main(
+        [
+            "finetune",
+            "--pairs",
+            str(root),
+            "--out",
+            str(out),
+            "--weights",
+            str(w),
+            "--epochs",
+            "2",
+            "--patch",
+            "24",
+            "--lr",
+            "1e-3",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "epoch   0" in text and "epoch   2" in text and "best weights in" in text

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from conftest import make_tiny
 from PIL import Image
 
-from conftest import make_tiny
 from napari_resjnd.cli import main
 from napari_resjnd.core.weights import save_weights
 
@@ -82,10 +82,19 @@ def session_file(path: Path, image: np.ndarray, critical=(2, 1), sha=True, **cha
     from napari_resjnd.core.annotation import PatchRecord, Session, image_sha256
 
     boxes = [(0, 16, 0, 16), (8, 24, 16, 32)]
-    s = Session("obs", str(path.parent / "img.png"), tuple(image.shape), "jpeg", 4, seed=0,
-                patches=[PatchRecord(b, critical=c, trials=[{"level": 2, "same": True}] if c is not None else [])
-                         for b, c in zip(boxes, critical)],
-                image_sha256=image_sha256(image) if sha else None)
+    s = Session(
+        "obs",
+        str(path.parent / "img.png"),
+        tuple(image.shape),
+        "jpeg",
+        4,
+        seed=0,
+        patches=[
+            PatchRecord(b, critical=c, trials=[{"level": 2, "same": True}] if c is not None else [])
+            for b, c in zip(boxes, critical)
+        ],
+        image_sha256=image_sha256(image) if sha else None,
+    )
     for k, v in changes.items():
         setattr(s, k, v)
     s.save(path)
@@ -113,11 +122,13 @@ def no_files(*globs):
         for g in globs:
             found = [p for p in tmp.glob(g) if p.is_file()]
             assert not found, f"left behind: {found}"
+
     return check
 
 
 def only_complete_sets(out_rel="out"):
     """No temporary, empty or partial files; every JSON sidecar has its maps."""
+
     def check(tmp):
         out = tmp / out_rel
         files = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
@@ -126,6 +137,7 @@ def only_complete_sets(out_rel="out"):
         for side in [p for p in files if p.suffix == ".json" and not p.name.startswith("summary")]:
             stem = side.name[:-5]
             assert (side.parent / f"{stem}_jnd.tif").is_file(), side
+
     return check
 
 
@@ -133,6 +145,7 @@ def _img(tmp, name="a.png", **kw):
     return png(tmp / name, photo(**kw))
 
 
+# fmt: off
 CASES = [
     # -- arguments ------------------------------------------------------------------------
     Case("predict-tile-negative", t("predict", "{tmp}/a.png", "--out", "{tmp}/out", "--tile", "-3"), 2,
@@ -344,7 +357,8 @@ CASES = [
                                    "{tmp}/gone.safetensors"), 2, r"--resume .*gone\.safetensors: no such file",
          lambda tmp: pair_folder(tmp / "pairs")),
     Case("train-resume-no-state", t("train", "--pairs", "{tmp}/pairs", "--out", "{tmp}/m.safetensors", "--resume",
-                                    "{w}"), 2, r"no tiny\.resume\.pt beside it", lambda tmp: pair_folder(tmp / "pairs")),
+                                    "{w}"), 2, r"no tiny\.resume\.pt beside it",
+         lambda tmp: pair_folder(tmp / "pairs")),
     Case("train-resume-corrupt", t("train", "--pairs", "{tmp}/pairs", "--out", "{tmp}/m.safetensors", "--resume",
                                    "{w}"), 2, r"tiny\.resume\.pt: not a napari-resjnd resume file",
          lambda tmp: (pair_folder(tmp / "pairs"), (tmp / "tiny.resume.pt").write_bytes(b"PK\x03\x04garbage"))),
@@ -398,6 +412,7 @@ CASES = [
     Case("ladder-box-garbled", t("ladder", "{tmp}/a.png", "--box", "0,0,16", "--out", "{tmp}/l"), 2,
          r"--box takes x,y,w,h", _img),
 ]
+# fmt: on
 
 
 def _truncate(path: Path, keep: int = 100) -> None:
@@ -452,8 +467,9 @@ def test_hostile(case: Case, tmp_path, capsys, request):
     err = capsys.readouterr().err
     assert rc == case.rc, err
     assert "Traceback" not in err
-    errors = [line for line in err.replace("\r", "\n").splitlines()
-              if line.startswith(("resjnd: error:", "resjnd: skipping"))]
+    errors = [
+        line for line in err.replace("\r", "\n").splitlines() if line.startswith(("resjnd: error:", "resjnd: skipping"))
+    ]
     if case.message:
         assert errors, err
         assert any(re.search(case.message, line) for line in errors), errors
@@ -470,8 +486,14 @@ def test_matrix_size():
 # ---- a real full disk and real interruptions (processes) -----------------------------
 def _run(args, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RESJND_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "napari_resjnd.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "napari_resjnd.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
 
 
 def test_small_real_disk_leaves_no_partial_file(tmp_path):
@@ -479,15 +501,17 @@ def test_small_real_disk_leaves_no_partial_file(tmp_path):
     summary says what failed and why (needs root to mount; skipped otherwise)."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(disk)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (not root)")
     try:
         for i in range(6):
             png(tmp_path / "in" / f"{i}.png", photo(96, 96, seed=i))
         w = tiny_weights(tmp_path)
         p = _run(["predict", str(tmp_path / "in"), "--out", str(disk / "out"), "--weights", str(w), "-q"])
-        out, err = p.communicate(timeout=120)
+        _out, err = p.communicate(timeout=120)
         assert p.returncode == 1, err
         assert "Traceback" not in err and "no space left" in err.lower(), err
         only_complete_sets("disk/out")(tmp_path)
@@ -499,13 +523,25 @@ def test_ctrl_c_in_predict_is_one_line_and_130(tmp_path):
     for i in range(4):
         png(tmp_path / "in" / f"{i}.png", photo(256, 256, seed=i))
     w = save_weights(make_tiny(64, 6), tmp_path / "w64.safetensors")
-    p = _run(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights", str(w),
-              "--precision", "fp32", "--device", "cpu"])
+    p = _run(
+        [
+            "predict",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--weights",
+            str(w),
+            "--precision",
+            "fp32",
+            "--device",
+            "cpu",
+        ]
+    )
     deadline = time.monotonic() + 60
     while not (tmp_path / "out" / "0.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    _out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "resjnd: interrupted"
     only_complete_sets()(tmp_path)
@@ -521,8 +557,19 @@ def test_ctrl_c_in_finetune_is_one_line_and_130(tmp_path, monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(F, "evaluate_loss", interrupted)
-    rc = main(["finetune", "--pairs", str(tmp_path / "pairs"), "--out", str(tmp_path / "ft.safetensors"),
-               "--weights", str(w), "--device", "cpu"])
+    rc = main(
+        [
+            "finetune",
+            "--pairs",
+            str(tmp_path / "pairs"),
+            "--out",
+            str(tmp_path / "ft.safetensors"),
+            "--weights",
+            str(w),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 130 and capsys.readouterr().err.strip().splitlines()[-1] == "resjnd: interrupted"
     assert not (tmp_path / "ft.safetensors").exists()
 
@@ -536,8 +583,9 @@ def test_a_bug_is_one_line_unless_debug(tmp_path, monkeypatch, capsys):
     argv = ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--weights", str(w)]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == "resjnd: error: RuntimeError: boom (this looks like a bug; run again with --debug for the " \
-                      "traceback)"
+    assert (
+        err[-1] == "resjnd: error: RuntimeError: boom (this looks like a bug; run again with --debug for the traceback)"
+    )
     with pytest.raises(RuntimeError, match="boom"):
         main(["predict", "--debug", *argv[1:]])
 
@@ -545,23 +593,81 @@ def test_a_bug_is_one_line_unless_debug(tmp_path, monkeypatch, capsys):
 def test_resume_keeps_or_refuses_recorded_settings(tmp_path, capsys):
     pair_folder(tmp_path / "pairs", n=4)
     out = tmp_path / "m.safetensors"
-    base = ["train", "--pairs", str(tmp_path / "pairs"), "--channels", "8", "--recursions", "2", "--workers", "0",
-            "--device", "cpu", "--precision", "fp32", "--batch", "2", "--patch", "24", "--val-every", "1"]
+    base = [
+        "train",
+        "--pairs",
+        str(tmp_path / "pairs"),
+        "--channels",
+        "8",
+        "--recursions",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--batch",
+        "2",
+        "--patch",
+        "24",
+        "--val-every",
+        "1",
+    ]
     assert main([*base, "--out", str(out), "--epochs", "1"]) == 0
     # a new --patch without --override: refused, nothing changed
     before = out.read_bytes()
     assert main([*base[:-4], "--patch", "16", "--out", str(out), "--epochs", "2", "--resume", str(out)]) == 2
     assert "patch 16 differs from the 24 recorded" in capsys.readouterr().err and out.read_bytes() == before
     # settings left out are the recorded ones (batch 2, patch 24), and the epochs go on
-    assert main(["train", "--pairs", str(tmp_path / "pairs"), "--channels", "8", "--recursions", "2",
-                 "--workers", "0", "--device", "cpu", "--precision", "fp32", "--out", str(out), "--epochs", "2",
-                 "--resume", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--pairs",
+                str(tmp_path / "pairs"),
+                "--channels",
+                "8",
+                "--recursions",
+                "2",
+                "--workers",
+                "0",
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--resume",
+                str(out),
+            ]
+        )
+        == 0
+    )
     h = json.loads(out.with_suffix(".json").read_text())
     assert [e["epoch"] for e in h["epochs"]] == [0, 1, 2] and h["config"]["batch"] == 2
     # an explicit override is recorded; resuming into a new --out carries the best weights along
     new = tmp_path / "new.safetensors"
-    assert main([*base[:-4], "--patch", "16", "--out", str(new), "--epochs", "3", "--resume", str(out),
-                 "--override", "patch"]) == 0
+    assert (
+        main(
+            [
+                *base[:-4],
+                "--patch",
+                "16",
+                "--out",
+                str(new),
+                "--epochs",
+                "3",
+                "--resume",
+                str(out),
+                "--override",
+                "patch",
+            ]
+        )
+        == 0
+    )
     h = json.loads(new.with_suffix(".json").read_text())
     assert [e["epoch"] for e in h["epochs"]] == [0, 1, 2, 3] and h["config"]["patch"] == 16
     assert h["overrides"] == [{"from_epoch": 3, "patch": {"was": 24, "now": 16}}]

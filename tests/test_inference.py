@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import make_tiny
+
 from napari_resjnd import Cancelled, predict
 from napari_resjnd.core.inference import auto_tile, resolve_device, tile_boxes
 from napari_resjnd.core.jnd import jnd_from_cpl, normalise_max
@@ -144,8 +144,9 @@ def test_cancel_between_tiles_returns_nothing(tiny, rng):
     img = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
     seen = []
     with pytest.raises(Cancelled):
-        predict(tiny, img, tile=10, device="cpu", progress=lambda d, t: seen.append(d),
-                should_stop=lambda: len(seen) >= 3)
+        predict(
+            tiny, img, tile=10, device="cpu", progress=lambda d, t: seen.append(d), should_stop=lambda: len(seen) >= 3
+        )
     assert seen == [1, 2, 3]
 
 
@@ -181,7 +182,7 @@ def test_auto_tile_whole_image_when_it_fits_else_bounded():
 
 def test_tile_boxes_cover_once():
     cover = np.zeros((37, 50), int)
-    for (y0, y1, x0, x1), (py0, py1, px0, px1) in tile_boxes(37, 50, 16, 5):
+    for (y0, y1, x0, x1), (py0, _py1, _px0, px1) in tile_boxes(37, 50, 16, 5):
         cover[y0:y1, x0:x1] += 1
         assert py0 == max(0, y0 - 5) and px1 == min(50, x1 + 5)
     assert (cover == 1).all()

@@ -77,17 +77,21 @@ def test_long_error_does_not_widen_the_dock(make_napari_viewer, qtbot):
     assert url in predict.status.tooltip
 
 
-@pytest.mark.parametrize("message, shown", [
-    ("ready", "ready"),
-    ("a " + "b" * 50 + " c", "a " + "b" * 19 + "…" + "b" * 19 + " c"),
-    ("word " * 100, ("word " * 100)[:179].rstrip() + "…"),
-])
+@pytest.mark.parametrize(
+    "message, shown",
+    [
+        ("ready", "ready"),
+        ("a " + "b" * 50 + " c", "a " + "b" * 19 + "…" + "b" * 19 + " c"),
+        ("word " * 100, ("word " * 100)[:179].rstrip() + "…"),
+    ],
+)
 def test_short_text(message, shown):
     assert short_text(message) == shown
 
 
 def test_evaluate_selects_the_newest_jnd_layer_classics_and_controls(make_napari_viewer, qtbot):
     from conftest import make_tiny
+
     from napari_resjnd import predict
     from napari_resjnd.widgets import _layers
     from napari_resjnd.widgets.evaluate import EvaluateWidget
@@ -101,8 +105,9 @@ def test_evaluate_selects_the_newest_jnd_layer_classics_and_controls(make_napari
     pred = predict(make_tiny(), img, device="cpu")
     _layers.add_or_update(viewer, cat, predict(make_tiny(), cat.data, device="cpu"), ["JND"], True)
     _layers.add_or_update(viewer, src, pred, ["JND"], True)
-    newer = viewer.add_image(pred.jnd * 2, name="photo JND (fine-tuned)",
-                             metadata={"resjnd": {"output": "jnd", "source_layer": "photo"}})
+    newer = viewer.add_image(
+        pred.jnd * 2, name="photo JND (fine-tuned)", metadata={"resjnd": {"output": "jnd", "source_layer": "photo"}}
+    )
     w.image.value = src
     classics_and_controls = ["chou", "namm", "wu2017", "uniform", "shuffled"]
     assert set(w.maps.value) == {"layer:" + newer.name, *classics_and_controls}

@@ -2,9 +2,9 @@
 
 import numpy as np
 import torch
+from conftest import make_tiny
 from torch import nn
 
-from conftest import make_tiny
 from napari_resjnd.core.model import RECEPTIVE_RADIUS, ResJND
 
 

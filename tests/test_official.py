@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pytest
 import tifffile
+from conftest import OFFICIAL, OFFICIAL_NAMES, official_checkpoint
 from PIL import Image
 
-from conftest import OFFICIAL, OFFICIAL_NAMES, official_checkpoint
 from napari_resjnd.cli import main
 
 pytestmark = pytest.mark.official
@@ -30,8 +30,26 @@ def fp32_maps(official_env):
     """`resjnd predict` in exact fp32 with the authors' normalisation, all examples."""
     images = [str(OFFICIAL / "example" / f"{n}.bmp") for n in OFFICIAL_NAMES]
     out = official_env / "fp32"
-    assert main(["predict", *images, "--out", str(out), "--weights", "resjnd-cplset",
-                 "--device", "cpu", "--precision", "fp32", "--jnd-scale", "max", "-q"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                *images,
+                "--out",
+                str(out),
+                "--weights",
+                "resjnd-cplset",
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+                "--jnd-scale",
+                "max",
+                "-q",
+            ]
+        )
+        == 0
+    )
     return out
 
 

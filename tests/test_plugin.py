@@ -7,15 +7,17 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+from conftest import make_tiny
 from PIL import Image
 
-from conftest import make_tiny
 from napari_resjnd.core.weights import save_weights
 
 
 def test_import_does_not_pull_qt_or_napari():
-    code = ("import sys, napari_resjnd; bad = [m for m in sys.modules if m.split('.')[0] in "
-            "('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui')]; print(bad)")
+    code = (
+        "import sys, napari_resjnd; bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui')]; print(bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -47,8 +49,9 @@ def test_writer_keeps_provenance(make_napari_viewer, tmp_path):
     from napari_resjnd.widgets import _layers
 
     viewer = make_napari_viewer()
-    src = viewer.add_image(np.random.default_rng(0).integers(0, 256, (24, 30, 3), dtype=np.uint8),
-                           name="img", scale=(2, 2), rgb=True)
+    src = viewer.add_image(
+        np.random.default_rng(0).integers(0, 256, (24, 30, 3), dtype=np.uint8), name="img", scale=(2, 2), rgb=True
+    )
     pred = predict(make_tiny(), src.data, device="cpu")
     _layers.add_or_update(viewer, src, pred, _layers.OUTPUTS, True)
     from napari_resjnd._writer import write_layer_with_provenance
@@ -96,7 +99,8 @@ def test_root_manifest_is_a_copy_and_git_holds_no_symlinks():
     assert not package.is_symlink() and not (root / "napari.yaml").is_symlink()
     assert (root / "napari.yaml").read_bytes() == package.read_bytes(), (
         "napari.yaml differs from src/napari_resjnd/napari.yaml: edit the package's file, then "
-        "cp src/napari_resjnd/napari.yaml napari.yaml")
+        "cp src/napari_resjnd/napari.yaml napari.yaml"
+    )
     git = subprocess.run(["git", "ls-files", "-s"], cwd=root, capture_output=True, text=True)
     if git.returncode != 0:
         pytest.skip("not a git checkout")

@@ -30,9 +30,36 @@ def synthetic_pairs(tmp_path_factory):
 
 
 def args(pairs, out, *extra):
-    return ["train", "--pairs", str(pairs), "--out", str(out), "--channels", "8", "--recursions", "2",
-            "--preset", "finetune", "--lr", "3e-3", "--batch", "4", "--patch", "24", "--val-fraction", "0.25",
-            "--val-every", "1", "--workers", "0", "--device", "cpu", "--precision", "fp32", *extra]
+    return [
+        "train",
+        "--pairs",
+        str(pairs),
+        "--out",
+        str(out),
+        "--channels",
+        "8",
+        "--recursions",
+        "2",
+        "--preset",
+        "finetune",
+        "--lr",
+        "3e-3",
+        "--batch",
+        "4",
+        "--patch",
+        "24",
+        "--val-fraction",
+        "0.25",
+        "--val-every",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        *extra,
+    ]
 
 
 def test_from_scratch_lowers_the_loss(tmp_path, synthetic_pairs, capsys):
@@ -66,11 +93,29 @@ def test_torchrun_two_processes_match_one(tmp_path, synthetic_pairs):
     two = tmp_path / "two" / "ck.safetensors"
     assert main(args(synthetic_pairs, one, "--epochs", "3")) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "napari_resjnd.cli", *args(synthetic_pairs, two, "--epochs", "3")],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[:6000] + "\n".join(
-        line for line in r.stderr.splitlines() if "Error" in line or "what()" in line or "error" in line)[-3000:]
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "napari_resjnd.cli",
+            *args(synthetic_pairs, two, "--epochs", "3"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode == 0, (
+        r.stderr[:6000]
+        + "\n".join(line for line in r.stderr.splitlines() if "Error" in line or "what()" in line or "error" in line)[
+            -3000:
+        ]
+    )
     h1 = json.loads(one.with_suffix(".json").read_text())
     h2 = json.loads(two.with_suffix(".json").read_text())
     assert h2["world_size"] == 2 and h1["world_size"] == 1
@@ -86,7 +131,7 @@ def small_args(pairs, out, *extra):
     """``args`` without ``--patch``: the patch size is left to the folder."""
     a = args(pairs, out, *extra)
     i = a.index("--patch")
-    return a[:i] + a[i + 2:]
+    return a[:i] + a[i + 2 :]
 
 
 def test_patches_then_train_without_patch_uses_their_size(tmp_path, synthetic_pairs, capsys):
@@ -103,8 +148,28 @@ def test_patches_then_train_without_patch_uses_their_size(tmp_path, synthetic_pa
 
     start = tmp_path / "start.safetensors"
     save_weights(load_model(out), start)
-    assert main(["finetune", "--pairs", str(patches), "--out", str(ft), "--weights", str(start), "--epochs", "1",
-                 "--batch", "8", "--device", "cpu", "--precision", "fp32"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--pairs",
+                str(patches),
+                "--out",
+                str(ft),
+                "--weights",
+                str(start),
+                "--epochs",
+                "1",
+                "--batch",
+                "8",
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+            ]
+        )
+        == 0
+    )
     assert json.loads(ft.with_suffix(".json").read_text())["config"]["patch"] == 16
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import make_tiny
+
 from napari_resjnd.core import weights as W
 from napari_resjnd.core.inference import Cancelled
 from napari_resjnd.core.weights import REGISTRY, WeightsError, fetch, load_model, save_weights
@@ -25,8 +25,14 @@ def tiny_pth(tmp_path):
 
 def register_tiny(monkeypatch, url, data: bytes):
     entry = dataclasses.replace(
-        REGISTRY["resjnd-cplset"], name="tiny", url=url, filename="tiny.pth",
-        sha256=hashlib.sha256(data).hexdigest(), size=len(data), channels=8, recursions=2,
+        REGISTRY["resjnd-cplset"],
+        name="tiny",
+        url=url,
+        filename="tiny.pth",
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        channels=8,
+        recursions=2,
     )
     monkeypatch.setitem(REGISTRY, "tiny", entry)
     return entry
@@ -147,7 +153,7 @@ def test_wrong_files_name_the_file_and_the_problem(tmp_path, make, match):
 def test_truncated_checkpoint(tmp_path, tiny_pth):
     p = tmp_path / "cut.pth"
     p.write_bytes(tiny_pth[1].read_bytes()[:700])
-    with pytest.raises(WeightsError, match="cut.pth"):
+    with pytest.raises(WeightsError, match=r"cut\.pth"):
         load_model(p)
 
 
@@ -195,7 +201,7 @@ def test_damaged_safetensors(tmp_path, tiny_pth):
     out = save_weights(load_model(tiny_pth[1]), tmp_path / "ft.safetensors")
     data = out.read_bytes()
     out.write_bytes(data[: len(data) - 100])
-    with pytest.raises(WeightsError, match="ft.safetensors"):
+    with pytest.raises(WeightsError, match=r"ft\.safetensors"):
         load_model(out)
 
 

@@ -53,8 +53,10 @@ def test_scripted_session_produces_the_target_layer(qtbot, setup, tmp_path):
     assert w.busy and STIM_CANDIDATE in viewer.layers
     t0 = time.perf_counter()
     n, (flips, jitter) = run_observer(qtbot, w, thresholds=[2, 4], wait_first_ms=1600)
-    print(f"{n} judgements; flicker: {flips} flips in 1.6 s at 4 Hz, half-period jitter {jitter:.1f} ms; "
-          f"the session took {(time.perf_counter() - t0) * 1000:.0f} ms in all")
+    print(
+        f"{n} judgements; flicker: {flips} flips in 1.6 s at 4 Hz, half-period jitter {jitter:.1f} ms; "
+        f"the session took {(time.perf_counter() - t0) * 1000:.0f} ms in all"
+    )
     assert 10 <= flips <= 14 and jitter < 30
     assert w.status.value.startswith("done"), w.status.value
     target = viewer.layers["astro CPL target"]
@@ -76,7 +78,7 @@ def test_scripted_session_produces_the_target_layer(qtbot, setup, tmp_path):
 
 
 def test_side_by_side_and_resume_after_a_crash(qtbot, setup, tmp_path):
-    viewer, w, img = setup
+    viewer, w, _img = setup
     w.mode.value = "side by side"
     w.start()
     run_observer(qtbot, w, thresholds=[1, 3], stop_after=2)

@@ -4,10 +4,10 @@ import csv
 
 import numpy as np
 import pytest
+from conftest import make_tiny
 from PIL import Image
 from skimage import data as skdata
 
-from conftest import make_tiny
 from napari_resjnd import predict
 from napari_resjnd.cli import main
 from napari_resjnd.widgets import _layers
@@ -38,9 +38,24 @@ def test_widget_matches_cli_and_adds_noisy_layers(qtbot, make_napari_viewer, tmp
 
     # the CLI on the same image gives the same numbers for the classic map and the controls
     Image.fromarray(img).save(tmp_path / "coffee.png")
-    main(["evaluate", str(tmp_path / "coffee.png"), "--jnd", "chou,uniform", "--psnr", "26", "--psnr", "32",
-          "--out", str(tmp_path / "r.csv"), "-q"])
-    rows = {(r["jnd"], float(r["target_psnr"])): r for r in csv.DictReader(open(tmp_path / "r.csv"))}
+    main(
+        [
+            "evaluate",
+            str(tmp_path / "coffee.png"),
+            "--jnd",
+            "chou,uniform",
+            "--psnr",
+            "26",
+            "--psnr",
+            "32",
+            "--out",
+            str(tmp_path / "r.csv"),
+            "-q",
+        ]
+    )
+    rows = {
+        (r["jnd"], float(r["target_psnr"])): r for r in csv.DictReader((tmp_path / "r.csv").read_text().splitlines())
+    }
     for r in w.results:
         if r.jnd in ("chou", "uniform"):
             for m in ("psnr", "ssim", "vifp", "gmsd", "pspnr"):

@@ -4,10 +4,10 @@ import io
 
 import numpy as np
 import pytest
+from conftest import make_tiny
 from PIL import Image
 from skimage import data as skdata
 
-from conftest import make_tiny
 from napari_resjnd.core.weights import save_weights
 from napari_resjnd.widgets._models import ModelStore
 from napari_resjnd.widgets.finetune import FinetuneWidget, annotation
@@ -43,7 +43,7 @@ def setup(make_napari_viewer, tmp_path):
 
 
 def test_rectangles_become_boxes_in_pixels(setup):
-    viewer, ft, _ = setup
+    viewer, _ft, _ = setup
     viewer.layers["pristine"].scale = (2, 2)
     shapes = viewer.add_shapes([[[10, 20], [10, 60], [50, 60], [50, 20]]], shape_type="rectangle", name="r")
     boxes, mask = annotation(shapes, viewer.layers["pristine"])
@@ -63,7 +63,7 @@ def test_training_runs_in_worker_updates_plot_and_offers_weights(qtbot, setup, t
     qtbot.waitUntil(lambda: not ft.busy, timeout=120_000)
     assert ft.status.value.startswith("finished"), ft.status.value
     assert len(ft.plot.train_y) >= 2 and ft.plot.val_x == [0, 1, 2]
-    xs, ys = ft.plot.val.getData()
+    xs, _ys = ft.plot.val.getData()
     assert list(xs) == [0, 1, 2]
     out = str(tmp_path / "models" / "mine.safetensors")
     assert predict_w.model.value == out  # handed over, ready to Run
@@ -74,7 +74,7 @@ def test_training_runs_in_worker_updates_plot_and_offers_weights(qtbot, setup, t
 
 
 def test_stop_ends_the_run(qtbot, setup):
-    viewer, ft, _ = setup
+    _viewer, ft, _ = setup
     ft.epochs.value = 50
     ft.start()
     qtbot.waitUntil(lambda: ft.progress.value >= 1, timeout=60_000)

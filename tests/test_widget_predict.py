@@ -4,9 +4,9 @@ import time
 
 import numpy as np
 import pytest
+from conftest import make_tiny
 from skimage import data as skdata
 
-from conftest import make_tiny
 from napari_resjnd.core import weights as W
 from napari_resjnd.core.weights import REGISTRY, save_weights
 from napari_resjnd.widgets._models import ModelStore
@@ -112,8 +112,10 @@ def test_event_loop_keeps_ticking(qtbot, viewer_widget, slow_file):
     compute, layers = t[t <= returned[0]], t[t >= returned[0]]
     gap_compute = np.diff(np.r_[t0, compute]).max()
     gap_layers = np.diff(np.r_[returned[0], layers]).max()
-    print(f"compute {returned[0] - t0:.2f} s, {len(compute)} ticks, longest gap {gap_compute * 1000:.0f} ms; "
-          f"adding layers: longest gap {gap_layers * 1000:.0f} ms")
+    print(
+        f"compute {returned[0] - t0:.2f} s, {len(compute)} ticks, longest gap {gap_compute * 1000:.0f} ms; "
+        f"adding layers: longest gap {gap_layers * 1000:.0f} ms"
+    )
     assert returned[0] - t0 > 1.0 and len(compute) > 30
     assert gap_compute < 0.2
     assert gap_layers < 0.5
@@ -134,7 +136,11 @@ def test_stack_current_plane_and_whole_stack(qtbot, viewer_widget, tmp_path):
     assert jnd.metadata["resjnd"]["plane"] == [2]
     widget.scope.value = "whole stack"
     run_and_wait(qtbot, widget)
-    assert viewer.layers["stack JND"].data.shape == (3, 40, 50), (widget.status.value, widget.scope.value, widget.settings())
+    assert viewer.layers["stack JND"].data.shape == (3, 40, 50), (
+        widget.status.value,
+        widget.scope.value,
+        widget.settings(),
+    )
     assert viewer.layers["stack residual"].data.shape == (3, 40, 50)
 
 
@@ -196,15 +202,22 @@ def _slow_registry_weights(monkeypatch, slow_server, tmp_path):
     www, base = slow_server
     torch.save(make_tiny(64, 2).state_dict(), www / "w64.pth")
     data = (www / "w64.pth").read_bytes()
-    entry = dataclasses.replace(REGISTRY["resjnd-cplset"], name="w64", url=f"{base}/w64.pth", filename="w64.pth",
-                                sha256=hashlib.sha256(data).hexdigest(), size=len(data), channels=64, recursions=2)
+    entry = dataclasses.replace(
+        REGISTRY["resjnd-cplset"],
+        name="w64",
+        url=f"{base}/w64.pth",
+        filename="w64.pth",
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        channels=64,
+        recursions=2,
+    )
     monkeypatch.setitem(REGISTRY, "w64", entry)
     monkeypatch.delenv("RESJND_OFFLINE")
     return entry
 
 
-def test_first_run_downloads_with_progress_then_says_loaded(qtbot, viewer_widget, monkeypatch, slow_server,
-                                                            tmp_path):
+def test_first_run_downloads_with_progress_then_says_loaded(qtbot, viewer_widget, monkeypatch, slow_server, tmp_path):
     viewer, widget = viewer_widget
     entry = _slow_registry_weights(monkeypatch, slow_server, tmp_path)
     widget.refresh_models()
@@ -213,8 +226,10 @@ def test_first_run_downloads_with_progress_then_says_loaded(qtbot, viewer_widget
     widget.model.value, widget.image.value = "w64", viewer.layers["img"]
     seen = []
     widget.run()
-    qtbot.waitUntil(lambda: seen.append((widget.status.value, widget.progress.value, widget.progress.max))
-                    or not widget.busy, timeout=30_000)
+    qtbot.waitUntil(
+        lambda: seen.append((widget.status.value, widget.progress.value, widget.progress.max)) or not widget.busy,
+        timeout=30_000,
+    )
     downloading = [(v, m) for text, v, m in seen if text.startswith("downloading w64:")]
     assert len(downloading) >= 2 and downloading[-1][1] == entry.size  # bytes, in the widget's bar
     assert widget.status.value.startswith("done"), widget.status.value

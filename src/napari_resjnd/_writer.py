@@ -34,16 +34,19 @@ def write_layer_with_provenance(path: str, data, meta: dict) -> list[str]:
     arr = np.asarray(data)
     if arr.dtype.kind == "f":
         arr = arr.astype(np.float32)
-    info = _jsonable({
-        "name": meta.get("name"),
-        "scale": meta.get("scale"),
-        "translate": meta.get("translate"),
-        "rgb": meta.get("rgb"),
-        "metadata": meta.get("metadata", {}),
-    })
+    info = _jsonable(
+        {
+            "name": meta.get("name"),
+            "scale": meta.get("scale"),
+            "translate": meta.get("translate"),
+            "rgb": meta.get("rgb"),
+            "metadata": meta.get("metadata", {}),
+        }
+    )
     p.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(p, arr, photometric="rgb" if meta.get("rgb") else "minisblack",
-                     metadata={"napari_resjnd": json.dumps(info)})
+    tifffile.imwrite(
+        p, arr, photometric="rgb" if meta.get("rgb") else "minisblack", metadata={"napari_resjnd": json.dumps(info)}
+    )
     side = p.with_suffix(".json")
     side.write_text(json.dumps(info, indent=2))
     return [str(p), str(side)]

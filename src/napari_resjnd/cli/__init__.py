@@ -11,8 +11,18 @@ from pathlib import Path
 from ..core.finetune import RESUME_KEYS
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from ._common import (
-    Parser, UsageError, check_device, fail, fraction, nonnegative_float, nonnegative_int, out_file, out_folder,
-    positive_float, positive_int, psnr_target,
+    Parser,
+    UsageError,
+    check_device,
+    fail,
+    fraction,
+    nonnegative_float,
+    nonnegative_int,
+    out_file,
+    out_folder,
+    positive_float,
+    positive_int,
+    psnr_target,
 )
 from .predict import cmd_gui, cmd_predict, write_outputs
 from .research import cmd_annotations_merge, cmd_evaluate, cmd_ladder
@@ -20,8 +30,10 @@ from .training import cmd_finetune, cmd_patches, cmd_train
 
 __all__ = ["build_parser", "main", "write_outputs"]
 
-PATCH_HELP = ("patch side in px (default: 48, or the pairs' own side when every pair in the folder has "
-              "one size smaller than 48, as `resjnd patches --size 16` writes)")
+PATCH_HELP = (
+    "patch side in px (default: 48, or the pairs' own side when every pair in the folder has "
+    "one size smaller than 48, as `resjnd patches --size 16` writes)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,13 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"registry name or weights file; known: {known}")
     pr.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     pr.add_argument(
-        "--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
         help="auto (default): bf16 where the hardware runs it natively (mean JND error ~0.1 grey "
-             "level), else fp32; fp32 reproduces the authors' maps exactly",
+        "level), else fp32; fp32 reproduces the authors' maps exactly",
     )
     pr.add_argument("--tile", type=positive_int, default=None, help="tile size in px (default: automatic)")
     pr.add_argument(
-        "--jnd-scale", default="absolute", choices=["absolute", "max"],
+        "--jnd-scale",
+        default="absolute",
+        choices=["absolute", "max"],
         help="8-bit PNG as absolute grey levels, or divided by its maximum as the authors wrote it",
     )
     pr.add_argument("--recursive", action="store_true", help="look into sub-folders of folder arguments")
@@ -64,30 +80,58 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS, help="default: 10")
     ft.add_argument("--patch", type=positive_int, default=argparse.SUPPRESS, help=PATCH_HELP)
     ft.add_argument("--batch", type=positive_int, default=argparse.SUPPRESS, help="default: 8")
-    ft.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS, help="learning rate (default: the preset's)")
-    ft.add_argument("--preset", default=argparse.SUPPRESS, choices=["finetune", "authors"],
-                    help="finetune: Adam 1e-4, clip 0.4; authors: SGD 0.1, momentum 0.9, wd 1e-4, "
-                         "clip 0.4, lr/10 every 100 epochs, sum-reduced MSE")
-    ft.add_argument("--val", dest="val_fraction", type=fraction, default=argparse.SUPPRESS,
-                    help="fraction of patches held out for validation (default: 0.2)")
-    ft.add_argument("--patience", type=nonnegative_int, default=argparse.SUPPRESS,
-                    help="early stopping after N epochs without gain (0: off; default: 5)")
+    ft.add_argument(
+        "--lr", type=positive_float, default=argparse.SUPPRESS, help="learning rate (default: the preset's)"
+    )
+    ft.add_argument(
+        "--preset",
+        default=argparse.SUPPRESS,
+        choices=["finetune", "authors"],
+        help="finetune: Adam 1e-4, clip 0.4; authors: SGD 0.1, momentum 0.9, wd 1e-4, "
+        "clip 0.4, lr/10 every 100 epochs, sum-reduced MSE",
+    )
+    ft.add_argument(
+        "--val",
+        dest="val_fraction",
+        type=fraction,
+        default=argparse.SUPPRESS,
+        help="fraction of patches held out for validation (default: 0.2)",
+    )
+    ft.add_argument(
+        "--patience",
+        type=nonnegative_int,
+        default=argparse.SUPPRESS,
+        help="early stopping after N epochs without gain (0: off; default: 5)",
+    )
     ft.add_argument("--freeze", nargs="*", choices=["input", "conv1", "conv2", "output"], default=argparse.SUPPRESS)
     ft.add_argument("--seed", type=nonnegative_int, default=argparse.SUPPRESS, help="default: 0")
     ft.add_argument("--resume", default=None, help="a checkpoint written by an earlier run")
-    ft.add_argument("--override", nargs="+", default=(), choices=RESUME_KEYS, metavar="SETTING",
-                    help="with --resume: settings that may differ from the recorded run "
-                         f"({', '.join(RESUME_KEYS)}); recorded in the history")
+    ft.add_argument(
+        "--override",
+        nargs="+",
+        default=(),
+        choices=RESUME_KEYS,
+        metavar="SETTING",
+        help="with --resume: settings that may differ from the recorded run "
+        f"({', '.join(RESUME_KEYS)}); recorded in the history",
+    )
     ft.add_argument("--device", default="auto")
-    ft.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                    help="auto (default): bf16 autocast where the hardware runs it natively, else fp32")
+    ft.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto (default): bf16 autocast where the hardware runs it natively, else fp32",
+    )
     ft.set_defaults(func=cmd_finetune)
 
     ev = command(sub, "evaluate", help="JND-guided noise at equal PSNR, metric panel and statistics")
     ev.add_argument("images", nargs="+")
     ev.add_argument("--psnr", type=psnr_target, action="append", help="target PSNR in dB (repeatable; default 26)")
-    ev.add_argument("--jnd", default="resjnd,chou,namm,wu2017,uniform,shuffled",
-                    help="maps to compare, comma-separated: resjnd, chou, namm, wu2017, uniform, shuffled")
+    ev.add_argument(
+        "--jnd",
+        default="resjnd,chou,namm,wu2017,uniform,shuffled",
+        help="maps to compare, comma-separated: resjnd, chou, namm, wu2017, uniform, shuffled",
+    )
     ev.add_argument("--out", required=True, help="CSV with a row per image, map and target PSNR")
     ev.add_argument("--weights", default=DEFAULT_WEIGHTS)
     ev.add_argument("--plot", default=None, help="quality-versus-PSNR plot (PNG; needs matplotlib)")
@@ -102,8 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("out", help="output folder, same layout")
     pa.add_argument("--size", type=positive_int, required=True)
     pa.add_argument("--stride", type=positive_int, default=None, help="default: the patch size (no overlap)")
-    pa.add_argument("--min-std", type=nonnegative_float, default=0.0,
-                    help="skip patches whose pristine luminance std (grey levels) is below this")
+    pa.add_argument(
+        "--min-std",
+        type=nonnegative_float,
+        default=0.0,
+        help="skip patches whose pristine luminance std (grey levels) is below this",
+    )
     pa.add_argument("-q", "--quiet", action="store_true")
     pa.set_defaults(func=cmd_patches)
 
@@ -112,22 +160,40 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
     tr.add_argument("--val", default=None, help="validation pair folder (default: hold out --val-fraction)")
     tr.add_argument("--val-fraction", type=fraction, default=argparse.SUPPRESS, help="default: 0.1")
-    tr.add_argument("--val-every", type=positive_int, default=argparse.SUPPRESS, help="validate every N epochs (and at the end)")
+    tr.add_argument(
+        "--val-every", type=positive_int, default=argparse.SUPPRESS, help="validate every N epochs (and at the end)"
+    )
     tr.add_argument("--weights", default=None, help="start from these weights (default: random initialisation)")
-    tr.add_argument("--channels", type=positive_int, default=128, help="feature channels of a new network (published: 128)")
+    tr.add_argument(
+        "--channels", type=positive_int, default=128, help="feature channels of a new network (published: 128)"
+    )
     tr.add_argument("--recursions", type=positive_int, default=25, help="recursions of a new network (published: 25)")
     tr.add_argument("--preset", default=argparse.SUPPRESS, choices=["authors", "finetune"], help="default: authors")
     tr.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS, help="default: 250")
-    tr.add_argument("--batch", type=positive_int, default=argparse.SUPPRESS, help="global batch, split over processes (default: 32)")
+    tr.add_argument(
+        "--batch", type=positive_int, default=argparse.SUPPRESS, help="global batch, split over processes (default: 32)"
+    )
     tr.add_argument("--patch", type=positive_int, default=argparse.SUPPRESS, help=PATCH_HELP)
     tr.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS, help="default: the preset's")
-    tr.add_argument("--patience", type=nonnegative_int, default=argparse.SUPPRESS,
-                    help="early stopping after N validations without gain (default: 0, off)")
-    tr.add_argument("--workers", type=nonnegative_int, default=2, help="DataLoader worker processes per training process")
+    tr.add_argument(
+        "--patience",
+        type=nonnegative_int,
+        default=argparse.SUPPRESS,
+        help="early stopping after N validations without gain (default: 0, off)",
+    )
+    tr.add_argument(
+        "--workers", type=nonnegative_int, default=2, help="DataLoader worker processes per training process"
+    )
     tr.add_argument("--seed", type=nonnegative_int, default=argparse.SUPPRESS, help="default: 0")
     tr.add_argument("--resume", default=None, help="a checkpoint written by an earlier run")
-    tr.add_argument("--override", nargs="+", default=(), choices=RESUME_KEYS, metavar="SETTING",
-                    help="with --resume: settings that may differ from the recorded run; recorded in the history")
+    tr.add_argument(
+        "--override",
+        nargs="+",
+        default=(),
+        choices=RESUME_KEYS,
+        metavar="SETTING",
+        help="with --resume: settings that may differ from the recorded run; recorded in the history",
+    )
     tr.add_argument("--device", default="auto")
     tr.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     tr.set_defaults(func=cmd_train)
@@ -192,8 +258,9 @@ def check_args(args) -> None:
         names = [n.strip() for n in args.jnd.split(",") if n.strip()]
         unknown = [n for n in names if n not in known]
         if unknown or not names:
-            raise UsageError(f"--jnd {args.jnd!r}: unknown map {', '.join(unknown) or '(none)'}; "
-                             f"known: {', '.join(sorted(known))}")
+            raise UsageError(
+                f"--jnd {args.jnd!r}: unknown map {', '.join(unknown) or '(none)'}; known: {', '.join(sorted(known))}"
+            )
     elif cmd == "patches":
         _exists(args.src, "patches SRC", folder=True)
         out_folder(args.out, "patches OUT")
@@ -234,5 +301,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug: one line, the traceback on request
         if args.debug:
             raise
-        return fail(f"{type(e).__name__}: {e} (this looks like a bug; run again with --debug for the traceback)",
-                    code=1)
+        return fail(
+            f"{type(e).__name__}: {e} (this looks like a bug; run again with --debug for the traceback)", code=1
+        )

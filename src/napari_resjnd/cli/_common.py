@@ -30,8 +30,9 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         command = " ".join(self.prog.split()[1:])
-        self.exit(2, f"resjnd: error: {command + ': ' if command else ''}{one_line(message)} "
-                     f"(see {self.prog} --help)\n")
+        self.exit(
+            2, f"resjnd: error: {command + ': ' if command else ''}{one_line(message)} (see {self.prog} --help)\n"
+        )
 
 
 def _whole(text: str, least: int) -> int:
@@ -93,7 +94,8 @@ def psnr_target(text: str) -> float:
     if not 0 < v <= MAX_PSNR_8BIT:
         raise argparse.ArgumentTypeError(
             f"{text} dB cannot be reached on 8-bit images: give a target above 0 and at most "
-            f"{MAX_PSNR_8BIT:.1f} dB (beyond that the noise is smaller than 8-bit rounding)")
+            f"{MAX_PSNR_8BIT:.1f} dB (beyond that the noise is smaller than 8-bit rounding)"
+        )
     return v
 
 
@@ -135,8 +137,9 @@ def out_file(path: str, what: str = "--out", suffixes: tuple[str, ...] = ()) -> 
     """``--out`` that must be a file path: not a folder, in a writable folder."""
     p = Path(path).expanduser()
     if p.is_dir():
-        raise UsageError(f"{what} {p} is a folder; give a file name" + (f" ({', '.join(suffixes)})" if suffixes
-                                                                           else ""))
+        raise UsageError(
+            f"{what} {p} is a folder; give a file name" + (f" ({', '.join(suffixes)})" if suffixes else "")
+        )
     if suffixes and p.suffix.lower() not in suffixes:
         raise UsageError(f"{what} {p}: the file must end in {' or '.join(suffixes)}")
     _writable_dir(p.parent, what)

@@ -29,18 +29,25 @@ def cmd_predict(args) -> int:
     bar = tqdm(total=len(jobs), unit="image", disable=args.quiet)
 
     def compute(image, job):
-        pred = predict(model, image.data, tile=args.tile, device=args.device, precision=args.precision,
-                       rgb=image.rgb)
+        pred = predict(model, image.data, tile=args.tile, device=args.device, precision=args.precision, rgb=image.rgb)
         pred.metadata["exif_orientation"] = image.orientation
         if not args.quiet:
             m = pred.metadata
-            tqdm.write(f"{job.source.name}: JND mean {pred.jnd.mean():.2f}, max {pred.jnd.max():.2f} grey levels "
-                       f"({m['seconds']:.1f} s, {m['device']}, {m['precision']})")
+            tqdm.write(
+                f"{job.source.name}: JND mean {pred.jnd.mean():.2f}, max {pred.jnd.max():.2f} grey levels "
+                f"({m['seconds']:.1f} s, {m['device']}, {m['precision']})"
+            )
         return pred
 
     def write(pred, job):
-        write_outputs(pred, job.out_dir, job.stem, args.jnd_scale, {"source": str(job.source)},
-                      orientation=pred.metadata.get("exif_orientation", 1))
+        write_outputs(
+            pred,
+            job.out_dir,
+            job.stem,
+            args.jnd_scale,
+            {"source": str(job.source)},
+            orientation=pred.metadata.get("exif_orientation", 1),
+        )
 
     def on_done(job, ok, error):
         bar.update(1)
@@ -48,20 +55,22 @@ def cmd_predict(args) -> int:
             tqdm.write(f"resjnd: skipping {job.source}: {error}", file=sys.stderr)
 
     try:
-        summary = run_batch(jobs, compute, write, skip_existing=args.skip_existing,
-                            pipeline=not args.no_pipeline, on_done=on_done)
+        summary = run_batch(
+            jobs, compute, write, skip_existing=args.skip_existing, pipeline=not args.no_pipeline, on_done=on_done
+        )
     finally:
         bar.close()
     name = "summary.json" if n == 1 else f"summary-shard-{i}-of-{n}.json"
     try:
-        write_summary(summary, Path(args.out) / name,
-                      {"shard": [i, n], "weights": model.provenance.get("weights")})
+        write_summary(summary, Path(args.out) / name, {"shard": [i, n], "weights": model.provenance.get("weights")})
     except OSError as e:
         return fail(f"could not write {Path(args.out) / name}: {e.strerror or e}", code=1)
     if not args.quiet:
         c = summary.as_dict()["counts"]
-        print(f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed in {summary.seconds:.1f} s; "
-              f"summary in {Path(args.out) / name}")
+        print(
+            f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed in {summary.seconds:.1f} s; "
+            f"summary in {Path(args.out) / name}"
+        )
     return 1 if summary.failed else 0
 
 

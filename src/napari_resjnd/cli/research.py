@@ -33,11 +33,11 @@ def cmd_evaluate(args) -> int:
         path = Path(path)
         try:
             image = read_image(path)
-            maps = ev.jnd_maps(image, names, model=model, seed=args.seed, device=args.device,
-                               precision=args.precision)
+            maps = ev.jnd_maps(image, names, model=model, seed=args.seed, device=args.device, precision=args.precision)
             for r in ev.evaluate_image(image, maps, targets, seed=args.seed):
-                rows.append({"image": path.name, "jnd": r.jnd, "target_psnr": r.target_psnr,
-                             "beta": r.beta, **r.metrics})
+                rows.append(
+                    {"image": path.name, "jnd": r.jnd, "target_psnr": r.target_psnr, "beta": r.beta, **r.metrics}
+                )
             if not args.quiet:
                 print(f"{path.name}: {len(maps)} maps x {len(targets)} PSNR targets", file=sys.stderr)
         except (OSError, ValueError) as e:
@@ -65,7 +65,7 @@ def cmd_evaluate(args) -> int:
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
-    """"x,y,w,h" -> (y0, y1, x0, x1)."""
+    """ "x,y,w,h" -> (y0, y1, x0, x1)."""
     try:
         x, y, w, h = (int(v) for v in text.split(","))
     except ValueError:
@@ -93,8 +93,13 @@ def cmd_ladder(args) -> int:
     for k, level in enumerate(lad.levels):
         png = np.clip(np.rint(level), 0, 255).astype(np.uint8)
         atomic_write(out / f"level_{k:02d}.png", lambda tmp, png=png: Image.fromarray(png).save(tmp, format="PNG"))
-    info = {"image": str(args.image), "box_xywh": args.box, "generator": args.generator, "seed": args.seed,
-            "levels": [{"level": k, "psnr": p, "param": q} for k, (p, q) in enumerate(zip(lad.psnr, lad.params))]}
+    info = {
+        "image": str(args.image),
+        "box_xywh": args.box,
+        "generator": args.generator,
+        "seed": args.seed,
+        "levels": [{"level": k, "psnr": p, "param": q} for k, (p, q) in enumerate(zip(lad.psnr, lad.params))],
+    }
     text = json.dumps(info, indent=2)
     atomic_write(out / "ladder.json", lambda tmp: Path(tmp).write_text(text))
     for row in info["levels"]:
@@ -124,6 +129,8 @@ def cmd_annotations_merge(args) -> int:
     text = json.dumps(result, indent=2)
     atomic_write(out / "merged.json", lambda tmp: Path(tmp).write_text(text))
     a = result["agreement"]
-    print(f"{a['patches']} patches from {len(a['observers'])} observers; mean std of critical levels "
-          f"{a['mean_std']:.2f}, within one level of the median: {a['within_one_level']:.0%}; pairs in {out}")
+    print(
+        f"{a['patches']} patches from {len(a['observers'])} observers; mean std of critical levels "
+        f"{a['mean_std']:.2f}, within one level of the median: {a['within_one_level']:.0%}; pairs in {out}"
+    )
     return 0

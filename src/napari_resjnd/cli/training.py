@@ -17,8 +17,10 @@ def _epoch_printer(args, quiet=False):
         if quiet:
             return
         if ev["kind"] == "start":
-            print(f"{ev['train_patches']} training and {ev['val_patches']} validation patches of "
-                  f"{ev['patch']} px; {ev['steps']} steps per epoch")
+            print(
+                f"{ev['train_patches']} training and {ev['val_patches']} validation patches of "
+                f"{ev['patch']} px; {ev['steps']} steps per epoch"
+            )
         elif ev["kind"] == "step":
             if bar is None:
                 bar = tqdm(total=ev["steps"], desc=f"epoch {ev['epoch']}", unit="step", leave=False)
@@ -30,8 +32,10 @@ def _epoch_printer(args, quiet=False):
                 bar = None
             train = "-" if ev["train_loss"] is None else f"{ev['train_loss']:.4e}"
             val = "-" if ev["val_loss"] is None else f"{ev['val_loss']:.4e}"
-            print(f"epoch {ev['epoch']:3d}  train {train}  val {val}" + ("  (best, saved)" if ev["best"] else ""),
-                  flush=True)
+            print(
+                f"epoch {ev['epoch']:3d}  train {train}  val {val}" + ("  (best, saved)" if ev["best"] else ""),
+                flush=True,
+            )
 
     def close():
         """End a bar left open (an error mid-epoch), so the message gets its own line."""
@@ -81,8 +85,18 @@ def cmd_train(args) -> int:
             torch.manual_seed(config.seed)
             model = ResJND(args.channels, args.recursions)
             model.provenance = {"weights": "random-init", "sha256": None}
-        gen = iter_train(model, args.pairs, args.out, config, val_dir=args.val, workers=args.workers,
-                         resume=args.resume, dist=dist, device=device, override=tuple(args.override))
+        gen = iter_train(
+            model,
+            args.pairs,
+            args.out,
+            config,
+            val_dir=args.val,
+            workers=args.workers,
+            resume=args.resume,
+            dist=dist,
+            device=device,
+            override=tuple(args.override),
+        )
         while True:
             try:
                 on_event(next(gen))
@@ -115,8 +129,9 @@ def cmd_finetune(args) -> int:
         model = load_model(args.weights)
         pairs = load_pair_folder(args.pairs)
         print(f"{len(pairs)} image pairs")
-        result = finetune(model, pairs, args.out, config, on_event=on_event, resume=args.resume,
-                          override=tuple(args.override))
+        result = finetune(
+            model, pairs, args.out, config, on_event=on_event, resume=args.resume, override=tuple(args.override)
+        )
     except (WeightsError, ValueError, OSError) as e:
         on_event.close()
         return fail(str(e))
@@ -142,6 +157,8 @@ def cmd_patches(args) -> int:
         bar.close()  # first, so that the message gets its own line
         return fail(str(e))
     bar.close()
-    print(f"{counts['patches']} patch pairs of {args.size} px from {counts['pairs']} image pairs"
-          + (f"; {counts['skipped_flat']} flat patches skipped" if args.min_std else ""))
+    print(
+        f"{counts['patches']} patch pairs of {args.size} px from {counts['pairs']} image pairs"
+        + (f"; {counts['skipped_flat']} flat patches skipped" if args.min_std else "")
+    )
     return 0

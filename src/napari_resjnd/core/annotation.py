@@ -144,8 +144,7 @@ def image_sha256(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def check_same_image(sessions: list[Session], names: list[str], image: np.ndarray, image_name: str,
-                     read=None) -> None:
+def check_same_image(sessions: list[Session], names: list[str], image: np.ndarray, image_name: str, read=None) -> None:
     """Refuse sessions that are unfinished or of another image than ``image`` (by
     content hash and shape). A session without a recorded hash is checked against
     its own image file, read with ``read``."""
@@ -153,8 +152,10 @@ def check_same_image(sessions: list[Session], names: list[str], image: np.ndarra
     for s, name in zip(sessions, names):
         todo = s.unfinished()
         if todo:
-            raise ValueError(f"{name}: {s.observer}'s session is unfinished (patches {todo} have no critical level "
-                             "yet); finish it in napari (Annotate CPL, Start / resume) or leave it out")
+            raise ValueError(
+                f"{name}: {s.observer}'s session is unfinished (patches {todo} have no critical level "
+                "yet); finish it in napari (Annotate CPL, Start / resume) or leave it out"
+            )
         if tuple(s.image_shape) != tuple(np.shape(image)):
             raise ValueError(f"{name}: the session's image is {s.image_shape}, {image_name} is {np.shape(image)}")
         got = s.image_sha256
@@ -164,11 +165,13 @@ def check_same_image(sessions: list[Session], names: list[str], image: np.ndarra
             except ValueError:
                 got = None
             if got is None:
-                raise ValueError(f"{name}: the session records no image hash and its image {s.image!r} cannot be "
-                                 "read to check it")
+                raise ValueError(
+                    f"{name}: the session records no image hash and its image {s.image!r} cannot be read to check it"
+                )
         if got != want:
-            raise ValueError(f"{name}: the session judged another image than {image_name} "
-                             "(same shape, different pixels)")
+            raise ValueError(
+                f"{name}: the session judged another image than {image_name} (same shape, different pixels)"
+            )
 
 
 def ladders_for(image: np.ndarray, session: Session, jnd: np.ndarray | None = None) -> list:
@@ -177,8 +180,7 @@ def ladders_for(image: np.ndarray, session: Session, jnd: np.ndarray | None = No
     for i, p in enumerate(session.patches):
         y0, y1, x0, x1 = p.box
         sub = None if jnd is None else jnd[y0:y1, x0:x1]
-        out.append(make_ladder(image[y0:y1, x0:x1], session.generator, session.levels,
-                               seed=session.seed + i, jnd=sub))
+        out.append(make_ladder(image[y0:y1, x0:x1], session.generator, session.levels, seed=session.seed + i, jnd=sub))
     return out
 
 
@@ -205,16 +207,24 @@ def merge(sessions: list[Session]) -> dict:
             raise ValueError(f"session of {s.observer!r} judged other rectangles than {ref.observer!r}")
     boxes = [p.box for p in ref.patches]
     rows = []
-    for i, box in enumerate(boxes):
+    for _i, box in enumerate(boxes):
         crit = [next((p.critical for p in s.patches if p.box == box), None) for s in sessions]
         crit = [c for c in crit if c is not None]
         if not crit:
             continue
         med = int(np.floor(np.median(crit)))
-        rows.append({"box": box, "critical": crit, "median": med, "std": float(np.std(crit)),
-                     "within_one": float(np.mean([abs(c - med) <= 1 for c in crit]))})
+        rows.append(
+            {
+                "box": box,
+                "critical": crit,
+                "median": med,
+                "std": float(np.std(crit)),
+                "within_one": float(np.mean([abs(c - med) <= 1 for c in crit])),
+            }
+        )
     agreement = {
-        "observers": [s.observer for s in sessions], "patches": len(rows),
+        "observers": [s.observer for s in sessions],
+        "patches": len(rows),
         "mean_std": float(np.mean([r["std"] for r in rows])) if rows else None,
         "within_one_level": float(np.mean([r["within_one"] for r in rows])) if rows else None,
     }

@@ -135,7 +135,15 @@ def predict_classic(name: str, image, rgb: bool | None = None):
     unit = to_unit_float(a)
     planes = [classic_jnd(name, plane_rgb(unit, layout, i)) for i in range(layout.n_planes)]
     jnd = np.stack(planes).reshape((*layout.leading, layout.height, layout.width))
-    meta = {"weights": f"classic:{name}", "model": TITLES[name], "weights_sha256": None, "device": "cpu",
-            "precision": "fp64", "tile": None, "seconds": round(time.perf_counter() - t0, 3),
-            "input_shape": list(a.shape), "jnd_units": "grey levels (0-255), luminance Y"}
+    meta = {
+        "weights": f"classic:{name}",
+        "model": TITLES[name],
+        "weights_sha256": None,
+        "device": "cpu",
+        "precision": "fp64",
+        "tile": None,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "input_shape": list(a.shape),
+        "jnd_units": "grey levels (0-255), luminance Y",
+    }
     return Prediction(cpl=None, residual=None, jnd=jnd, metadata=meta)

@@ -49,8 +49,10 @@ def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = F
             found = p.rglob("*") if recursive else p.glob("*")
             images = [f for f in found if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
             if not images:
-                raise ValueError(f"{p}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
-                                 + ("" if recursive else "; add --recursive to look into sub-folders"))
+                raise ValueError(
+                    f"{p}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                    + ("" if recursive else "; add --recursive to look into sub-folders")
+                )
             for f in images:
                 jobs.append(Job(f, out / f.relative_to(p).parent, f.stem))
         else:  # missing files are reported when read
@@ -78,13 +80,15 @@ def _unique_names(jobs: list[Job]) -> list[Job]:
     for clash in groups(out).values():
         if len(clash) > 1:
             names = " and ".join(str(j.source) for j in clash)
-            raise ValueError(f"{names} would write the same files in {clash[0].out_dir}: give their folders "
-                             "(sub-folders are kept below --out) or predict them into different --out folders")
+            raise ValueError(
+                f"{names} would write the same files in {clash[0].out_dir}: give their folders "
+                "(sub-folders are kept below --out) or predict them into different --out folders"
+            )
     return out
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """"I/N" (I from 0 to N-1) -> (I, N)."""
+    """ "I/N" (I from 0 to N-1) -> (I, N)."""
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
@@ -107,9 +111,13 @@ class BatchSummary:
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {"done": self.done, "skipped": self.skipped, "failed": self.failed,
-                "counts": {"done": len(self.done), "skipped": len(self.skipped), "failed": len(self.failed)},
-                "seconds": round(self.seconds, 3)}
+        return {
+            "done": self.done,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "counts": {"done": len(self.done), "skipped": len(self.skipped), "failed": len(self.failed)},
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def run_batch(
@@ -158,8 +166,10 @@ def run_batch(
                 continue
             finish(job, None)
     else:
-        with ThreadPoolExecutor(2, thread_name_prefix="resjnd-read") as readers, \
-                ThreadPoolExecutor(1, thread_name_prefix="resjnd-write") as writer:
+        with (
+            ThreadPoolExecutor(2, thread_name_prefix="resjnd-read") as readers,
+            ThreadPoolExecutor(1, thread_name_prefix="resjnd-write") as writer,
+        ):
             reads: list[Future] = [readers.submit(load_image, j.source) for j in todo[:2]]
             writes: list[tuple[Job, Future]] = []
             for k, job in enumerate(todo):

@@ -50,8 +50,9 @@ def inject(image255: np.ndarray, jnd: np.ndarray, sign: np.ndarray, beta: float)
     return np.clip(image255 + (noise[..., None] if image255.ndim == 3 else noise), 0, 255)
 
 
-def noise_at_psnr(image255: np.ndarray, jnd: np.ndarray, sign: np.ndarray, target: float,
-                  tol: float = 0.01) -> tuple[np.ndarray, float, float]:
+def noise_at_psnr(
+    image255: np.ndarray, jnd: np.ndarray, sign: np.ndarray, target: float, tol: float = 0.01
+) -> tuple[np.ndarray, float, float]:
     """(noisy image, beta, achieved PSNR) with |PSNR - target| < tol, by bisection on beta."""
     jnd = np.asarray(jnd, np.float64)
     if not np.isfinite(jnd).all() or jnd.max() <= 0:
@@ -82,8 +83,9 @@ def shuffled(jnd: np.ndarray, seed: int) -> np.ndarray:
 def ssim(y1: np.ndarray, y2: np.ndarray) -> float:
     from skimage.metrics import structural_similarity
 
-    return float(structural_similarity(y1, y2, data_range=255, gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False))
+    return float(
+        structural_similarity(y1, y2, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    )
 
 
 def ms_ssim(y1: np.ndarray, y2: np.ndarray) -> float:
@@ -92,7 +94,7 @@ def ms_ssim(y1: np.ndarray, y2: np.ndarray) -> float:
     import torch
     from pytorch_msssim import ms_ssim as _ms
 
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]  # noqa: E731
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
     return float(_ms(t(y1), t(y2), data_range=255, win_size=11, win_sigma=1.5))
 
 
@@ -105,7 +107,7 @@ def vifp(ref: np.ndarray, dist: np.ndarray, sigma_nsq: float = 2.0) -> float:
         n = 2 ** (4 - scale + 1) + 1
         sd = n / 5.0
 
-        def filt(a):
+        def filt(a, sd=sd, n=n):
             return ndimage.gaussian_filter(a, sd, truncate=((n - 1) / 2) / sd, mode="reflect")
 
         if scale > 1:
@@ -131,6 +133,7 @@ def vifp(ref: np.ndarray, dist: np.ndarray, sigma_nsq: float = 2.0) -> float:
 
 def gmsd(ref: np.ndarray, dist: np.ndarray, c: float = 170.0) -> float:
     """Gradient magnitude similarity deviation (lower is better)."""
+
     def prep(a):
         a = ndimage.uniform_filter(np.asarray(a, np.float64), 2, mode="nearest", origin=(-1, -1))
         return a[::2, ::2]
@@ -154,8 +157,14 @@ def pspnr(ref255: np.ndarray, dist255: np.ndarray, jnd_ref: np.ndarray) -> float
 
 def metric_panel(ref255: np.ndarray, dist255: np.ndarray, jnd_ref: np.ndarray) -> dict[str, float]:
     y1, y2 = to_y(ref255), to_y(dist255)
-    return {"psnr": psnr(ref255, dist255), "ssim": ssim(y1, y2), "ms_ssim": ms_ssim(y1, y2),
-            "vifp": vifp(y1, y2), "gmsd": gmsd(y1, y2), "pspnr": pspnr(ref255, dist255, jnd_ref)}
+    return {
+        "psnr": psnr(ref255, dist255),
+        "ssim": ssim(y1, y2),
+        "ms_ssim": ms_ssim(y1, y2),
+        "vifp": vifp(y1, y2),
+        "gmsd": gmsd(y1, y2),
+        "pspnr": pspnr(ref255, dist255, jnd_ref),
+    }
 
 
 # ---- one image ---------------------------------------------------------
@@ -168,8 +177,17 @@ class NoisyResult:
     metrics: dict
 
 
-def jnd_maps(image: np.ndarray, names, *, model=None, seed: int = 0, device="auto", precision="auto",
-             should_stop=None, given: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def jnd_maps(
+    image: np.ndarray,
+    names,
+    *,
+    model=None,
+    seed: int = 0,
+    device="auto",
+    precision="auto",
+    should_stop=None,
+    given: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
     """The maps to compare, by name: resjnd, chou, namm, wu2017, uniform, shuffled,
     plus ``given`` maps (e.g. JND layers from napari) under their own names.
 
@@ -204,8 +222,9 @@ def jnd_maps(image: np.ndarray, names, *, model=None, seed: int = 0, device="aut
     return {n: out[n] for n in names}
 
 
-def evaluate_image(image: np.ndarray, maps: dict[str, np.ndarray], targets, *, seed: int = 0,
-                   pspnr_ref: np.ndarray | None = None) -> list[NoisyResult]:
+def evaluate_image(
+    image: np.ndarray, maps: dict[str, np.ndarray], targets, *, seed: int = 0, pspnr_ref: np.ndarray | None = None
+) -> list[NoisyResult]:
     """Inject each map's noise at each target PSNR (one shared sign field) and score it."""
     from .images import rgb255
 
@@ -236,27 +255,49 @@ def paired_stats(rows: list[dict], reference: str = "resjnd", seed: int = 0) -> 
         for other in others:
             for m in METRICS:
                 sign = 1 if HIGHER_IS_BETTER[m] else -1
-                d = np.array([sign * (by[(i, reference)][m] - by[(i, other)][m]) for i in images
-                              if (i, reference) in by and (i, other) in by])
+                d = np.array(
+                    [
+                        sign * (by[(i, reference)][m] - by[(i, other)][m])
+                        for i in images
+                        if (i, reference) in by and (i, other) in by
+                    ]
+                )
                 d = d[np.isfinite(d)]
-                row = {"target_psnr": t, "metric": m, "versus": other, "n": len(d),
-                       "mean_diff": float(d.mean()) if len(d) else math.nan,
-                       "win_rate": float(np.mean(d > 0)) if len(d) else math.nan,
-                       "wilcoxon_p": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+                row = {
+                    "target_psnr": t,
+                    "metric": m,
+                    "versus": other,
+                    "n": len(d),
+                    "mean_diff": float(d.mean()) if len(d) else math.nan,
+                    "win_rate": float(np.mean(d > 0)) if len(d) else math.nan,
+                    "wilcoxon_p": math.nan,
+                    "ci_low": math.nan,
+                    "ci_high": math.nan,
+                }
                 if len(d) >= 2 and np.any(d != 0):
                     row["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue)
                     if np.ptp(d) > 0:
-                        ci = stats.bootstrap((d,), np.mean, n_resamples=2000, confidence_level=0.95,
-                                             random_state=np.random.default_rng(seed)).confidence_interval
+                        ci = stats.bootstrap(
+                            (d,),
+                            np.mean,
+                            n_resamples=2000,
+                            confidence_level=0.95,
+                            random_state=np.random.default_rng(seed),
+                        ).confidence_interval
                         row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
                 out.append(row)
     return out
 
 
 def markdown_summary(stats_rows: list[dict], reference: str = "resjnd") -> str:
-    lines = [f"| target PSNR | metric | {reference} vs | n | mean diff (+ = {reference} better) | win rate | "
-             "Wilcoxon p | bootstrap 95% CI |", "| ---: | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        f"| target PSNR | metric | {reference} vs | n | mean diff (+ = {reference} better) | win rate | "
+        "Wilcoxon p | bootstrap 95% CI |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in stats_rows:
-        lines.append(f"| {r['target_psnr']:g} | {r['metric']} | {r['versus']} | {r['n']} | {r['mean_diff']:+.4f} | "
-                     f"{r['win_rate']:.2f} | {r['wilcoxon_p']:.3g} | [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] |")
+        lines.append(
+            f"| {r['target_psnr']:g} | {r['metric']} | {r['versus']} | {r['n']} | {r['mean_diff']:+.4f} | "
+            f"{r['win_rate']:.2f} | {r['wilcoxon_p']:.3g} | [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] |"
+        )
     return "\n".join(lines)

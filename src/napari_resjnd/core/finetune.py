@@ -33,10 +33,26 @@ LAYERS = ("input", "conv1", "conv2", "output")
 #: Optimisation presets. "authors": the ResJND training recipe. "finetune": for
 #: starting from trained weights (Adam at a small rate, gradient clipping kept).
 PRESETS = {
-    "authors": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "clip": 0.4,
-                "step_epochs": 100, "gamma": 0.1, "reduction": "sum"},
-    "finetune": {"optimizer": "adam", "lr": 1e-4, "momentum": 0.0, "weight_decay": 0.0, "clip": 0.4,
-                 "step_epochs": 0, "gamma": 0.1, "reduction": "mean"},
+    "authors": {
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "clip": 0.4,
+        "step_epochs": 100,
+        "gamma": 0.1,
+        "reduction": "sum",
+    },
+    "finetune": {
+        "optimizer": "adam",
+        "lr": 1e-4,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "clip": 0.4,
+        "step_epochs": 0,
+        "gamma": 0.1,
+        "reduction": "mean",
+    },
 }
 
 
@@ -96,7 +112,7 @@ def read_resume(checkpoint: str | Path, map_location="cpu") -> dict:
         raise ValueError(f"{p}: not a napari-resjnd resume file (missing {sorted(missing)})")
     try:
         history = json.loads(state["history"])
-        history["config"]["patch"], history["epochs"]  # noqa: B018 (the keys a resume needs)
+        history["config"]["patch"], history["epochs"]
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"{p}: its training history is unreadable ({type(e).__name__}: {e})") from None
     return state
@@ -162,8 +178,11 @@ class MemoryData:
         self.train, self.val = split(pairs, origins, config.val_fraction, config.val_by, config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.summary = {
-            "pairs": [p.name for p in pairs], "patch": config.patch, "train_patches": len(self.train),
-            "val_patches": len(self.val), "annotated": sorted(set(boxes or {}) | set(masks or {})),
+            "pairs": [p.name for p in pairs],
+            "patch": config.patch,
+            "train_patches": len(self.train),
+            "val_patches": len(self.val),
+            "annotated": sorted(set(boxes or {}) | set(masks or {})),
         }
 
     def steps(self) -> int:
@@ -220,8 +239,11 @@ def iter_finetune(
     """
     check_config(config)
     data = MemoryData(pairs, config, boxes, masks)
-    return (yield from run_training(model, data, out, data.config, resume=resume, should_stop=should_stop,
-                                    override=override))
+    return (
+        yield from run_training(
+            model, data, out, data.config, resume=resume, should_stop=should_stop, override=override
+        )
+    )
 
 
 def _norm(value):
@@ -242,8 +264,16 @@ def check_config(config: FinetuneConfig) -> None:
 
 
 def run_training(
-    model: ResJND, data, out: str | Path, config: FinetuneConfig, *, resume=None, should_stop=None,
-    dist=None, device=None, override: tuple[str, ...] = (),
+    model: ResJND,
+    data,
+    out: str | Path,
+    config: FinetuneConfig,
+    *,
+    resume=None,
+    should_stop=None,
+    dist=None,
+    device=None,
+    override: tuple[str, ...] = (),
 ) -> Generator[dict, None, FinetuneResult]:
     """The one training loop, for fine-tuning (:class:`MemoryData`) and for
     dataset-scale training (``core.training.FolderData``, optionally distributed).
@@ -282,35 +312,52 @@ def run_training(
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     base = dict(getattr(model, "provenance", {}) or {})
-    history = {"config": asdict(config), "precision": precision, "hyperparameters": hp, "data": data.summary,
-               "world_size": world, "base_weights": base.get("weights"),
-               "base_sha256": base.get("base_sha256", base.get("sha256")),
-               "loss": "MSE per pixel and channel, [0, 1] units", "epochs": []}
+    history = {
+        "config": asdict(config),
+        "precision": precision,
+        "hyperparameters": hp,
+        "data": data.summary,
+        "world_size": world,
+        "base_weights": base.get("weights"),
+        "base_sha256": base.get("base_sha256", base.get("sha256")),
+        "loss": "MSE per pixel and channel, [0, 1] units",
+        "epochs": [],
+    }
     torch.manual_seed(config.seed)
     start_epoch, best = 1, math.inf
     if resume is not None:
         state = read_resume(resume, map_location=device)
         recorded = json.loads(state["history"])
         now = asdict(config)
-        changed = {k: (recorded["config"].get(k), now[k]) for k in RESUME_KEYS
-                   if _norm(recorded["config"].get(k)) != _norm(now[k])}
+        changed = {
+            k: (recorded["config"].get(k), now[k])
+            for k in RESUME_KEYS
+            if _norm(recorded["config"].get(k)) != _norm(now[k])
+        }
         refused = sorted(set(changed) - set(override))
         if refused:
-            raise ValueError("resuming " + "; ".join(
-                f"{k} {changed[k][1]!r} differs from the {changed[k][0]!r} recorded in {resume}" for k in refused)
+            raise ValueError(
+                "resuming "
+                + "; ".join(
+                    f"{k} {changed[k][1]!r} differs from the {changed[k][0]!r} recorded in {resume}" for k in refused
+                )
                 + ": leave it out to keep the recorded value, or override it explicitly ("
-                + ", ".join(f"--override {k}" for k in refused) + ")")
+                + ", ".join(f"--override {k}" for k in refused)
+                + ")"
+            )
         try:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError) as e:
-            raise ValueError(f"{resume_path(resume)} does not fit this network or optimiser "
-                             f"({str(e).splitlines()[0]})") from None
+            raise ValueError(
+                f"{resume_path(resume)} does not fit this network or optimiser ({str(e).splitlines()[0]})"
+            ) from None
         history = recorded
         if changed:
             history.setdefault("overrides", []).append(
-                {"from_epoch": int(state["epoch"]) + 1, **{k: {"was": a, "now": b} for k, (a, b) in changed.items()}})
+                {"from_epoch": int(state["epoch"]) + 1, **{k: {"was": a, "now": b} for k, (a, b) in changed.items()}}
+            )
             history["config"] = {**history["config"], **{k: now[k] for k in changed}}
         history["config"]["epochs"] = config.epochs
         if writer and Path(out).resolve() != Path(resume).resolve() and Path(resume).is_file():
@@ -323,10 +370,15 @@ def run_training(
         torch.set_rng_state(state["torch_rng"].cpu())
     steps = data.steps()
     has_val = data.summary.get("val_patches", 0) > 0
-    yield {"kind": "start", "train_patches": data.summary["train_patches"],
-           "val_patches": data.summary["val_patches"], "steps": steps, "epochs": config.epochs,
-           "patch": config.patch,
-           "start_epoch": start_epoch}
+    yield {
+        "kind": "start",
+        "train_patches": data.summary["train_patches"],
+        "val_patches": data.summary["val_patches"],
+        "steps": steps,
+        "epochs": config.epochs,
+        "patch": config.patch,
+        "start_epoch": start_epoch,
+    }
 
     def save_best():
         if not writer:
@@ -342,9 +394,15 @@ def run_training(
         if not writer:
             return
         atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                 "epoch": epoch, "history": json.dumps(history), "rng": data.state(),
-                 "torch_rng": torch.get_rng_state()}
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "epoch": epoch,
+            "history": json.dumps(history),
+            "rng": data.state(),
+            "torch_rng": torch.get_rng_state(),
+        }
         atomic_write(resume_path(out), lambda t: torch.save(state, t))
 
     if not history["epochs"]:  # a fresh run (a resumed one has its epoch 0 already)
@@ -387,9 +445,14 @@ def run_training(
             if dist is not None:
                 dist.all_reduce(step_total)
             total += step_total
-            yield {"kind": "step", "epoch": epoch, "step": step, "steps": steps,
-                   "loss": float(step_total[0] / step_total[1]),
-                   "patches_per_s": float(total[1]) / (3 * config.patch**2) / (time.perf_counter() - t0)}
+            yield {
+                "kind": "step",
+                "epoch": epoch,
+                "step": step,
+                "steps": steps,
+                "loss": float(step_total[0] / step_total[1]),
+                "patches_per_s": float(total[1]) / (3 * config.patch**2) / (time.perf_counter() - t0),
+            }
         if stopped != "finished":
             break
         sched.step()
@@ -397,8 +460,15 @@ def run_training(
         v = evaluate_loss(model, data.val_batches(device), device, precision, dist) if validate else None
         train_loss = float(total[0] / total[1]) if total[1] else None
         improved = (v < best) if v is not None else not has_val
-        history["epochs"].append({"epoch": epoch, "train_loss": train_loss, "val_loss": v,
-                                  "seconds": round(time.perf_counter() - t0, 3), "lr": opt.param_groups[0]["lr"]})
+        history["epochs"].append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": v,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "lr": opt.param_groups[0]["lr"],
+            }
+        )
         if improved:
             best, since_best = (v if v is not None else best), 0
             save_best()
@@ -429,4 +499,4 @@ def finetune(model, pairs, out, config: FinetuneConfig = FinetuneConfig(), *, on
             on_event(ev)
 
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "PRESETS", "finetune", "iter_finetune"]
+__all__ = ["PRESETS", "FinetuneConfig", "FinetuneResult", "finetune", "iter_finetune"]

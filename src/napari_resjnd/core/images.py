@@ -55,7 +55,8 @@ def layout_of(image: np.ndarray, rgb: bool | None = None) -> ImageLayout:
         else:
             raise ValueError(
                 f"shape {shape} is not an image: give H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA); "
-                "for a stack of planes say rgb=False (... x H x W) or rgb=True (... x H x W x 3 or 4)")
+                "for a stack of planes say rgb=False (... x H x W) or rgb=True (... x H x W x 3 or 4)"
+            )
     if rgb:
         if len(shape) < 3 or shape[-1] not in (3, 4):
             raise ValueError(f"an RGB image needs a last axis of 3 or 4, got shape {shape}")
@@ -86,17 +87,17 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
             raise ValueError(f"the image holds {bad} NaN or infinite values; ResJND needs finite pixels")
         lo, hi = (float(f.min()), float(f.max())) if f.size else (0.0, 1.0)
         if lo < -0.5 or hi > 1.5:  # another scale (0-255, 0-65535): the maps would be meaningless
-            raise ValueError(f"float pixels span [{lo:.4g}, {hi:.4g}]; ResJND takes float images in [0, 1] "
-                             "(divide 8-bit data by 255, 16-bit data by 65535)")
+            raise ValueError(
+                f"float pixels span [{lo:.4g}, {hi:.4g}]; ResJND takes float images in [0, 1] "
+                "(divide 8-bit data by 255, 16-bit data by 65535)"
+            )
         if lo < -0.01 or hi > 1.01:
             warnings.warn(
                 f"float image values span [{lo:.3g}, {hi:.3g}]; ResJND expects [0, 1]",
                 stacklevel=3,
             )
         return f
-    raise ValueError(
-        f"unsupported pixel type {a.dtype}; use uint8, uint16, or float in [0, 1]"
-    )
+    raise ValueError(f"unsupported pixel type {a.dtype}; use uint8, uint16, or float in [0, 1]")
 
 
 def plane_rgb(unit: np.ndarray, layout: ImageLayout, index: int) -> np.ndarray:
@@ -155,11 +156,14 @@ def load_image(path: str | Path) -> ImageFile:
 
 def _check_pixels(h: int, w: int, planes: int = 1) -> None:
     if h * w > MAX_PIXELS:
-        raise ValueError(f"{w} x {h} = {h * w:,} pixels per plane is more than the limit of {MAX_PIXELS:,} "
-                         "(a decompression bomb, or an image to split first)")
+        raise ValueError(
+            f"{w} x {h} = {h * w:,} pixels per plane is more than the limit of {MAX_PIXELS:,} "
+            "(a decompression bomb, or an image to split first)"
+        )
     if h * w * planes > 8 * MAX_PIXELS:
-        raise ValueError(f"{planes} planes of {w} x {h} pixels is more than the limit of {8 * MAX_PIXELS:,} "
-                         "pixels in one file")
+        raise ValueError(
+            f"{planes} planes of {w} x {h} pixels is more than the limit of {8 * MAX_PIXELS:,} pixels in one file"
+        )
 
 
 def _load_tiff(path: Path) -> ImageFile:
@@ -182,15 +186,21 @@ def _load_tiff(path: Path) -> ImageFile:
     samples = data.shape[-1] if axes.endswith("S") else 1
     rgb = photometric == 2  # tifffile.PHOTOMETRIC.RGB
     if "C" in axes and data.shape[axes.index("C")] != 1:
-        raise ValueError(f"{data.shape[axes.index('C')]} channels (axes {series.axes!r}, shape {shape}); "
-                         "ResJND takes grey, RGB or RGBA images")
+        raise ValueError(
+            f"{data.shape[axes.index('C')]} channels (axes {series.axes!r}, shape {shape}); "
+            "ResJND takes grey, RGB or RGBA images"
+        )
     data = data.reshape([n for a, n in zip(axes, data.shape) if not (a == "C" or (a == "S" and n == 1))])
     if "Q" in axes and min(h, w) < MIN_SIDE:
-        raise ValueError(f"{shape[0]} pages of {w} x {h} pixels (shape {shape}): this looks like an H x W x {w} "
-                         "array, and ResJND takes grey (H x W), RGB or RGBA (H x W x 3 or 4) images")
+        raise ValueError(
+            f"{shape[0]} pages of {w} x {h} pixels (shape {shape}): this looks like an H x W x {w} "
+            "array, and ResJND takes grey (H x W), RGB or RGBA (H x W x 3 or 4) images"
+        )
     if samples > 1 and not (rgb and samples in (3, 4)):
-        raise ValueError(f"{samples} samples per pixel that are not RGB or RGBA (photometric {photometric}, "
-                         f"shape {shape}); ResJND takes grey, RGB or RGBA images")
+        raise ValueError(
+            f"{samples} samples per pixel that are not RGB or RGBA (photometric {photometric}, "
+            f"shape {shape}); ResJND takes grey, RGB or RGBA images"
+        )
     rgb = rgb and samples > 1
     layout_of(data, rgb)  # plane size and shape checks
     return ImageFile(data, rgb)
@@ -209,8 +219,10 @@ def _load_pillow(path: Path) -> ImageFile:
         w, h = im.size
         _check_pixels(h, w)
         if getattr(im, "n_frames", 1) > 1:
-            raise ValueError(f"{im.n_frames} frames; ResJND reads one image per file (save the frames as TIFF "
-                             "pages to predict a stack)")
+            raise ValueError(
+                f"{im.n_frames} frames; ResJND reads one image per file (save the frames as TIFF "
+                "pages to predict a stack)"
+            )
         orientation = int(im.getexif().get(0x0112, 1) or 1)
         mode = im.mode
         if mode in ("I;16", "I;16B", "I;16L"):
@@ -218,16 +230,18 @@ def _load_pillow(path: Path) -> ImageFile:
         elif mode == "I":  # 16-bit PNG grey as 32-bit integers
             data = np.asarray(im)
             if data.min() < 0 or data.max() > 65535:
-                raise ValueError(f"32-bit integer pixels (range {data.min()} to {data.max()}); "
-                                 "ResJND takes 8- or 16-bit images")
+                raise ValueError(
+                    f"32-bit integer pixels (range {data.min()} to {data.max()}); ResJND takes 8- or 16-bit images"
+                )
             data = data.astype(np.uint16)
         elif mode == "F":
             raise ValueError("32-bit float pixels; save float images as TIFF, in [0, 1]")
         else:
             if mode not in ("L", "RGB", "RGBA"):
                 keep_alpha = "A" in im.getbands() or "transparency" in im.info
-                im = im.convert("RGBA" if keep_alpha and mode not in ("LA", "La") else
-                                "L" if mode in ("1", "LA", "La") else "RGB")
+                im = im.convert(
+                    "RGBA" if keep_alpha and mode not in ("LA", "La") else "L" if mode in ("1", "LA", "La") else "RGB"
+                )
             data = np.asarray(im)
     rgb = data.ndim == 3
     layout_of(data, rgb)

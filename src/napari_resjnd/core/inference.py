@@ -63,7 +63,7 @@ def available_devices() -> list[str]:
         out += [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         out.append("mps")
-    return out + ["cpu"]
+    return [*out, "cpu"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -139,11 +139,14 @@ def tile_boxes(height: int, width: int, tile: int, halo: int):
     for y0 in range(0, height, tile):
         for x0 in range(0, width, tile):
             y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
-            yield (y0, y1, x0, x1), (
-                max(0, y0 - halo),
-                min(height, y1 + halo),
-                max(0, x0 - halo),
-                min(width, x1 + halo),
+            yield (
+                (y0, y1, x0, x1),
+                (
+                    max(0, y0 - halo),
+                    min(height, y1 + halo),
+                    max(0, x0 - halo),
+                    min(width, x1 + halo),
+                ),
             )
 
 
@@ -215,9 +218,7 @@ def predict(
     is called after each tile; ``should_stop()`` is checked between tiles and
     between the network's recursions, and raises :class:`Cancelled`.
     """
-    steps = iter_predict(
-        model, image, tile=tile, device=device, precision=precision, should_stop=should_stop, rgb=rgb
-    )
+    steps = iter_predict(model, image, tile=tile, device=device, precision=precision, should_stop=should_stop, rgb=rgb)
     while True:
         try:
             done, total = next(steps)
@@ -267,9 +268,7 @@ def iter_predict(
             try:
                 total = n_tiles(h, w, tile) * layout.n_planes
                 plane_cpl = np.empty((h, w, 3), np.float32)
-                for k, ((y0, y1, x0, x1), (py0, py1, px0, px1)) in enumerate(
-                    tile_boxes(h, w, tile, halo)
-                ):
+                for k, ((y0, y1, x0, x1), (py0, py1, px0, px1)) in enumerate(tile_boxes(h, w, tile, halo)):
                     check_stop()
                     out = _forward(net, x[py0:py1, px0:px1], dev, check_stop)
                     plane_cpl[y0:y1, x0:x1] = out[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
@@ -283,9 +282,11 @@ def iter_predict(
         done += n_tiles(h, w, tile)
         if not np.isfinite(plane_cpl).all():
             bad = int(plane_cpl.size - np.count_nonzero(np.isfinite(plane_cpl)))
-            raise ValueError(f"the network gave {bad} NaN or infinite values with weights "
-                             f"{(getattr(model, 'provenance', {}) or {}).get('weights', 'unnamed')!r}: "
-                             "the weights are broken, or too large for this precision")
+            raise ValueError(
+                f"the network gave {bad} NaN or infinite values with weights "
+                f"{(getattr(model, 'provenance', {}) or {}).get('weights', 'unnamed')!r}: "
+                "the weights are broken, or too large for this precision"
+            )
         r = (plane_cpl - x) * np.float32(255)
         jnd[i] = jnd_from_residual(r)
         if layout.rgb:

@@ -73,8 +73,9 @@ def _codec(patch255: np.ndarray, fmt: str, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("RGB"), np.float64)
 
 
-def make_ladder(patch, generator: str, levels: int = 8, *, seed: int = 0, jnd: np.ndarray | None = None,
-                strength: float = 3.0) -> Ladder:
+def make_ladder(
+    patch, generator: str, levels: int = 8, *, seed: int = 0, jnd: np.ndarray | None = None, strength: float = 3.0
+) -> Ladder:
     """A ladder of ``levels`` versions (level 0 the original) of an RGB patch
     (uint8, or float in [0, 1])."""
     from .images import rgb255
@@ -86,10 +87,10 @@ def make_ladder(patch, generator: str, levels: int = 8, *, seed: int = 0, jnd: n
     x = rgb255(patch)
     steps = np.linspace(0, 1, levels)[1:]
     if generator == "klt":
-        params = [int(round(64 - s * 63)) for s in steps]
+        params = [round(64 - s * 63) for s in steps]
         cands = [klt_reconstruct(x, L) for L in params]
     elif generator in ("jpeg", "webp"):
-        params = [int(round(95 - s * 90)) for s in steps]
+        params = [round(95 - s * 90) for s in steps]
         cands = [_codec(x, generator.upper(), q) for q in params]
     elif generator == "noise":
         if jnd is None:
@@ -107,5 +108,9 @@ def make_ladder(patch, generator: str, levels: int = 8, *, seed: int = 0, jnd: n
         cands = [np.floor(x / q) * q + q / 2 for q in params]
     cands = [np.clip(c, 0, 255) for c in cands]
     scored = sorted(zip([_psnr(x, c) for c in cands], range(len(cands))), key=lambda t: -t[0])
-    return Ladder(generator, [x] + [cands[i] for _, i in scored], [float("inf")] + [p for p, _ in scored],
-                  [None] + [params[i] for _, i in scored])
+    return Ladder(
+        generator,
+        [x] + [cands[i] for _, i in scored],
+        [float("inf")] + [p for p, _ in scored],
+        [None] + [params[i] for _, i in scored],
+    )

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 #: Feature channels and recursions of the published network.
 CHANNELS = 128
@@ -73,9 +73,7 @@ class ResJND(nn.Module):
                 n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
                 nn.init.normal_(m.weight, 0.0, (2.0 / n) ** 0.5)
 
-    def forward(
-        self, x: torch.Tensor, on_step: Callable[[int, int], None] | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Plain forward pass. ``on_step(i, recursions)`` runs after each recursion
         (progress and cancellation hooks; it may raise to abort).
 

@@ -37,8 +37,9 @@ def _png_exif(orientation: int):
     return exif
 
 
-def write_outputs(pred, out_dir: Path, stem: str, jnd_scale: str = "absolute", extra: dict | None = None,
-                  orientation: int = 1) -> list[Path]:
+def write_outputs(
+    pred, out_dir: Path, stem: str, jnd_scale: str = "absolute", extra: dict | None = None, orientation: int = 1
+) -> list[Path]:
     """Write the files of one prediction (see the module docstring); returns their paths."""
     import tifffile
     from PIL import Image

@@ -120,8 +120,9 @@ def checked_patch(sizes: dict[str, tuple[int, int]], patch: int | None, default:
             patch = min(next(iter(distinct)))
     name, (h, w) = min(sizes.items(), key=lambda kv: min(kv[1]))
     if patch > min(h, w):
-        raise ValueError(f"{name}: {w} x {h} is smaller than the patch size {patch}; "
-                         f"use a patch size of {min(h, w)} or less")
+        raise ValueError(
+            f"{name}: {w} x {h} is smaller than the patch size {patch}; use a patch size of {min(h, w)} or less"
+        )
     return patch
 
 
@@ -130,8 +131,9 @@ def load_pair_folder(root: str | Path) -> list[Pair]:
     return [make_pair(read_image(p), read_image(t), n) for n, p, t in pair_files(root)]
 
 
-def write_patches(src: str | Path, out: str | Path, size: int, stride: int | None = None,
-                  min_std: float = 0.0, progress=None) -> dict:
+def write_patches(
+    src: str | Path, out: str | Path, size: int, stride: int | None = None, min_std: float = 0.0, progress=None
+) -> dict:
     """Crop aligned patches from a pair folder into ``out/data`` and ``out/label``.
 
     One pair is in memory at a time. Patches lie on a grid (``stride``, default
@@ -151,8 +153,9 @@ def write_patches(src: str | Path, out: str | Path, size: int, stride: int | Non
         for k, ((name, pp, tp), stem) in enumerate(zip(files, stems)):
             a, b = read_image(pp), read_image(tp)
             if a.shape != b.shape or a.dtype != b.dtype:
-                raise ValueError(f"{name}: pristine is {a.shape} {a.dtype}, target is {b.shape} {b.dtype}; "
-                                 "they must match")
+                raise ValueError(
+                    f"{name}: pristine is {a.shape} {a.dtype}, target is {b.shape} {b.dtype}; they must match"
+                )
             rgb = as_rgb(a, name)
             pair = Pair(name, rgb, rgb)  # only its size and luminance are used
             lum = pair.pristine @ np.array([0.299, 0.587, 0.114], np.float32) * 255
@@ -216,7 +219,11 @@ def grid_origins(y0: int, y1: int, x0: int, x1: int, patch: int, h: int, w: int,
 
 
 def patch_origins(
-    pair: Pair, patch: int, *, boxes: list[Box] | None = None, mask: np.ndarray | None = None,
+    pair: Pair,
+    patch: int,
+    *,
+    boxes: list[Box] | None = None,
+    mask: np.ndarray | None = None,
     stride: int | None = None,
 ) -> list[tuple[int, int]]:
     """Where to cut patches from ``pair``: inside ``boxes``, where ``mask`` is set

@@ -55,8 +55,9 @@ class PairFolder(Dataset):
         a, b = a[y : y + self.patch, x : x + self.patch], b[y : y + self.patch, x : x + self.patch]
         if self.augment:
             a, b = augment(a, b, int(rng.integers(8)))
-        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1), \
-            torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1), torch.from_numpy(
+            np.ascontiguousarray(b)
+        ).permute(2, 0, 1)
 
 
 def _unwrapped(loader):
@@ -80,8 +81,7 @@ def _unwrapped(loader):
 
 #: ``resjnd train``'s defaults where they differ from :class:`FinetuneConfig`'s
 #: (the authors' recipe, from scratch).
-TRAIN_DEFAULTS = {"epochs": 250, "batch": 32, "preset": "authors", "val_fraction": 0.1, "val_every": 10,
-                  "patience": 0}
+TRAIN_DEFAULTS = {"epochs": 250, "batch": 32, "preset": "authors", "val_fraction": 0.1, "val_every": 10, "patience": 0}
 
 
 class FolderData:
@@ -106,25 +106,39 @@ class FolderData:
         self.config, self.workers = config, workers
         self.train_set = PairFolder(files, config.patch, config.augment, config.seed)
         self.val_set = PairFolder(val_files, config.patch, False, config.seed)
-        self.summary = {"pairs_dir": str(pairs_dir), "val_dir": str(val_dir) if val_dir else None,
-                        "train_patches": len(files), "val_patches": len(val_files), "patch": config.patch}
+        self.summary = {
+            "pairs_dir": str(pairs_dir),
+            "val_dir": str(val_dir) if val_dir else None,
+            "train_patches": len(files),
+            "val_patches": len(val_files),
+            "patch": config.patch,
+        }
 
     def steps(self) -> int:
         per_rank = math.ceil(len(self.train_set) / self.world)
         return math.ceil(per_rank / (self.config.batch // self.world))
 
     def _loader(self, dataset, sampler, batch):
-        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=self.workers,
-                          persistent_workers=False, pin_memory=torch.cuda.is_available())
+        return DataLoader(
+            dataset,
+            batch_size=batch,
+            sampler=sampler,
+            num_workers=self.workers,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def train_batches(self, epoch: int, device):
         self.train_set.epoch = epoch
-        sampler = DistributedSampler(self.train_set, num_replicas=self.world, rank=self.rank, shuffle=True,
-                                     seed=self.config.seed)
+        sampler = DistributedSampler(
+            self.train_set, num_replicas=self.world, rank=self.rank, shuffle=True, seed=self.config.seed
+        )
         sampler.set_epoch(epoch)
         for x, y in _unwrapped(self._loader(self.train_set, sampler, self.config.batch // self.world)):
-            yield (x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
-                   y.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last))
+            yield (
+                x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+                y.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+            )
 
     def val_batches(self, device, batch: int = 16):
         mine = list(range(self.rank, len(self.val_set), self.world))  # no padding: every file once
@@ -159,10 +173,33 @@ def init_distributed():
     return dist, torch.device("cpu")
 
 
-def iter_train(model, pairs_dir, out, config: FinetuneConfig, *, val_dir=None, workers: int = 2,
-               resume=None, should_stop=None, dist=None, device=None, override: tuple[str, ...] = ()):
+def iter_train(
+    model,
+    pairs_dir,
+    out,
+    config: FinetuneConfig,
+    *,
+    val_dir=None,
+    workers: int = 2,
+    resume=None,
+    should_stop=None,
+    dist=None,
+    device=None,
+    override: tuple[str, ...] = (),
+):
     """Train ``model`` on a pair folder; a generator like :func:`~.finetune.iter_finetune`."""
     check_config(config)
     data = FolderData(pairs_dir, config, val_dir=val_dir, workers=workers, dist=dist)
-    return (yield from run_training(model, data, out, data.config, resume=resume, should_stop=should_stop,
-                                    dist=dist, device=device, override=override))
+    return (
+        yield from run_training(
+            model,
+            data,
+            out,
+            data.config,
+            resume=resume,
+            should_stop=should_stop,
+            dist=dist,
+            device=device,
+            override=override,
+        )
+    )

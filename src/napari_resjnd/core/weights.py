@@ -71,10 +71,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             sha256="de68e9f682f2f756e9efd5acdf644c910ff1d042025a94d97cb3d4144451ec09",
             filename="model_epoch_250_44.9119873046875.pth",
             size=1_209_333,
-            licence=(
-                "No licence file; the authors (Knife646/ResJND) offer the model "
-                "for academic use only."
-            ),
+            licence=("No licence file; the authors (Knife646/ResJND) offer the model for academic use only."),
         )
     ]
 }
@@ -171,8 +168,10 @@ class _DownloadProgress:
 def download_hint(name: str) -> str:
     """How to get registry weights ``name`` by hand."""
     entry = _entry(name)
-    return (f"download {entry.url} yourself and put it at {cache_dir() / entry.filename} "
-            f"(sha256 {entry.sha256}), or set ${CACHE_ENV} to a folder that holds it")
+    return (
+        f"download {entry.url} yourself and put it at {cache_dir() / entry.filename} "
+        f"(sha256 {entry.sha256}), or set ${CACHE_ENV} to a folder that holds it"
+    )
 
 
 def fetch(name: str = DEFAULT_WEIGHTS, *, progressbar: bool = False, progress=None, should_stop=None) -> Path:
@@ -228,8 +227,7 @@ def iter_fetch(name: str = DEFAULT_WEIGHTS, *, should_stop=None):
 
     def work() -> None:
         try:
-            outcome["path"] = fetch(name, progress=lambda done, total: events.put((done, total)),
-                                    should_stop=stopped)
+            outcome["path"] = fetch(name, progress=lambda done, total: events.put((done, total)), should_stop=stopped)
         except BaseException as e:  # handed to the caller's thread below
             outcome["error"] = e
         finally:
@@ -260,7 +258,7 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
         except (SafetensorError, OSError, ValueError) as e:
             raise WeightsError(f"{path}: damaged safetensors file ({e})") from e
         try:
@@ -345,9 +343,7 @@ def _check_fits(path: Path, model: ResJND, tensors: dict[str, torch.Tensor]) -> 
         raise WeightsError(f"{path}: not ResJND weights: " + "; ".join(problems))
 
 
-def save_weights(
-    model: ResJND, path: str | os.PathLike, *, training: dict | None = None
-) -> Path:
+def save_weights(model: ResJND, path: str | os.PathLike, *, training: dict | None = None) -> Path:
     """Write ``model`` as safetensors with JSON metadata, atomically.
 
     The metadata records the architecture, the sha256 of the weights it started

@@ -145,9 +145,14 @@ def _tabify(native) -> None:
             other_dock = _dock_of(other)
         except RuntimeError:
             continue
-        if (other_dock is None or other_dock is dock or other_dock.parent() is not window
-                or other_dock.isFloating() or not other_dock.isVisible()
-                or window.dockWidgetArea(other_dock) != area):
+        if (
+            other_dock is None
+            or other_dock is dock
+            or other_dock.parent() is not window
+            or other_dock.isFloating()
+            or not other_dock.isVisible()
+            or window.dockWidgetArea(other_dock) != area
+        ):
             continue
         if dock not in window.tabifiedDockWidgets(other_dock):
             window.tabifyDockWidget(other_dock, dock)

@@ -47,11 +47,16 @@ def layer_data(pred: Prediction, source, rgb: bool, plane_index: tuple[int, ...]
         jnd = jnd.reshape(lead + jnd.shape)
     j_max = float(np.percentile(jnd, 99.5)) or float(jnd.max()) or 1.0
     base_meta = {**pred.metadata, "source_layer": source.name}
-    jnd_layer = (jnd, {
-        "rgb": False, "colormap": JND_COLORMAP, "contrast_limits": (0.0, j_max),
-        **geometry(source, plane_index),
-        "metadata": {"resjnd": {**base_meta, "output": "jnd", "units": "grey levels (absolute)"}},
-    })
+    jnd_layer = (
+        jnd,
+        {
+            "rgb": False,
+            "colormap": JND_COLORMAP,
+            "contrast_limits": (0.0, j_max),
+            **geometry(source, plane_index),
+            "metadata": {"resjnd": {**base_meta, "output": "jnd", "units": "grey levels (absolute)"}},
+        },
+    )
     if cpl is None:  # a classic model: a JND map only, named after the model
         return {f"JND {pred.metadata['weights'].split(':')[-1]}": jnd_layer}
     if plane_index is not None:
@@ -61,19 +66,31 @@ def layer_data(pred: Prediction, source, rgb: bool, plane_index: tuple[int, ...]
         residual = residual.mean(axis=-1)
     r_lim = float(np.percentile(np.abs(residual), 99.5)) or float(np.abs(residual).max()) or 1.0
     return {
-        "CPL": (cpl, {
-            "rgb": rgb, "contrast_limits": (0.0, 1.0),
-            **geometry(source, plane_index),
-            "metadata": {"resjnd": {**base_meta, "output": "cpl", "units": "input [0, 1]"}},
-        }),
-        "residual": (residual, {
-            "rgb": False, "colormap": RESIDUAL_COLORMAP, "contrast_limits": (-r_lim, r_lim),
-            **geometry(source, plane_index),
-            "metadata": {"resjnd": {
-                **base_meta, "output": "residual",
-                "units": "grey levels, CPL - input" + (", mean over R, G, B" if rgb else ""),
-            }},
-        }),
+        "CPL": (
+            cpl,
+            {
+                "rgb": rgb,
+                "contrast_limits": (0.0, 1.0),
+                **geometry(source, plane_index),
+                "metadata": {"resjnd": {**base_meta, "output": "cpl", "units": "input [0, 1]"}},
+            },
+        ),
+        "residual": (
+            residual,
+            {
+                "rgb": False,
+                "colormap": RESIDUAL_COLORMAP,
+                "contrast_limits": (-r_lim, r_lim),
+                **geometry(source, plane_index),
+                "metadata": {
+                    "resjnd": {
+                        **base_meta,
+                        "output": "residual",
+                        "units": "grey levels, CPL - input" + (", mean over R, G, B" if rgb else ""),
+                    }
+                },
+            },
+        ),
         "JND": jnd_layer,
     }
 

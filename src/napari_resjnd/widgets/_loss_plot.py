@@ -22,8 +22,9 @@ class LossPlot:
         self.native.setLabel("left", "MSE")
         self.native.addLegend(offset=(-10, 10))
         self.train = self.native.plot([], [], pen=pg.mkPen("#4fa3ff", width=1), name="train (per step)")
-        self.val = self.native.plot([], [], pen=pg.mkPen("#ff9f1c", width=2), symbol="o", symbolSize=6,
-                                    name="validation")
+        self.val = self.native.plot(
+            [], [], pen=pg.mkPen("#ff9f1c", width=2), symbol="o", symbolSize=6, name="validation"
+        )
         self.clear()
 
     def clear(self) -> None:

@@ -61,8 +61,13 @@ class ModelStore:
         "Open weights file…" entry."""
         out = []
         for name, entry in W.REGISTRY.items():
-            state = ("loaded" if self.is_loaded(name) else "cached" if W.is_cached(name)
-                     else f"will download, {entry.size_text}")
+            state = (
+                "loaded"
+                if self.is_loaded(name)
+                else "cached"
+                if W.is_cached(name)
+                else f"will download, {entry.size_text}"
+            )
             out.append((f"{name} ({state}, {entry.terms})", name))
         files = [str(p) for p in W.local_models()] + self._files
         for f in dict.fromkeys(files):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
@@ -21,6 +22,9 @@ from ..core.ladders import GENERATORS
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
 from .finetune import annotation
+
+if TYPE_CHECKING:
+    from napari.viewer import Viewer
 
 MODES = ("flicker", "side by side")
 STIM_ORIGINAL, STIM_CANDIDATE, STIM_PAIR = "stimulus: original", "stimulus: candidate", "stimulus: pair"
@@ -33,7 +37,7 @@ def sessions_dir() -> Path:
 class AnnotateWidget(DockContainer):
     """ResJND: Annotate CPL. Docked in napari through ``napari.yaml``."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):  # noqa: F821
+    def __init__(self, napari_viewer: Viewer):
         super().__init__()
         self._viewer = napari_viewer
         self.session: Session | None = None
@@ -65,8 +69,22 @@ class AnnotateWidget(DockContainer):
         self.diff_button = PushButton(text="Different (K)", enabled=False)
         self.status = StatusLine("draw rectangles, then Start")
         answers = Container(widgets=[self.same_button, self.diff_button], layout="horizontal", labels=False)
-        self.extend([self.pristine, self.shapes, self.generator, self.levels, self.mode, self.rate, self.observer,
-                     self.session_file, self.export_dir, self.start_button, answers, self.status])
+        self.extend(
+            [
+                self.pristine,
+                self.shapes,
+                self.generator,
+                self.levels,
+                self.mode,
+                self.rate,
+                self.observer,
+                self.session_file,
+                self.export_dir,
+                self.start_button,
+                answers,
+                self.status,
+            ]
+        )
         self.start_button.changed.connect(self.start)
         self.same_button.changed.connect(lambda _=None: self.answer(True))
         self.diff_button.changed.connect(lambda _=None: self.answer(False))
@@ -76,8 +94,9 @@ class AnnotateWidget(DockContainer):
     def _images(self, _=None):
         from napari.layers import Image
 
-        return layer_choices(self._viewer, (Image,), lambda layer: layer.ndim == 2 and
-                             not layer.name.startswith("stimulus"))
+        return layer_choices(
+            self._viewer, (Image,), lambda layer: layer.ndim == 2 and not layer.name.startswith("stimulus")
+        )
 
     def _shapes(self, _=None):
         from napari.layers import Shapes
@@ -103,16 +122,26 @@ class AnnotateWidget(DockContainer):
         settings = (self.generator.value, self.levels.value)
         session = Session.load(path) if path.exists() else None
         if session is not None and (session.generator, session.levels) != settings:
-            raise ValueError(f"{path} was made with {session.generator}/{session.levels} levels: "
-                             "choose those, or another session file")
+            raise ValueError(
+                f"{path} was made with {session.generator}/{session.levels} levels: "
+                "choose those, or another session file"
+            )
         if session is not None and session.image_sha256 not in (None, image_sha256(np.asarray(src.data))):
-            raise ValueError(f"{path} was made on another image than {src.name!r}: pick that image, or another "
-                             "session file")
+            raise ValueError(
+                f"{path} was made on another image than {src.name!r}: pick that image, or another session file"
+            )
         if session is None:
-            session = Session(self.observer.value, src.name, tuple(src.data.shape), self.generator.value,
-                              self.levels.value, seed=0, mode=self.mode.value,
-                              patches=[PatchRecord(b) for b in boxes],
-                              image_sha256=image_sha256(np.asarray(src.data)))
+            session = Session(
+                self.observer.value,
+                src.name,
+                tuple(src.data.shape),
+                self.generator.value,
+                self.levels.value,
+                seed=0,
+                mode=self.mode.value,
+                patches=[PatchRecord(b) for b in boxes],
+                image_sha256=image_sha256(np.asarray(src.data)),
+            )
         self.session, self.session_path, self._source = session, path, src
         image = np.asarray(src.data)
         self.ladders = ladders_for(image, session)
@@ -143,8 +172,9 @@ class AnnotateWidget(DockContainer):
         original, candidate = self.ladders[i].levels[0], self.ladders[i].levels[level]
         self._show(i, original / 255, candidate / 255)
         done = sum(p.critical is not None for p in self.session.patches)
-        self.status.value = (f"patch {i + 1} of {len(self.session.patches)} ({done} done), level {level}: "
-                             "same or different?")
+        self.status.value = (
+            f"patch {i + 1} of {len(self.session.patches)} ({done} done), level {level}: same or different?"
+        )
 
     def _place(self, name: str, data: np.ndarray, offset: tuple[int, int], visible: bool = True):
         src = self._source
@@ -154,8 +184,15 @@ class AnnotateWidget(DockContainer):
             layer = self._viewer.layers[name]
             layer.data, layer.translate, layer.visible = data, translate, visible
         else:
-            layer = self._viewer.add_image(data, name=name, rgb=True, scale=src.scale[-2:], translate=translate,
-                                           contrast_limits=(0, 1), visible=visible)
+            layer = self._viewer.add_image(
+                data,
+                name=name,
+                rgb=True,
+                scale=src.scale[-2:],
+                translate=translate,
+                contrast_limits=(0, 1),
+                visible=visible,
+            )
         return layer
 
     def _show(self, i: int, original: np.ndarray, candidate: np.ndarray) -> None:
@@ -192,8 +229,9 @@ class AnnotateWidget(DockContainer):
         now = time.perf_counter()
         trial = dict(self._trial)
         t0 = trial.pop("t_shown")
-        self.session.record(i, level, same, response_time_s=round(now - t0, 4),
-                            answered_at=time.strftime("%Y-%m-%dT%H:%M:%S"), **trial)
+        self.session.record(
+            i, level, same, response_time_s=round(now - t0, 4), answered_at=time.strftime("%Y-%m-%dT%H:%M:%S"), **trial
+        )
         self.session.save(self.session_path)
         self._next_trial()
 
@@ -213,21 +251,37 @@ class AnnotateWidget(DockContainer):
         versions = [lad.levels[p.critical] for p, lad in zip(s.patches, self.ladders)]
         target = assemble_target(np.asarray(src.data), boxes, versions)
         name = f"{src.name} CPL target"
-        meta = {"resjnd": {"output": "cpl_target", "session": str(self.session_path), "observer": s.observer,
-                           "generator": s.generator, "critical_levels": [p.critical for p in s.patches],
-                           "boxes": boxes}}
+        meta = {
+            "resjnd": {
+                "output": "cpl_target",
+                "session": str(self.session_path),
+                "observer": s.observer,
+                "generator": s.generator,
+                "critical_levels": [p.critical for p in s.patches],
+                "boxes": boxes,
+            }
+        }
         data = (target / 255).astype(np.float32)
         if name in self._viewer.layers:
             self._viewer.layers[name].data = data
             self._viewer.layers[name].metadata = meta
         else:
-            self._viewer.add_image(data, name=name, rgb=True, scale=src.scale, translate=src.translate,
-                                   contrast_limits=(0, 1), metadata=meta)
+            self._viewer.add_image(
+                data,
+                name=name,
+                rgb=True,
+                scale=src.scale,
+                translate=src.translate,
+                contrast_limits=(0, 1),
+                metadata=meta,
+            )
         export = str(self.export_dir.value)
         if export not in ("", "."):
             export_pairs(np.asarray(src.data), boxes, versions, export, stem=src.name)
         self.busy, self.current = False, None
         self.start_button.enabled = True
         self.same_button.enabled = self.diff_button.enabled = False
-        self.status.value = (f"done: critical levels {[p.critical for p in s.patches]}; "
-                             f"target layer {name!r} ready for Fine-tune; session {self.session_path.name}")
+        self.status.value = (
+            f"done: critical levels {[p.critical for p in s.patches]}; "
+            f"target layer {name!r} ready for Fine-tune; session {self.session_path.name}"
+        )

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, Select, SpinBox, Table
+from magicgui.widgets import CheckBox, ComboBox, LineEdit, PushButton, Select, SpinBox, Table
 
 from ..core import evaluate as ev
 from ..core.baselines import MODELS
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
+
+if TYPE_CHECKING:
+    from napari.viewer import Viewer
 
 log = logging.getLogger(__name__)
 LAYER = "layer:"
@@ -57,7 +61,7 @@ def parse_targets(text: str) -> tuple[float, ...]:
 class EvaluateWidget(DockContainer):
     """ResJND: Evaluate JND maps. Docked in napari through ``napari.yaml``."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):  # noqa: F821
+    def __init__(self, napari_viewer: Viewer):
         super().__init__()
         self._viewer = napari_viewer
         self._worker = None
@@ -72,8 +76,9 @@ class EvaluateWidget(DockContainer):
         self.status = StatusLine("ready")
         self.table = Table(value={"data": [], "index": [], "columns": ["map", "target", *ev.METRICS]})
         self.table.read_only = True
-        self.extend([self.image, self.maps, self.psnr, self.seed, self.add_noisy, self.run_button, self.status,
-                     self.table])
+        self.extend(
+            [self.image, self.maps, self.psnr, self.seed, self.add_noisy, self.run_button, self.status, self.table]
+        )
         import pyqtgraph as pg
 
         self.plot = pg.PlotWidget(background=None)
@@ -108,15 +113,21 @@ class EvaluateWidget(DockContainer):
 
     def _map_choices(self, _=None):
         layers = [(f"layer: {layer.name}", LAYER + layer.name) for layer in self._jnd_layers()]
-        return layers + [(m, m) for m in MODELS] + [("uniform (JND = 1)", "uniform"),
-                                                     ("shuffled (first map, permuted)", "shuffled")]
+        return (
+            layers
+            + [(m, m) for m in MODELS]
+            + [("uniform (JND = 1)", "uniform"), ("shuffled (first map, permuted)", "shuffled")]
+        )
 
     def default_maps(self) -> list[str]:
         """One click evaluates: the newest JND layer made from the chosen image
         (the top-most in the layer list), every classic model and both controls."""
         source = self.image.value
-        mine = [layer for layer in self._jnd_layers()
-                if source is not None and layer.metadata["resjnd"].get("source_layer") == source.name]
+        mine = [
+            layer
+            for layer in self._jnd_layers()
+            if source is not None and layer.metadata["resjnd"].get("source_layer") == source.name
+        ]
         return [LAYER + layer.name for layer in mine[-1:]] + list(MODELS) + ["uniform", "shuffled"]
 
     def _apply_default_maps(self) -> None:
@@ -159,8 +170,11 @@ class EvaluateWidget(DockContainer):
         chosen = list(self.maps.value)
         if not chosen:
             raise ValueError("pick at least one JND map")
-        given = {v[len(LAYER):]: np.asarray(self._viewer.layers[v[len(LAYER):]].data)
-                 for v in chosen if v.startswith(LAYER)}
+        given = {
+            v[len(LAYER) :]: np.asarray(self._viewer.layers[v[len(LAYER) :]].data)
+            for v in chosen
+            if v.startswith(LAYER)
+        }
         names = tuple(v for v in chosen if not v.startswith(LAYER))
         return EvaluateJob(np.asarray(layer.data), names, given, parse_targets(self.psnr.value), self.seed.value)
 
@@ -199,16 +213,29 @@ class EvaluateWidget(DockContainer):
 
         for i, name in enumerate(order):
             ys = [next(r.metrics["ssim"] for r in results if r.jnd == name and r.target_psnr == t) for t in targets]
-            self.plot.plot(targets, ys, pen=pg.mkPen(pg.intColor(i, len(order)), width=2), symbol="o",
-                           symbolSize=6, name=name)
+            self.plot.plot(
+                targets, ys, pen=pg.mkPen(pg.intColor(i, len(order)), width=2), symbol="o", symbolSize=6, name=name
+            )
         if self.add_noisy.value:
             for r in results:
                 name = f"{source.name} noisy {r.jnd} {r.target_psnr:g} dB"
                 data = (r.noisy / 255).astype(np.float32)
-                kw = {"scale": source.scale, "translate": source.translate, "rgb": data.ndim == 3,
-                      "contrast_limits": (0.0, 1.0),
-                      "metadata": {"resjnd": {"output": "noisy", "jnd": r.jnd, "target_psnr": r.target_psnr,
-                                              "beta": r.beta, "metrics": r.metrics, "source_layer": source.name}}}
+                kw = {
+                    "scale": source.scale,
+                    "translate": source.translate,
+                    "rgb": data.ndim == 3,
+                    "contrast_limits": (0.0, 1.0),
+                    "metadata": {
+                        "resjnd": {
+                            "output": "noisy",
+                            "jnd": r.jnd,
+                            "target_psnr": r.target_psnr,
+                            "beta": r.beta,
+                            "metrics": r.metrics,
+                            "source_layer": source.name,
+                        }
+                    },
+                }
                 if name in self._viewer.layers:
                     self._viewer.layers[name].data = data
                     self._viewer.layers[name].metadata = kw["metadata"]

@@ -13,11 +13,20 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import (
-    CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, ProgressBar, PushButton,
-    Select, SpinBox,
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    Select,
+    SpinBox,
 )
 
 from ..core.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult, iter_finetune
@@ -27,6 +36,9 @@ from ..core.weights import REGISTRY, WeightsError, is_cached, iter_fetch, load_m
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
 from ._loss_plot import LossPlot
 from ._models import OPEN_FILE, STORE, ModelStore
+
+if TYPE_CHECKING:
+    from napari.viewer import Viewer
 
 log = logging.getLogger(__name__)
 NONE = "(none: sample the whole image)"
@@ -77,8 +89,10 @@ def train(job: FinetuneJob, stop: threading.Event):
         if job.weights in REGISTRY and not is_cached(job.weights):
             entry = REGISTRY[job.weights]
             for done, total in iter_fetch(job.weights, should_stop=stop.is_set):
-                yield {"kind": "status", "message": f"downloading {entry.name}: {done / 1e6:.1f} of "
-                                                    f"{total / 1e6:.1f} MB ({entry.terms})"}
+                yield {
+                    "kind": "status",
+                    "message": f"downloading {entry.name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB ({entry.terms})",
+                }
         yield {"kind": "status", "message": "loading weights and data…"}
         model = load_model(job.weights)  # a fresh copy: training changes it in place
         if job.folder:
@@ -88,8 +102,11 @@ def train(job: FinetuneJob, stop: threading.Event):
             pairs = [make_pair(job.pristine, job.target, job.name)]
             boxes = {0: list(job.boxes)} if job.boxes else None
             masks = {0: job.mask} if job.mask is not None else None
-        return (yield from iter_finetune(model, pairs, job.out, job.config, boxes=boxes, masks=masks,
-                                         should_stop=stop.is_set))
+        return (
+            yield from iter_finetune(
+                model, pairs, job.out, job.config, boxes=boxes, masks=masks, should_stop=stop.is_set
+            )
+        )
     except Cancelled:
         return "stopped during the weights' download: nothing was trained"
     except (WeightsError, ValueError, OSError, MemoryError) as e:
@@ -102,7 +119,7 @@ def train(job: FinetuneJob, stop: threading.Event):
 class FinetuneWidget(DockContainer):
     """ResJND: Fine-tune. Docked in napari through ``napari.yaml``."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer", store: ModelStore = STORE):  # noqa: F821
+    def __init__(self, napari_viewer: Viewer, store: ModelStore = STORE):
         super().__init__()
         self._viewer = napari_viewer
         self._store = store
@@ -116,36 +133,74 @@ class FinetuneWidget(DockContainer):
         self.target = ComboBox(label="target (CPL)", choices=self._images)
         self.annotation = ComboBox(label="patches from", choices=self._annotations)
         self.folder = FileEdit(label="or folder", mode="d", value="", tooltip="DIR/data and DIR/label pairs")
-        self.weights = ComboBox(label="start from", choices=lambda _=None: [c for c in store.choices() if c[1] != OPEN_FILE])
+        self.weights = ComboBox(
+            label="start from", choices=lambda _=None: [c for c in store.choices() if c[1] != OPEN_FILE]
+        )
         self.out_name = LineEdit(label="save as", value=time.strftime("finetuned-%Y%m%d-%H%M"))
         self.preset = ComboBox(label="preset", choices=list(PRESETS), value="finetune")
         self.epochs = SpinBox(label="epochs", min=1, max=10000, value=10)
-        self.patch = SpinBox(label="patch (0 = auto)", min=0, max=1024, step=8, value=0,
-                             tooltip="patch side in px; 0: 48, or the pairs' own size when all are one smaller size")
+        self.patch = SpinBox(
+            label="patch (0 = auto)",
+            min=0,
+            max=1024,
+            step=8,
+            value=0,
+            tooltip="patch side in px; 0: 48, or the pairs' own size when all are one smaller size",
+        )
         self.batch = SpinBox(label="batch", min=1, max=512, value=8)
-        self.lr = FloatSpinBox(label="learning rate", min=0, max=1, step=1e-5, value=0,
-                               tooltip="0: the preset's learning rate")
+        self.lr = FloatSpinBox(
+            label="learning rate", min=0, max=1, step=1e-5, value=0, tooltip="0: the preset's learning rate"
+        )
         self.lr.native.setSpecialValueText("preset")
         self.lr.native.setDecimals(6)
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.val_fraction = FloatSpinBox(label="validation share", min=0, max=0.9, step=0.05, value=0.2)
         self.val_by = ComboBox(label="hold out", choices=["patches", "images"], value="patches")
-        self.patience = SpinBox(label="patience (0 = off)", min=0, max=1000, value=5,
-                                tooltip="early stop after this many epochs without a better validation loss")
+        self.patience = SpinBox(
+            label="patience (0 = off)",
+            min=0,
+            max=1000,
+            value=5,
+            tooltip="early stop after this many epochs without a better validation loss",
+        )
         self.augment = CheckBox(label="flips and rotations", value=True)
         self.freeze = Select(label="freeze", choices=list(LAYERS), value=[])
         self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
         self.precision = ComboBox(label="precision", choices=["auto", "fp32", "bf16"], value="auto")
-        self.advanced = Container(widgets=[self.seed, self.val_fraction, self.val_by, self.patience, self.augment,
-                                           self.freeze, self.device, self.precision], labels=True)
+        self.advanced = Container(
+            widgets=[
+                self.seed,
+                self.val_fraction,
+                self.val_by,
+                self.patience,
+                self.augment,
+                self.freeze,
+                self.device,
+                self.precision,
+            ],
+            labels=True,
+        )
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.progress = ProgressBar(label="progress", value=0, max=1)
         self.status = StatusLine("ready")
         self.plot = LossPlot()
         buttons = Container(widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False)
-        self.extend([self.pristine, self.target, self.annotation, self.folder, self.weights, self.out_name,
-                     self.preset, self.epochs, self.patch, self.batch, self.lr])
+        self.extend(
+            [
+                self.pristine,
+                self.target,
+                self.annotation,
+                self.folder,
+                self.weights,
+                self.out_name,
+                self.preset,
+                self.epochs,
+                self.patch,
+                self.batch,
+                self.lr,
+            ]
+        )
         from superqt import QCollapsible
 
         fold = QCollapsible("Advanced")
@@ -172,10 +227,19 @@ class FinetuneWidget(DockContainer):
     def job(self) -> FinetuneJob:
         """The run the widget describes; raises ValueError with a message if it cannot run."""
         config = FinetuneConfig(
-            epochs=self.epochs.value, patch=self.patch.value or None, batch=self.batch.value, preset=self.preset.value,
-            lr=self.lr.value or None, seed=self.seed.value, val_fraction=self.val_fraction.value,
-            val_by=self.val_by.value, augment=self.augment.value, freeze=tuple(self.freeze.value),
-            patience=self.patience.value, device=self.device.value, precision=self.precision.value,
+            epochs=self.epochs.value,
+            patch=self.patch.value or None,
+            batch=self.batch.value,
+            preset=self.preset.value,
+            lr=self.lr.value or None,
+            seed=self.seed.value,
+            val_fraction=self.val_fraction.value,
+            val_by=self.val_by.value,
+            augment=self.augment.value,
+            freeze=tuple(self.freeze.value),
+            patience=self.patience.value,
+            device=self.device.value,
+            precision=self.precision.value,
         )
         name = (self.out_name.value or "finetuned").strip()
         out = models_dir() / (name if name.endswith(".safetensors") else f"{name}.safetensors")
@@ -192,8 +256,16 @@ class FinetuneWidget(DockContainer):
         if p.ndim != 2 or t.ndim != 2:
             raise ValueError("fine-tuning takes 2-D images (one plane of a stack: duplicate it first)")
         boxes, mask = annotation(self.annotation.value, p)
-        return FinetuneJob(self.weights.value, out, config, np.asarray(p.data), np.asarray(t.data), p.name,
-                           tuple(boxes) if boxes else None, mask)
+        return FinetuneJob(
+            self.weights.value,
+            out,
+            config,
+            np.asarray(p.data),
+            np.asarray(t.data),
+            p.name,
+            tuple(boxes) if boxes else None,
+            mask,
+        )
 
     def start(self, _=None) -> None:
         if self.busy:
@@ -238,11 +310,12 @@ class FinetuneWidget(DockContainer):
             self._pbar.update(1)
             done = self.progress.value / self.progress.max
             eta = (time.perf_counter() - self._t0) * (1 - done) / max(done, 1e-9)
-            self.status.value = (f"epoch {ev['epoch']}, step {ev['step']}/{ev['steps']}, loss {ev['loss']:.3e}, "
-                                 f"{ev['patches_per_s']:.1f} patches/s, ETA {eta:.0f} s")
-        elif kind == "epoch":
-            if ev["val_loss"] is not None:
-                self.status.value = f"epoch {ev['epoch']}: validation loss {ev['val_loss']:.4e}"
+            self.status.value = (
+                f"epoch {ev['epoch']}, step {ev['step']}/{ev['steps']}, loss {ev['loss']:.3e}, "
+                f"{ev['patches_per_s']:.1f} patches/s, ETA {eta:.0f} s"
+            )
+        elif kind == "epoch" and ev["val_loss"] is not None:
+            self.status.value = f"epoch {ev['epoch']}: validation loss {ev['val_loss']:.4e}"
         self.plot.add_event(ev)
 
     def _on_returned(self, result) -> None:
@@ -251,8 +324,12 @@ class FinetuneWidget(DockContainer):
             return
         assert isinstance(result, FinetuneResult)
         scored = [e for e in result.history["epochs"] if e["val_loss"] is not None]
-        best = (f"best validation loss {min(e['val_loss'] for e in scored):.4e} at epoch "
-                f"{min(scored, key=lambda e: e['val_loss'])['epoch']}; " if scored else "")
+        best = (
+            f"best validation loss {min(e['val_loss'] for e in scored):.4e} at epoch "
+            f"{min(scored, key=lambda e: e['val_loss'])['epoch']}; "
+            if scored
+            else ""
+        )
         self.status.value = f"{result.stopped}: {best}saved {result.checkpoint.name}"
         self._store.forget(str(result.checkpoint))
         self._store.new_weights.emit(str(result.checkpoint))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, ProgressBar, PushButton, SpinBox
@@ -20,6 +21,9 @@ from ..core.weights import DEFAULT_WEIGHTS, REGISTRY, WeightsError, cache_dir, i
 from . import _layers
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
 from ._models import CLASSIC, OPEN_FILE, STORE, ModelStore
+
+if TYPE_CHECKING:
+    from napari.viewer import Viewer
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,7 @@ def compute(store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb:
             from ..core.baselines import predict_classic
 
             yield 0, 1, "computing the classic JND map…"
-            return Outcome(prediction=predict_classic(settings.weights[len(CLASSIC):], data, rgb=rgb))
+            return Outcome(prediction=predict_classic(settings.weights[len(CLASSIC) :], data, rgb=rgb))
         if settings.weights in REGISTRY and not is_cached(settings.weights):
             entry = REGISTRY[settings.weights]
             yield 0, entry.size, f"downloading {entry.name} ({entry.size_text}, {entry.terms})…"
@@ -73,8 +77,13 @@ def compute(store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb:
         model = store.get(settings.weights)
         yield 0, 0, "running…"
         steps = iter_predict(
-            model, data, tile=settings.tile, device=settings.device,
-            precision=settings.precision, should_stop=stop.is_set, rgb=rgb,
+            model,
+            data,
+            tile=settings.tile,
+            device=settings.device,
+            precision=settings.precision,
+            should_stop=stop.is_set,
+            rgb=rgb,
         )
         while True:
             try:
@@ -110,7 +119,7 @@ def check_layer(layer) -> str | None:
 class PredictWidget(DockContainer):
     """ResJND: Predict JND. Docked in napari through ``napari.yaml``."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer", store: ModelStore = STORE):  # noqa: F821
+    def __init__(self, napari_viewer: Viewer, store: ModelStore = STORE):
         super().__init__()
         self._viewer = viewer = napari_viewer
         self._store = store
@@ -126,8 +135,14 @@ class PredictWidget(DockContainer):
         self.image = ComboBox(label="image", choices=self._image_choices)
         self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
         self.precision = ComboBox(label="precision", choices=self._precision_choices, value="auto")
-        self.tile = SpinBox(label="tile (0 = auto)", min=0, max=16384, step=32, value=0,
-                            tooltip="tile side in px; 0: the whole image when it fits the memory budget")
+        self.tile = SpinBox(
+            label="tile (0 = auto)",
+            min=0,
+            max=16384,
+            step=32,
+            value=0,
+            tooltip="tile side in px; 0: the whole image when it fits the memory budget",
+        )
         self.scope = ComboBox(label="stacks", choices=list(SCOPES), value=SCOPES[0])
         self.show_cpl = CheckBox(text="CPL", value=True)
         self.show_residual = CheckBox(text="residual", value=True)
@@ -137,17 +152,40 @@ class PredictWidget(DockContainer):
         self.progress = ProgressBar(label="progress", value=0, max=1, visible=True)
         self.status = StatusLine("ready")
         # The ways out when registry weights cannot be downloaded (shown then only).
-        self.open_file_button = PushButton(text="Open file…", tooltip="use a weights file you have (.pth, .safetensors)")
+        self.open_file_button = PushButton(
+            text="Open file…", tooltip="use a weights file you have (.pth, .safetensors)"
+        )
         self.copy_link_button = PushButton(text="Copy link", tooltip="copy the weights' download link")
-        self.cache_button = PushButton(text="Cache folder",
-                                       tooltip="open the folder where downloaded weights are kept: put the file there")
-        self.weights_help = Container(widgets=[self.open_file_button, self.copy_link_button, self.cache_button],
-                                      layout="horizontal", labels=False, label="", visible=False)
+        self.cache_button = PushButton(
+            text="Cache folder", tooltip="open the folder where downloaded weights are kept: put the file there"
+        )
+        self.weights_help = Container(
+            widgets=[self.open_file_button, self.copy_link_button, self.cache_button],
+            layout="horizontal",
+            labels=False,
+            label="",
+            visible=False,
+        )
         self._missing_weights: str | None = None
-        outputs = Container(widgets=[self.show_cpl, self.show_residual, self.show_jnd], layout="horizontal", labels=False, label="add")
+        outputs = Container(
+            widgets=[self.show_cpl, self.show_residual, self.show_jnd], layout="horizontal", labels=False, label="add"
+        )
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False, label="")
-        self.extend([self.model, self.image, self.device, self.precision, self.tile, self.scope,
-                     outputs, buttons, self.progress, self.status, self.weights_help])
+        self.extend(
+            [
+                self.model,
+                self.image,
+                self.device,
+                self.precision,
+                self.tile,
+                self.scope,
+                outputs,
+                buttons,
+                self.progress,
+                self.status,
+                self.weights_help,
+            ]
+        )
         self.weights_help.hide()  # explicitly, so that it takes no room until needed
         self.open_file_button.changed.connect(lambda _=None: self.ask_weights_file())
         self.copy_link_button.changed.connect(self.copy_download_link)
@@ -256,12 +294,15 @@ class PredictWidget(DockContainer):
     # ---- running -------------------------------------------------------
     def settings(self) -> PredictSettings:
         outputs = tuple(
-            name for name, box in zip(_layers.OUTPUTS, (self.show_cpl, self.show_residual, self.show_jnd))
-            if box.value
+            name for name, box in zip(_layers.OUTPUTS, (self.show_cpl, self.show_residual, self.show_jnd)) if box.value
         )
         return PredictSettings(
-            weights=self.model.value, device=self.device.value, precision=self.precision.value,
-            tile=self.tile.value or None, outputs=outputs, scope=self.scope.value,
+            weights=self.model.value,
+            device=self.device.value,
+            precision=self.precision.value,
+            tile=self.tile.value or None,
+            outputs=outputs,
+            scope=self.scope.value,
         )
 
     def _input(self, layer, scope: str):
@@ -295,8 +336,7 @@ class PredictWidget(DockContainer):
 
         data, plane = self._input(layer, settings.scope)
         self._stop = threading.Event()
-        worker = create_worker(compute, self._store, settings, data, bool(layer.rgb), self._stop,
-                               _start_thread=False)
+        worker = create_worker(compute, self._store, settings, data, bool(layer.rgb), self._stop, _start_thread=False)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda out: self._on_returned(out, layer, settings, plane))
         worker.finished.connect(self._on_finished)
@@ -341,9 +381,14 @@ class PredictWidget(DockContainer):
         if outcome.missing_weights:
             self._missing_weights = outcome.missing_weights
             self.weights_help.visible = True
-            report_error(self.status, "ResJND", f"could not get the weights {outcome.missing_weights} (offline, or "
-                         "the download failed): open a weights file, or copy the link and put the file in the "
-                         "cache folder", detail=outcome.error)
+            report_error(
+                self.status,
+                "ResJND",
+                f"could not get the weights {outcome.missing_weights} (offline, or "
+                "the download failed): open a weights file, or copy the link and put the file in the "
+                "cache folder",
+                detail=outcome.error,
+            )
             return
         if outcome.error:
             self._report_error(outcome.error)
@@ -357,10 +402,14 @@ class PredictWidget(DockContainer):
             if name.split(" ")[0] in settings.outputs
         ]
         m = pred.metadata
-        self._add_next(layer, pending, (
-            f"done in {m['seconds']:.1f} s ({m['device']}, {m['precision']}); "
-            f"JND mean {pred.jnd.mean():.2f}, max {pred.jnd.max():.2f}"
-        ))
+        self._add_next(
+            layer,
+            pending,
+            (
+                f"done in {m['seconds']:.1f} s ({m['device']}, {m['precision']}); "
+                f"JND mean {pred.jnd.mean():.2f}, max {pred.jnd.max():.2f}"
+            ),
+        )
 
     def _add_next(self, source, pending: list, final_status: str) -> None:
         """Add one layer per event-loop turn: each napari layer insertion costs
