@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..core.finetune import RESUME_KEYS
+from ..core.inference import PRECISION_CHOICES
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from ._common import (
     Parser,
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
+        choices=PRECISION_CHOICES,
         help="auto (default): bf16 where the hardware runs it natively (mean JND error ~0.1 grey "
         "level), else fp32; fp32 reproduces the authors' maps exactly",
     )
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
+        choices=PRECISION_CHOICES,
         help="auto (default): bf16 autocast where the hardware runs it natively, else fp32",
     )
     ft.set_defaults(func=cmd_finetune)
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plot", default=None, help="quality-versus-PSNR plot (PNG; needs matplotlib)")
     ev.add_argument("--seed", type=nonnegative_int, default=0)
     ev.add_argument("--device", default="auto")
-    ev.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    ev.add_argument("--precision", default="auto", choices=PRECISION_CHOICES)
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: settings that may differ from the recorded run; recorded in the history",
     )
     tr.add_argument("--device", default="auto")
-    tr.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    tr.add_argument("--precision", default="auto", choices=PRECISION_CHOICES)
     tr.set_defaults(func=cmd_train)
 
     ld = command(sub, "ladder", help="a distortion ladder for one patch, with its PSNRs")

@@ -28,6 +28,10 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 AUTO = "auto"
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
+#: What users can pick: "auto" then the concrete precisions (the CLI and the widgets list these).
+PRECISION_CHOICES = (AUTO, *PRECISIONS)
+
+
 #: Peak bytes per pixel of a forward pass at 128 channels, measured on CPU
 #: (oneDNN, channels_last): about 2.1 kB in fp32 and 1.1 kB in bf16.
 _BYTES_PER_PX = {"fp32": 2300, "bf16": 1300, "fp16": 1300}
@@ -64,6 +68,12 @@ def available_devices() -> list[str]:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         out.append("mps")
     return [*out, "cpu"]
+
+
+def precision_choices(device: str = "auto") -> list[str]:
+    """The precisions a picker offers for ``device``: fp16 only where a CUDA GPU runs it."""
+    gpu = device.startswith("cuda") or (device == AUTO and available_devices()[0].startswith("cuda"))
+    return [p for p in PRECISION_CHOICES if gpu or p != "fp16"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

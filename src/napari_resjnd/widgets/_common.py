@@ -112,6 +112,8 @@ def dockable(widget: DockContainer, name: str) -> None:
     for combo in widget.body.findChildren(QComboBox):
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         combo.setMinimumContentsLength(8)
+        combo.currentTextChanged.connect(combo.setToolTip)  # the whole choice, where the box cuts it
+        combo.setToolTip(combo.currentText())
     # Never hide a control: a body wider than the dock scrolls sideways too.
     native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     widget.body.layout().addStretch(1)  # rows at the top, not spread over a tall dock

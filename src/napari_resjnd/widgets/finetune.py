@@ -30,7 +30,7 @@ from magicgui.widgets import (
 )
 
 from ..core.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult, iter_finetune
-from ..core.inference import Cancelled, available_devices
+from ..core.inference import Cancelled, available_devices, precision_choices
 from ..core.pairs import Box, load_pair_folder, make_pair
 from ..core.weights import REGISTRY, WeightsError, is_cached, iter_fetch, load_model, models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
@@ -166,7 +166,7 @@ class FinetuneWidget(DockContainer):
         self.augment = CheckBox(label="flips and rotations", value=True)
         self.freeze = Select(label="freeze", choices=list(LAYERS), value=[])
         self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
-        self.precision = ComboBox(label="precision", choices=["auto", "fp32", "bf16"], value="auto")
+        self.precision = ComboBox(label="precision", choices=precision_choices(), value="auto")
         self.advanced = Container(
             widgets=[
                 self.seed,

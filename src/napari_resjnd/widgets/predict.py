@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, ProgressBar, PushButton, SpinBox
 
-from ..core.inference import Cancelled, Prediction, available_devices, iter_predict
+from ..core.inference import Cancelled, Prediction, available_devices, iter_predict, precision_choices
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY, WeightsError, cache_dir, is_cached, iter_fetch
 from . import _layers
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
@@ -211,9 +211,7 @@ class PredictWidget(DockContainer):
         return layer_choices(self._viewer, (Image,))
 
     def _precision_choices(self, _=None):
-        dev = self.device.value if hasattr(self, "device") else "auto"
-        gpu = dev.startswith("cuda") or (dev == "auto" and available_devices()[0].startswith("cuda"))
-        return ["auto", "fp32", "bf16", "fp16"] if gpu else ["auto", "fp32", "bf16"]
+        return precision_choices(self.device.value if hasattr(self, "device") else "auto")
 
     def _refresh_layers(self, _=None):
         self.image.reset_choices()
