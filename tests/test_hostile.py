@@ -548,7 +548,7 @@ def test_ctrl_c_in_predict_is_one_line_and_130(tmp_path):
 
 
 def test_ctrl_c_in_finetune_is_one_line_and_130(tmp_path, monkeypatch, capsys):
-    from napari_resjnd.core import finetune as F
+    from napari_resjnd.core import loop as F
 
     pair_folder(tmp_path / "pairs")
     w = tiny_weights(tmp_path)

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .finetune import DEFAULT_PATCH, FinetuneConfig, check_config, run_training
+from .config import DEFAULT_PATCH, FinetuneConfig, check_config
 from .images import read_image
+from .loop import run_training
 from .pairs import as_rgb, augment, folder_patch, pair_files
 
 

@@ -1,0 +1,80 @@
+"""Settings of a fine-tuning or training run: presets, the configuration, the
+result, and their checks. One source for the defaults the CLI and widgets show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import ResJND
+
+LAYERS = ("input", "conv1", "conv2", "output")
+
+#: Optimisation presets. "authors": the ResJND training recipe. "finetune": for
+#: starting from trained weights (Adam at a small rate, gradient clipping kept).
+PRESETS = {
+    "authors": {
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "clip": 0.4,
+        "step_epochs": 100,
+        "gamma": 0.1,
+        "reduction": "sum",
+    },
+    "finetune": {
+        "optimizer": "adam",
+        "lr": 1e-4,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "clip": 0.4,
+        "step_epochs": 0,
+        "gamma": 0.1,
+        "reduction": "mean",
+    },
+}
+
+
+#: The patch side used when none is given and the images allow it.
+DEFAULT_PATCH = 48
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Hyperparameters; ``lr=None`` takes the preset's."""
+
+    epochs: int = 10
+    #: Patch side in px; None: :data:`DEFAULT_PATCH`, or the pairs' own side when
+    #: every pair has one size smaller than that (a folder of small patches).
+    patch: int | None = None
+    batch: int = 8
+    preset: str = "finetune"
+    lr: float | None = None
+    seed: int = 0
+    val_fraction: float = 0.2
+    val_by: str = "patches"
+    augment: bool = True
+    freeze: tuple[str, ...] = ()
+    patience: int = 5
+    val_every: int = 1
+    device: str = "auto"
+    precision: str = "fp32"
+
+
+@dataclass
+class FinetuneResult:
+    model: ResJND
+    history: dict
+    checkpoint: Path | None
+    stopped: str  # "finished", "early stop", "stopped", "diverged"
+
+
+def check_config(config: FinetuneConfig) -> None:
+    if config.preset not in PRESETS:
+        raise ValueError(f"preset must be one of {list(PRESETS)}, got {config.preset!r}")
+    bad = set(config.freeze) - set(LAYERS)
+    if bad:
+        raise ValueError(f"cannot freeze {sorted(bad)}; layers are {list(LAYERS)}")
+    if (config.patch is not None and config.patch < 8) or config.batch < 1 or config.epochs < 0 or config.val_every < 1:
+        raise ValueError("patch must be >= 8 px, batch >= 1, epochs >= 0 and val_every >= 1")

@@ -1,0 +1,274 @@
+"""The one training loop, for fine-tuning in memory and for dataset-scale
+training from folders (optionally distributed): optimiser and schedule, resume,
+validation, the divergence guard, best checkpoints and early stopping.
+
+Losses in the history are the mean squared error per pixel and channel in
+[0, 1] units, whatever reduction the optimiser uses, so runs compare.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Generator
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .checkpoints import RESUME_KEYS, history_path, read_resume, resume_path
+from .config import LAYERS, PRESETS, FinetuneConfig, FinetuneResult
+from .files import atomic_write
+from .inference import resolve_device, resolve_precision
+from .model import ResJND
+from .weights import save_weights
+
+
+def _autocast(device: torch.device, precision: str):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def evaluate_loss(model, batches, device, precision="fp32", dist=None) -> float:
+    """Mean squared error per element over ``batches`` (summed over ranks)."""
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=device)
+    with torch.no_grad(), _autocast(device, precision):
+        for x, y in batches:
+            total[0] += float(torch.sum((model(x).float() - y) ** 2))
+            total[1] += y.numel()
+    if dist is not None:
+        dist.all_reduce(total)
+    return float(total[0] / total[1]) if total[1] else math.nan
+
+
+def _norm(value):
+    """Compare JSON-read and in-memory settings alike (lists and tuples, ints and floats)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def run_training(
+    model: ResJND,
+    data,
+    out: str | Path,
+    config: FinetuneConfig,
+    *,
+    resume=None,
+    should_stop=None,
+    dist=None,
+    device=None,
+    override: tuple[str, ...] = (),
+) -> Generator[dict, None, FinetuneResult]:
+    """The one training loop, for fine-tuning (:class:`MemoryData`) and for
+    dataset-scale training (``core.training.FolderData``, optionally distributed).
+
+    ``data`` gives ``steps()``, ``train_batches(epoch, device)``, ``val_batches(device)``,
+    ``summary`` and ``state()``/``load_state()``. With ``dist`` (``torch.distributed``,
+    initialised), gradients are averaged by DistributedDataParallel, losses are
+    summed over ranks, and only rank 0 writes files. On ``resume`` the
+    :data:`RESUME_KEYS` settings must equal the recorded ones, except those named
+    in ``override`` (recorded in the history as overrides).
+    """
+    if config.lr is not None and not config.lr > 0:
+        raise ValueError(f"learning rate must be above 0, got {config.lr}")
+    hp = {**PRESETS[config.preset], **({"lr": config.lr} if config.lr else {})}
+    out = Path(out)
+    device = device or resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    world = dist.get_world_size() if dist is not None else 1
+    writer = dist is None or dist.get_rank() == 0
+
+    model.to(device=device, memory_format=torch.channels_last)
+    for name in LAYERS:
+        getattr(model, name).weight.requires_grad_(name not in config.freeze)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("every layer is frozen: nothing to train")
+    if hp["optimizer"] == "sgd":
+        opt = torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"])
+    else:
+        opt = torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=hp["step_epochs"] or 10**9, gamma=hp["gamma"])
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    base = dict(getattr(model, "provenance", {}) or {})
+    history = {
+        "config": asdict(config),
+        "precision": precision,
+        "hyperparameters": hp,
+        "data": data.summary,
+        "world_size": world,
+        "base_weights": base.get("weights"),
+        "base_sha256": base.get("base_sha256", base.get("sha256")),
+        "loss": "MSE per pixel and channel, [0, 1] units",
+        "epochs": [],
+    }
+    torch.manual_seed(config.seed)
+    start_epoch, best = 1, math.inf
+    if resume is not None:
+        state = read_resume(resume, map_location=device)
+        recorded = json.loads(state["history"])
+        now = asdict(config)
+        changed = {
+            k: (recorded["config"].get(k), now[k])
+            for k in RESUME_KEYS
+            if _norm(recorded["config"].get(k)) != _norm(now[k])
+        }
+        refused = sorted(set(changed) - set(override))
+        if refused:
+            raise ValueError(
+                "resuming "
+                + "; ".join(
+                    f"{k} {changed[k][1]!r} differs from the {changed[k][0]!r} recorded in {resume}" for k in refused
+                )
+                + ": leave it out to keep the recorded value, or override it explicitly ("
+                + ", ".join(f"--override {k}" for k in refused)
+                + ")"
+            )
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ValueError(
+                f"{resume_path(resume)} does not fit this network or optimiser ({str(e).splitlines()[0]})"
+            ) from None
+        history = recorded
+        if changed:
+            history.setdefault("overrides", []).append(
+                {"from_epoch": int(state["epoch"]) + 1, **{k: {"was": a, "now": b} for k, (a, b) in changed.items()}}
+            )
+            history["config"] = {**history["config"], **{k: now[k] for k in changed}}
+        history["config"]["epochs"] = config.epochs
+        if writer and Path(out).resolve() != Path(resume).resolve() and Path(resume).is_file():
+            import shutil  # the best weights so far go with the run to its new name
+
+            atomic_write(out, lambda t: shutil.copyfile(resume, t))
+        start_epoch = int(state["epoch"]) + 1
+        best = min((e["val_loss"] for e in history["epochs"] if e["val_loss"] is not None), default=math.inf)
+        data.load_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+    steps = data.steps()
+    has_val = data.summary.get("val_patches", 0) > 0
+    yield {
+        "kind": "start",
+        "train_patches": data.summary["train_patches"],
+        "val_patches": data.summary["val_patches"],
+        "steps": steps,
+        "epochs": config.epochs,
+        "patch": config.patch,
+        "start_epoch": start_epoch,
+    }
+
+    def save_best():
+        if not writer:
+            return
+        training = {k: history[k] for k in ("config", "hyperparameters", "data", "loss")}
+        scored = [e for e in history["epochs"] if e["val_loss"] is not None]
+        training["best_epoch"] = min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None
+        training["best_val_loss"] = best if math.isfinite(best) else None
+        model.provenance = {**base, "weights": base.get("weights")}
+        save_weights(model, out, training=training)
+
+    def save_state(epoch):
+        if not writer:
+            return
+        atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "epoch": epoch,
+            "history": json.dumps(history),
+            "rng": data.state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        atomic_write(resume_path(out), lambda t: torch.save(state, t))
+
+    if not history["epochs"]:  # a fresh run (a resumed one has its epoch 0 already)
+        v0 = evaluate_loss(model, data.val_batches(device), device, precision, dist) if has_val else None
+        history["epochs"].append({"epoch": 0, "train_loss": None, "val_loss": v0})
+        best = v0 if v0 is not None else math.inf
+        save_best()
+        save_state(0)
+        yield {"kind": "epoch", "epoch": 0, "train_loss": None, "val_loss": v0, "best": True}
+
+    stopped, since_best = "finished", 0
+    last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for epoch in range(start_epoch, config.epochs + 1):
+        net.train()
+        t0 = time.perf_counter()
+        total = torch.zeros(2, dtype=torch.float64)
+        for step, (x, y) in enumerate(data.train_batches(epoch, device), 1):
+            if should_stop is not None and should_stop():
+                stopped = "stopped"
+                break
+            with _autocast(device, precision):
+                pred = net(x).float()
+            sq = torch.sum((pred - y) ** 2)
+            # DDP averages gradients over ranks: scale a summed loss so the
+            # gradient is that of the whole (global) batch, as in one process
+            loss = sq * world if hp["reduction"] == "sum" else sq / y.numel()
+            bad = torch.tensor([0.0 if torch.isfinite(loss) else 1.0])
+            if dist is not None:
+                dist.all_reduce(bad)
+            if bad.item():
+                model.load_state_dict(last_good)
+                stopped = "diverged"
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, hp["clip"])
+            opt.step()
+            last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            step_total = torch.tensor([float(sq.detach()), float(y.numel())], dtype=torch.float64)
+            if dist is not None:
+                dist.all_reduce(step_total)
+            total += step_total
+            yield {
+                "kind": "step",
+                "epoch": epoch,
+                "step": step,
+                "steps": steps,
+                "loss": float(step_total[0] / step_total[1]),
+                "patches_per_s": float(total[1]) / (3 * config.patch**2) / (time.perf_counter() - t0),
+            }
+        if stopped != "finished":
+            break
+        sched.step()
+        validate = has_val and (epoch % config.val_every == 0 or epoch == config.epochs)
+        v = evaluate_loss(model, data.val_batches(device), device, precision, dist) if validate else None
+        train_loss = float(total[0] / total[1]) if total[1] else None
+        improved = (v < best) if v is not None else not has_val
+        history["epochs"].append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": v,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "lr": opt.param_groups[0]["lr"],
+            }
+        )
+        if improved:
+            best, since_best = (v if v is not None else best), 0
+            save_best()
+        elif v is not None:
+            since_best += 1
+        save_state(epoch)
+        yield {"kind": "epoch", "epoch": epoch, "train_loss": train_loss, "val_loss": v, "best": improved}
+        if config.patience and since_best >= config.patience:
+            stopped = "early stop"
+            break
+
+    history["stopped"] = stopped
+    if writer:
+        atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
+    model.eval()
+    return FinetuneResult(model=model, history=history, checkpoint=out, stopped=stopped)
