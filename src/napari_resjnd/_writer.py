@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .core.files import atomic_write
+
 
 def _jsonable(obj):
     if isinstance(obj, dict):
@@ -43,10 +45,11 @@ def write_layer_with_provenance(path: str, data, meta: dict) -> list[str]:
             "metadata": meta.get("metadata", {}),
         }
     )
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(
-        p, arr, photometric="rgb" if meta.get("rgb") else "minisblack", metadata={"napari_resjnd": json.dumps(info)}
+    photometric = "rgb" if meta.get("rgb") else "minisblack"
+    atomic_write(
+        p, lambda tmp: tifffile.imwrite(tmp, arr, photometric=photometric, metadata={"napari_resjnd": json.dumps(info)})
     )
     side = p.with_suffix(".json")
-    side.write_text(json.dumps(info, indent=2))
+    text = json.dumps(info, indent=2)
+    atomic_write(side, lambda tmp: Path(tmp).write_text(text))
     return [str(p), str(side)]
