@@ -593,59 +593,16 @@ def test_a_bug_is_one_line_unless_debug(tmp_path, monkeypatch, capsys):
 def test_resume_keeps_or_refuses_recorded_settings(tmp_path, capsys):
     pair_folder(tmp_path / "pairs", n=4)
     out = tmp_path / "m.safetensors"
-    base = [
-        "train",
-        "--pairs",
-        str(tmp_path / "pairs"),
-        "--channels",
-        "8",
-        "--recursions",
-        "2",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--precision",
-        "fp32",
-        "--batch",
-        "2",
-        "--patch",
-        "24",
-        "--val-every",
-        "1",
-    ]
+    common = ["train", "--pairs", str(tmp_path / "pairs"), "--channels", "8", "--recursions", "2"]
+    common += ["--workers", "0", "--device", "cpu", "--precision", "fp32"]
+    base = [*common, "--batch", "2", "--patch", "24", "--val-every", "1"]
     assert main([*base, "--out", str(out), "--epochs", "1"]) == 0
     # a new --patch without --override: refused, nothing changed
     before = out.read_bytes()
     assert main([*base[:-4], "--patch", "16", "--out", str(out), "--epochs", "2", "--resume", str(out)]) == 2
     assert "patch 16 differs from the 24 recorded" in capsys.readouterr().err and out.read_bytes() == before
     # settings left out are the recorded ones (batch 2, patch 24), and the epochs go on
-    assert (
-        main(
-            [
-                "train",
-                "--pairs",
-                str(tmp_path / "pairs"),
-                "--channels",
-                "8",
-                "--recursions",
-                "2",
-                "--workers",
-                "0",
-                "--device",
-                "cpu",
-                "--precision",
-                "fp32",
-                "--out",
-                str(out),
-                "--epochs",
-                "2",
-                "--resume",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main([*common, "--out", str(out), "--epochs", "2", "--resume", str(out)]) == 0
     h = json.loads(out.with_suffix(".json").read_text())
     assert [e["epoch"] for e in h["epochs"]] == [0, 1, 2] and h["config"]["batch"] == 2
     # an explicit override is recorded; resuming into a new --out carries the best weights along
