@@ -117,10 +117,6 @@ class ImageFile:
     rgb: bool  # the last axis is colour (3 or 4 samples)
     orientation: int = 1  # EXIF orientation tag (1: none); pixels stay as stored
 
-    @property
-    def stack(self) -> bool:
-        return self.data.ndim - (3 if self.rgb else 2) > 0
-
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read a file as an array (see :func:`load_image`)."""
@@ -152,6 +148,32 @@ def load_image(path: str | Path) -> ImageFile:
         raise ValueError(f"{path}: not enough memory to read it") from None
     except Exception as e:  # damaged files raise every kind of error in the decoders
         raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding the pixels;
+    the same limits as :func:`load_image` (a decompression bomb is refused)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in {".tif", ".tiff"}:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                page = tf.pages.first
+                h, w = int(page.imagelength), int(page.imagewidth)
+        else:
+            from PIL import Image
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    h, w = im.height, im.width
+        _check_pixels(h, w)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    except Exception as e:  # damaged files raise every kind of error in the decoders
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    return h, w
 
 
 def _check_pixels(h: int, w: int, planes: int = 1) -> None:

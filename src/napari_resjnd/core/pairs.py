@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_write
-from .images import layout_of, plane_rgb, read_image, to_unit_float
+from .images import image_size, layout_of, plane_rgb, read_image, to_unit_float
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
 
@@ -70,28 +70,6 @@ def pair_files(root: str | Path) -> list[tuple[str, Path, Path]]:
     if not dn:
         raise ValueError(f"{root}: no images in data/")
     return [(n, dn[n], ln[n]) for n in sorted(dn)]
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) of an image file from its header, without decoding the pixels."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() in {".tif", ".tiff"}:
-            import tifffile
-
-            with tifffile.TiffFile(path) as tf:
-                page = tf.pages.first
-                return int(page.imagelength), int(page.imagewidth)
-        import warnings
-
-        from PIL import Image
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                return im.height, im.width
-    except Exception as e:  # damaged files raise every kind of error in the decoders
-        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 def folder_patch(files: list[tuple[str, Path, Path]], patch: int | None, default: int) -> int:
