@@ -114,11 +114,18 @@ def test_event_loop_keeps_ticking(qtbot, viewer_widget, slow_file):
     gap_layers = np.diff(np.r_[returned[0], layers]).max()
     print(
         f"compute {returned[0] - t0:.2f} s, {len(compute)} ticks, longest gap {gap_compute * 1000:.0f} ms; "
-        f"adding layers: longest gap {gap_layers * 1000:.0f} ms"
+        f"adding layers: {len(layers)} ticks, longest gap {gap_layers * 1000:.0f} ms"
     )
     assert returned[0] - t0 > 1.0 and len(compute) > 30
-    assert gap_compute < 0.2
-    assert gap_layers < 0.5
+    # The network runs about 5 s: a blocked event loop would show a gap that long. The bound is
+    # generous because this shared VM sometimes stalls every process for 0.1-0.3 s.
+    assert gap_compute < 0.5
+    # One layer per event-loop turn: the timer fires between the insertions (3 layers; all of them
+    # in one turn would leave at most 1 tick, and Qt may run a due 0-ms timer before ours). Each
+    # insertion is napari's own work, 0.1-0.3 s here, and this shared VM varies up to 2x (one CI run
+    # measured 0.51 s), so the per-gap bound is generous; the tick count is what shows the turns.
+    assert len(layers) >= 2, len(layers)
+    assert gap_layers < 1.0
 
 
 def test_stack_current_plane_and_whole_stack(qtbot, viewer_widget, tmp_path):
