@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from napari_resjnd import predict
-from napari_resjnd.core.inference import available_devices
+from napari_resjnd.core.devices import available_devices
 from napari_resjnd.core.model import ResJND
 from napari_resjnd.core.weights import REGISTRY, WeightsError, load_model
 

@@ -39,7 +39,8 @@ def child(weights: str, precision: str, steps: int) -> None:
     import torch
 
     from napari_resjnd import load_model
-    from napari_resjnd.core.finetune import _autocast, _tensors
+    from napari_resjnd.core.devices import autocast
+    from napari_resjnd.core.finetune import _tensors
     from napari_resjnd.core.pairs import PatchIndex
 
     model = load_model(weights).train()
@@ -56,7 +57,7 @@ def child(weights: str, precision: str, steps: int) -> None:
     for s in range(steps + 1):  # the first step warms up
         x, y = _tensors(ps, idx[8 * s : 8 * s + 8], 64, dev)
         t = time.perf_counter()
-        with _autocast(dev, precision):
+        with autocast(dev, precision):
             loss = torch.mean((model(x).float() - y) ** 2)
         opt.zero_grad()
         loss.backward()

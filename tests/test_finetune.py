@@ -2,6 +2,7 @@
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from skimage import data as skdata
 
 from napari_resjnd import load_model, predict
 from napari_resjnd.cli import main
+from napari_resjnd.core.events import EpochDone, TrainingStarted, TrainingStep, drive
 from napari_resjnd.core.finetune import FinetuneConfig, finetune, history_path, iter_finetune, resume_path
 from napari_resjnd.core.pairs import load_pair_folder, make_pair, patch_origins
 
@@ -41,8 +43,12 @@ def test_validation_loss_falls_and_files_are_written(tmp_path, jpeg_pairs):
     assert h["epochs"][0]["train_loss"] is None and h["epochs"][0]["val_loss"] > 0
     assert h["epochs"][-1]["val_loss"] < h["epochs"][0]["val_loss"]
     assert res.stopped == "finished" and resume_path(out).exists()
-    steps = [e for e in events if e["kind"] == "step"]
-    assert steps and all(np.isfinite(e["loss"]) for e in steps)
+    assert isinstance(events[0], TrainingStarted) and events[0].val_patches > 0
+    steps = [e for e in events if isinstance(e, TrainingStep)]
+    assert steps and all(np.isfinite(e.loss) for e in steps)
+    epochs = [e for e in events if isinstance(e, EpochDone)]
+    assert [e.epoch for e in epochs] == [0, 1, 2, 3] and epochs[0].best
+    assert [e.val_loss for e in epochs] == [e["val_loss"] for e in h["epochs"]]
     m = load_model(out)
     assert m.provenance["base_sha256"] == "0" * 64
     assert m.provenance["training"]["hyperparameters"]["optimizer"] == "adam"
@@ -51,29 +57,29 @@ def test_validation_loss_falls_and_files_are_written(tmp_path, jpeg_pairs):
 
 def test_authors_weights_improve_towards_jpeg_targets(tmp_path, jpeg_pairs, official_cache):
     """The finetune preset (Adam 1e-4) lowers the validation loss from the first epoch."""
-    cfg = FinetuneConfig(epochs=1, patch=48, batch=4, device="cpu", val_fraction=0.3, precision="bf16")
+    cfg = FinetuneConfig(epochs=1, patch=48, batch=4, device="cpu", val_fraction=0.3, precision="fp32")
     res = finetune(load_model("resjnd-cplset"), jpeg_pairs, tmp_path / "ft.safetensors", cfg)
     v = [e["val_loss"] for e in res.history["epochs"]]
     print("authors' weights, val loss per epoch:", v)
     assert v[1] < v[0]
 
 
+def test_bf16_autocast_training_runs_and_records_its_precision(tmp_path, jpeg_pairs):
+    cfg = replace(FAST, epochs=1, precision="bf16")
+    res = finetune(make_tiny(), jpeg_pairs[:1], tmp_path / "bf.safetensors", cfg)
+    assert res.history["precision"] == "bf16" and res.stopped == "finished"
+    assert all(np.isfinite(e["val_loss"]) for e in res.history["epochs"])
+
+
 def test_stop_takes_effect_within_one_step(tmp_path, jpeg_pairs):
     steps = []
     gen = iter_finetune(make_tiny(), jpeg_pairs, tmp_path / "ft.safetensors", FAST, should_stop=lambda: len(steps) >= 2)
-    try:
-        while True:
-            ev = next(gen)
-            if ev["kind"] == "step":
-                steps.append(ev)
-    except StopIteration as end:
-        res = end.value
+    res = drive(gen, lambda ev: steps.append(ev) if isinstance(ev, TrainingStep) else None)
     assert len(steps) == 2 and res.stopped == "stopped"
     assert (tmp_path / "ft.safetensors").exists()  # the best so far (epoch 0) is kept
 
 
 def test_resume_continues_where_the_run_left_off(tmp_path, jpeg_pairs):
-    from dataclasses import replace
 
     straight = finetune(make_tiny(), jpeg_pairs, tmp_path / "a.safetensors", replace(FAST, epochs=4))
     first = finetune(make_tiny(), jpeg_pairs, tmp_path / "b.safetensors", replace(FAST, epochs=2))
@@ -87,7 +93,7 @@ def test_resume_continues_where_the_run_left_off(tmp_path, jpeg_pairs):
         resume=tmp_path / "b.safetensors",
         on_event=events.append,
     )
-    assert events[0]["start_epoch"] == 3
+    assert events[0].start_epoch == 3
     assert [e["epoch"] for e in second.history["epochs"]] == [0, 1, 2, 3, 4]
     a = [e["val_loss"] for e in straight.history["epochs"]]
     b = [e["val_loss"] for e in second.history["epochs"]]
@@ -95,7 +101,6 @@ def test_resume_continues_where_the_run_left_off(tmp_path, jpeg_pairs):
 
 
 def test_checkpoint_round_trips_predictions(tmp_path, jpeg_pairs, rng):
-    from dataclasses import replace
 
     out = tmp_path / "ft.safetensors"
     res = finetune(make_tiny(), jpeg_pairs, out, replace(FAST, epochs=1, val_fraction=0.0))
@@ -106,7 +111,6 @@ def test_checkpoint_round_trips_predictions(tmp_path, jpeg_pairs, rng):
 
 
 def test_diverging_run_keeps_last_good_weights(tmp_path, jpeg_pairs):
-    from dataclasses import replace
 
     cfg = replace(FAST, preset="authors", lr=1e30, epochs=2)
     res = finetune(make_tiny(), jpeg_pairs, tmp_path / "ft.safetensors", cfg)
@@ -115,7 +119,6 @@ def test_diverging_run_keeps_last_good_weights(tmp_path, jpeg_pairs):
 
 
 def test_frozen_layers_do_not_move(tmp_path, jpeg_pairs):
-    from dataclasses import replace
 
     net = make_tiny()
     before = {k: v.clone() for k, v in net.state_dict().items()}

@@ -5,7 +5,8 @@ import pytest
 from conftest import make_tiny
 
 from napari_resjnd import Cancelled, predict
-from napari_resjnd.core.inference import auto_tile, resolve_device, tile_boxes
+from napari_resjnd.core.devices import resolve_device
+from napari_resjnd.core.inference import auto_tile, tile_boxes
 from napari_resjnd.core.jnd import jnd_from_cpl, normalise_max
 
 
@@ -106,7 +107,7 @@ def test_bad_inputs_raise(tiny, img, match):
 
 
 def test_auto_precision_resolves_per_device(tiny):
-    from napari_resjnd.core.inference import cpu_has_fast_bf16
+    from napari_resjnd.core.devices import cpu_has_fast_bf16
 
     p = predict(tiny, np.zeros((8, 8, 3), np.uint8), device="cpu", precision="auto")
     assert p.metadata["precision"] == ("bf16" if cpu_has_fast_bf16() else "fp32")

@@ -61,7 +61,7 @@ def test_long_error_does_not_widen_the_dock(make_napari_viewer, qtbot):
     before = canvas_width(viewer)
     predict = docks[WIDGETS[0]][1]
     message = "x" * 2000
-    predict._report_error(message)
+    predict.report_error(message)
     settle(qtbot)
     assert win.width() == 1280 and win.height() == 800
     assert canvas_width(viewer) == before and before >= 0.45 * win.width()

@@ -74,7 +74,7 @@ def test_scripted_session_produces_the_target_layer(qtbot, setup, tmp_path):
     assert STIM_CANDIDATE not in viewer.layers
     # the Fine-tune widget takes the target layer directly
     ft = FinetuneWidget(viewer)
-    assert "astro CPL target" in [name for name, _ in ft._images()]
+    assert "astro CPL target" in [layer.name for layer in ft.pristine.choices]
 
 
 def test_side_by_side_and_resume_after_a_crash(qtbot, setup, tmp_path):

@@ -25,7 +25,7 @@ def test_widget_matches_cli_and_adds_noisy_layers(qtbot, make_napari_viewer, tmp
     pred = predict(make_tiny(), img, device="cpu")
     _layers.add_or_update(viewer, src, pred, ["JND"], True)
     w.image.value = src
-    assert "layer:coffee JND" in [v for _, v in w._map_choices()]
+    assert "layer:coffee JND" in list(w.maps.choices)
     w.maps.value = ["layer:coffee JND", "chou", "uniform", "shuffled"]
     w.psnr.value = "26, 32"
     w.run()

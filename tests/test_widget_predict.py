@@ -24,6 +24,11 @@ def viewer_widget(make_napari_viewer):
     widget.cancel()
 
 
+def labels(widget) -> list[str]:
+    """The weights picker's entries as the user reads them."""
+    return [widget.model.native.itemText(i) for i in range(widget.model.native.count())]
+
+
 def run_and_wait(qtbot, widget, timeout=60_000):
     widget.run()
     assert widget.busy, widget.status.value
@@ -57,7 +62,7 @@ def test_real_network_adds_three_layers(qtbot, viewer_widget, official_cache):
     assert 0.5 < float(jnd.data.mean()) < 20  # grey levels, absolute
     assert widget.progress.value == widget.progress.max >= 1
     # the picker now says the weights are loaded
-    assert any("(loaded, academic use)" in label for label, _ in widget._store.choices())
+    assert any("(loaded, academic use)" in label for label in labels(widget))
 
     # re-running updates the layers instead of stacking copies
     widget.show_cpl.value = False
@@ -104,7 +109,7 @@ def test_event_loop_keeps_ticking(qtbot, viewer_widget, slow_file):
     timer.start(20)
     t0 = time.perf_counter()
     widget.run()
-    widget._worker.returned.connect(lambda _: returned.append(time.perf_counter()))
+    widget.runner.worker.returned.connect(lambda _: returned.append(time.perf_counter()))
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     timer.stop()
     assert widget.status.value.startswith("done"), widget.status.value
@@ -155,7 +160,7 @@ def test_wrong_layer_types_are_refused(qtbot, viewer_widget):
     viewer, widget = viewer_widget
     labels = viewer.add_labels(np.zeros((20, 20), np.int32), name="labels")
     viewer.add_points([[1, 1]], name="pts")
-    assert [name for name, _ in widget._image_choices()] == []
+    assert list(widget.image.choices) == []
     widget.run(labels)
     assert not widget.busy
     assert "Labels layer" in widget.status.value and "Image layer" in widget.status.value
@@ -180,7 +185,7 @@ def test_offline_first_run_offers_the_ways_out(qtbot, viewer_widget, monkeypatch
 
     viewer, widget = viewer_widget
     viewer.add_image(np.zeros((20, 20, 3), np.uint8), name="img")
-    assert any("(will download, 1.2 MB, academic use)" in label for label, _ in widget._store.choices())
+    assert any("(will download, 1.2 MB, academic use)" in label for label in labels(widget))
     assert not widget.weights_help.visible
     widget.model.value = "resjnd-cplset"
     widget.image.value = viewer.layers["img"]
@@ -228,7 +233,10 @@ def test_first_run_downloads_with_progress_then_says_loaded(qtbot, viewer_widget
     viewer, widget = viewer_widget
     entry = _slow_registry_weights(monkeypatch, slow_server, tmp_path)
     widget.refresh_models()
-    assert any(v == "w64" and "will download, 0.3 MB" in label for label, v in widget._store.choices())
+    assert any(
+        v == "w64" and "will download, 0.3 MB" in label
+        for label, v in zip(labels(widget), widget.model.choices, strict=True)
+    )
     viewer.add_image(np.zeros((24, 24, 3), np.uint8), name="img")
     widget.model.value, widget.image.value = "w64", viewer.layers["img"]
     seen = []
@@ -241,7 +249,10 @@ def test_first_run_downloads_with_progress_then_says_loaded(qtbot, viewer_widget
     assert len(downloading) >= 2 and downloading[-1][1] == entry.size  # bytes, in the widget's bar
     assert widget.status.value.startswith("done"), widget.status.value
     assert W.is_cached("w64") and "img JND" in viewer.layers
-    assert any(v == "w64" and "(loaded, academic use)" in label for label, v in widget._store.choices())
+    assert any(
+        v == "w64" and "(loaded, academic use)" in label
+        for label, v in zip(labels(widget), widget.model.choices, strict=True)
+    )
 
 
 def test_cancel_stops_the_download_and_leaves_nothing(qtbot, viewer_widget, monkeypatch, slow_server, tmp_path):
@@ -286,7 +297,7 @@ def test_classic_models_work_offline_without_weights(qtbot, viewer_widget):
     img = skdata.coffee()[:60, :80]
     viewer.add_image(img, name="coffee", rgb=True)
     widget.image.value = viewer.layers["coffee"]
-    assert "classic:chou" in [v for _, v in widget._store.choices()]
+    assert "classic:chou" in list(widget.model.choices)
     widget.model.value = "classic:chou"
     run_and_wait(qtbot, widget)
     assert [layer.name for layer in viewer.layers] == ["coffee", "coffee JND chou"]

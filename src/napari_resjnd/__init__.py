@@ -4,8 +4,9 @@ The public API lives in the Qt-free core; importing this package never imports
 napari or Qt (the widgets are loaded by napari through ``napari.yaml``).
 """
 
+from .core.devices import available_devices
 from .core.finetune import FinetuneConfig, finetune, iter_finetune
-from .core.inference import Cancelled, Prediction, available_devices, iter_predict, predict
+from .core.inference import Cancelled, Prediction, iter_predict, predict
 from .core.jnd import jnd_from_cpl, jnd_from_residual, normalise_max
 from .core.model import RECEPTIVE_RADIUS, ResJND
 from .core.weights import (

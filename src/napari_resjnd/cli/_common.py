@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 
 class UsageError(ValueError):
@@ -28,7 +29,7 @@ def fail(msg: object, code: int = 2) -> int:
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block) and exit status 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         command = " ".join(self.prog.split()[1:])
         self.exit(
             2, f"resjnd: error: {command + ': ' if command else ''}{one_line(message)} (see {self.prog} --help)\n"
@@ -101,7 +102,7 @@ def psnr_target(text: str) -> float:
 
 def check_device(name: str, what: str = "--device") -> None:
     """Refuse an unknown or absent device before any work."""
-    from ..core.inference import resolve_device
+    from ..core.devices import resolve_device
 
     try:
         resolve_device(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from ._common import fail
 __all__ = ["cmd_gui", "cmd_predict", "write_outputs"]
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..core.batch import list_jobs, parse_shard, run_batch, shard, write_summary
@@ -74,7 +75,7 @@ def cmd_predict(args) -> int:
     return 1 if summary.failed else 0
 
 
-def cmd_gui(args) -> int:
+def cmd_gui(args: argparse.Namespace) -> int:
     from ..launcher import launch
 
     launch(args.images, weights=args.weights)

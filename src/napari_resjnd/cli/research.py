@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from ..core.weights import WeightsError
 from ._common import fail
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     import csv
 
     from ..core import evaluate as ev
@@ -73,8 +74,7 @@ def _box(text: str) -> tuple[int, int, int, int]:
     return y, y + h, x, x + w
 
 
-def cmd_ladder(args) -> int:
-    from PIL import Image
+def cmd_ladder(args: argparse.Namespace) -> int:
 
     from ..core.images import read_image
     from ..core.ladders import make_ladder
@@ -87,12 +87,12 @@ def cmd_ladder(args) -> int:
         lad = make_ladder(image[y0:y1, x0:x1], args.generator, args.levels, seed=args.seed)
     except (OSError, ValueError) as e:
         return fail(str(e))
-    from ..core.files import atomic_write
+    from ..core.files import atomic_write, png_writer
 
     out = Path(args.out)
     for k, level in enumerate(lad.levels):
         png = np.clip(np.rint(level), 0, 255).astype(np.uint8)
-        atomic_write(out / f"level_{k:02d}.png", lambda tmp, png=png: Image.fromarray(png).save(tmp, format="PNG"))
+        atomic_write(out / f"level_{k:02d}.png", png_writer(png))
     info = {
         "image": str(args.image),
         "box_xywh": args.box,
@@ -107,7 +107,7 @@ def cmd_ladder(args) -> int:
     return 0
 
 
-def cmd_annotations_merge(args) -> int:
+def cmd_annotations_merge(args: argparse.Namespace) -> int:
     from ..core.annotation import Session, check_same_image, export_pairs, ladders_for, merge
     from ..core.files import atomic_write
     from ..core.images import read_image

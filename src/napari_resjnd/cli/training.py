@@ -2,83 +2,84 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import Any
+
+from ..core.config import FINETUNE_CONFIG, TRAIN_CONFIG, FinetuneConfig
+from ..core.events import EpochDone, TrainingStarted, TrainingStep, drive
 from ..core.weights import WeightsError
 from ._common import fail
 
 
-def _epoch_printer(args, quiet=False):
-    """An on_event callback: a progress bar per epoch and one line per epoch."""
-    from tqdm import tqdm
+class EpochPrinter:
+    """An ``on_event`` callback for training: a progress bar per epoch, a line per epoch."""
 
-    bar = None
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
 
-    def on_event(ev):
-        nonlocal bar
-        if quiet:
+    def __call__(self, ev: TrainingStarted | TrainingStep | EpochDone) -> None:
+        from tqdm import tqdm
+
+        if self.quiet:
             return
-        if ev["kind"] == "start":
+        if isinstance(ev, TrainingStarted):
             print(
-                f"{ev['train_patches']} training and {ev['val_patches']} validation patches of "
-                f"{ev['patch']} px; {ev['steps']} steps per epoch"
+                f"{ev.train_patches} training and {ev.val_patches} validation patches of "
+                f"{ev.patch} px; {ev.steps} steps per epoch"
             )
-        elif ev["kind"] == "step":
-            if bar is None:
-                bar = tqdm(total=ev["steps"], desc=f"epoch {ev['epoch']}", unit="step", leave=False)
-            bar.update(1)
-            bar.set_postfix(loss=f"{ev['loss']:.2e}")
-        elif ev["kind"] == "epoch":
-            if bar is not None:
-                bar.close()
-                bar = None
-            train = "-" if ev["train_loss"] is None else f"{ev['train_loss']:.4e}"
-            val = "-" if ev["val_loss"] is None else f"{ev['val_loss']:.4e}"
+        elif isinstance(ev, TrainingStep):
+            if self.bar is None:
+                self.bar = tqdm(total=ev.steps, desc=f"epoch {ev.epoch}", unit="step", leave=False)
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{ev.loss:.2e}")
+        elif isinstance(ev, EpochDone):
+            self.close()
+            train = "-" if ev.train_loss is None else f"{ev.train_loss:.4e}"
+            val = "-" if ev.val_loss is None else f"{ev.val_loss:.4e}"
             print(
-                f"epoch {ev['epoch']:3d}  train {train}  val {val}" + ("  (best, saved)" if ev["best"] else ""),
+                f"epoch {ev.epoch:3d}  train {train}  val {val}" + ("  (best, saved)" if ev.best else ""),
                 flush=True,
             )
 
-    def close():
+    def close(self) -> None:
         """End a bar left open (an error mid-epoch), so the message gets its own line."""
-        nonlocal bar
-        if bar is not None:
-            bar.close()
-            bar = None
-
-    on_event.close = close
-    return on_event
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 #: Hyperparameters that ``finetune`` and ``train`` take from the command line when given.
 CONFIG_ARGS = ("epochs", "patch", "batch", "preset", "lr", "seed", "val_fraction", "val_every", "patience", "freeze")
 
 
-def config_from_args(args, defaults: dict | None = None):
+def config_from_args(args: argparse.Namespace, defaults: FinetuneConfig) -> FinetuneConfig:
     """The run's settings: the options given, and for the rest the recorded run's
-    (with ``--resume``) or the core's defaults (:class:`FinetuneConfig`, then ``defaults``)."""
+    (with ``--resume``) or the core's ``defaults``."""
     from dataclasses import asdict
 
-    from ..core.finetune import FinetuneConfig, recorded_config
+    from ..core.finetune import recorded_config
 
     given = {k: getattr(args, k) for k in CONFIG_ARGS if hasattr(args, k)}
     if "freeze" in given:
         given["freeze"] = tuple(given["freeze"] or ())
-    base = asdict(recorded_config(args.resume)) if args.resume else {**asdict(FinetuneConfig()), **(defaults or {})}
+    base = asdict(recorded_config(args.resume) if args.resume else defaults)
     return FinetuneConfig(**{**base, **given, "device": args.device, "precision": args.precision})
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from ..core.finetune import history_path
     from ..core.model import ResJND
-    from ..core.training import TRAIN_DEFAULTS, init_distributed, iter_train
+    from ..core.training import init_distributed, iter_train
     from ..core.weights import load_model
 
     dist, device = init_distributed()
     rank = dist.get_rank() if dist is not None else 0
-    on_event = _epoch_printer(args, quiet=rank != 0)
+    on_event = EpochPrinter(quiet=rank != 0)
     try:
-        config = config_from_args(args, TRAIN_DEFAULTS)
+        config = config_from_args(args, TRAIN_CONFIG)
         if args.weights:
             model = load_model(args.weights)
         else:  # the authors' initialisation, the same on every rank
@@ -97,12 +98,7 @@ def cmd_train(args) -> int:
             device=device,
             override=tuple(args.override),
         )
-        while True:
-            try:
-                on_event(next(gen))
-            except StopIteration as end:
-                result = end.value
-                break
+        result = drive(gen, on_event)
     except (WeightsError, ValueError, OSError) as e:
         on_event.close()
         if dist is not None:
@@ -114,18 +110,18 @@ def cmd_train(args) -> int:
         dist.barrier()
         dist.destroy_process_group()
     if rank == 0:
-        print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(result.checkpoint)}")
+        print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(args.out)}")
     return 0
 
 
-def cmd_finetune(args) -> int:
+def cmd_finetune(args: argparse.Namespace) -> int:
     from ..core.finetune import finetune, history_path
     from ..core.pairs import load_pair_folder
     from ..core.weights import load_model
 
-    on_event = _epoch_printer(args)
+    on_event = EpochPrinter()
     try:
-        config = config_from_args(args)
+        config = config_from_args(args, FINETUNE_CONFIG)
         model = load_model(args.weights)
         pairs = load_pair_folder(args.pairs)
         print(f"{len(pairs)} image pairs")
@@ -135,11 +131,11 @@ def cmd_finetune(args) -> int:
     except (WeightsError, ValueError, OSError) as e:
         on_event.close()
         return fail(str(e))
-    print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(result.checkpoint)}")
+    print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(args.out)}")
     return 0
 
 
-def cmd_patches(args) -> int:
+def cmd_patches(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..core.pairs import write_patches

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
+from .files import atomic_write, png_writer
 from .ladders import make_ladder
+from .pairs import Box
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Session:
     def next_patch(self) -> int | None:
         return next((i for i, p in enumerate(self.patches) if p.critical is None), None)
 
-    def record(self, i: int, level: int, same: bool, **timing) -> None:
+    def record(self, i: int, level: int, same: bool, **timing: float) -> None:
         p = self.patches[i]
         p.trials.append({"level": level, "same": bool(same), **timing})
         s = self.staircase(i)
@@ -144,7 +146,13 @@ def image_sha256(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def check_same_image(sessions: list[Session], names: list[str], image: np.ndarray, image_name: str, read=None) -> None:
+def check_same_image(
+    sessions: list[Session],
+    names: list[str],
+    image: np.ndarray,
+    image_name: str,
+    read: Callable[[str], np.ndarray] | None = None,
+) -> None:
     """Refuse sessions that are unfinished or of another image than ``image`` (by
     content hash and shape). A session without a recorded hash is checked against
     its own image file, read with ``read``."""
@@ -184,7 +192,7 @@ def ladders_for(image: np.ndarray, session: Session, jnd: np.ndarray | None = No
     return out
 
 
-def assemble_target(image: np.ndarray, boxes, versions) -> np.ndarray:
+def assemble_target(image: np.ndarray, boxes: Sequence[Box], versions: Sequence[np.ndarray]) -> np.ndarray:
     """The pristine image (float, [0, 255]) with each box replaced by its version."""
     from .images import rgb255
 
@@ -208,8 +216,8 @@ def merge(sessions: list[Session]) -> dict:
     boxes = [p.box for p in ref.patches]
     rows = []
     for _i, box in enumerate(boxes):
-        crit = [next((p.critical for p in s.patches if p.box == box), None) for s in sessions]
-        crit = [c for c in crit if c is not None]
+        found = [next((p.critical for p in s.patches if p.box == box), None) for s in sessions]
+        crit = [c for c in found if c is not None]
         if not crit:
             continue
         med = int(np.floor(np.median(crit)))
@@ -231,9 +239,10 @@ def merge(sessions: list[Session]) -> dict:
     return {"patches": rows, "agreement": agreement}
 
 
-def export_pairs(image: np.ndarray, boxes, versions, out: str | Path, stem: str = "patch") -> list[Path]:
+def export_pairs(
+    image: np.ndarray, boxes: Sequence[Box], versions: Sequence[np.ndarray], out: str | Path, stem: str = "patch"
+) -> list[Path]:
     """Pristine and critical-level crops as a pair folder (``data/``, ``label/``)."""
-    from PIL import Image
 
     target = assemble_target(image, boxes, versions)
     pristine = assemble_target(image, [], [])
@@ -244,7 +253,7 @@ def export_pairs(image: np.ndarray, boxes, versions, out: str | Path, stem: str 
             for arr, sub in ((pristine, "data"), (target, "label")):
                 p = out / sub / f"{stem}_{i:03d}.png"
                 crop = np.clip(np.rint(arr[y0:y1, x0:x1]), 0, 255).astype(np.uint8)
-                atomic_write(p, lambda tmp, crop=crop: Image.fromarray(crop).save(tmp, format="PNG"))
+                atomic_write(p, png_writer(crop))
                 written.append(p)
     except BaseException:
         for p in written:

@@ -19,6 +19,11 @@ images with pattern complexity") where the summary leaves room:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .inference import Prediction
+
 import numpy as np
 from scipy import ndimage
 
@@ -59,7 +64,7 @@ def luminance_adaptation(bg: np.ndarray) -> np.ndarray:
     return np.where(bg <= 127, 17 * (1 - np.sqrt(np.clip(bg, 0, None) / 127)) + 3, 3 / 128 * (bg - 127) + 3)
 
 
-def chou_li(image) -> np.ndarray:
+def chou_li(image: np.ndarray) -> np.ndarray:
     """Chou & Li 1995: max(spatial masking, luminance adaptation)."""
     y = luminance(image)
     bg, mg = background(y), max_gradient(y)
@@ -77,7 +82,7 @@ def edge_protection(y: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(1 - 0.95 * e, sigma=0.8, truncate=3 / 0.8, mode="reflect")
 
 
-def namm(image) -> np.ndarray:
+def namm(image: np.ndarray) -> np.ndarray:
     """Yang et al. 2005, the nonlinear additivity model for masking (NAMM)."""
     y = luminance(image)
     bg, mg = background(y), max_gradient(y)
@@ -100,7 +105,7 @@ def pattern_complexity(y: np.ndarray) -> np.ndarray:
     return count
 
 
-def wu2017(image) -> np.ndarray:
+def wu2017(image: np.ndarray) -> np.ndarray:
     """Wu et al. 2017: luminance adaptation plus pattern-complexity masking (see module notes)."""
     y = luminance(image)
     la = 0.7 * luminance_adaptation(background(y))
@@ -114,7 +119,7 @@ def wu2017(image) -> np.ndarray:
     return (la + vm - 0.3 * np.minimum(la, vm)).astype(np.float32)
 
 
-def classic_jnd(name: str, image) -> np.ndarray:
+def classic_jnd(name: str, image: np.ndarray) -> np.ndarray:
     """One of :data:`MODELS` by name."""
     funcs = {"chou": chou_li, "namm": namm, "wu2017": wu2017}
     if name not in funcs:
@@ -122,7 +127,7 @@ def classic_jnd(name: str, image) -> np.ndarray:
     return funcs[name](image)
 
 
-def predict_classic(name: str, image, rgb: bool | None = None):
+def predict_classic(name: str, image: np.ndarray, rgb: bool | None = None) -> Prediction:
     """A classic model's JND as a :class:`~.inference.Prediction` (no CPL or residual),
     plane by plane for stacks; weight-free and offline."""
     import time

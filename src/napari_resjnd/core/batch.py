@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import atomic_write
-from .images import load_image
+from .images import ImageFile, load_image
 from .pairs import IMAGE_SUFFIXES
 
 
@@ -29,6 +29,12 @@ class Job:
     def sidecar(self) -> Path:
         """Written last: its presence marks the job as done."""
         return self.out_dir / f"{self.stem}.json"
+
+
+def _pending(read: Future[ImageFile] | None) -> Future[ImageFile]:
+    """A read still to collect (each is collected once, then dropped)."""
+    assert read is not None
+    return read
 
 
 def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = False) -> list[Job]:
@@ -170,13 +176,13 @@ def run_batch(
             ThreadPoolExecutor(2, thread_name_prefix="resjnd-read") as readers,
             ThreadPoolExecutor(1, thread_name_prefix="resjnd-write") as writer,
         ):
-            reads: list[Future] = [readers.submit(load_image, j.source) for j in todo[:2]]
+            reads: list[Future[ImageFile] | None] = [readers.submit(load_image, j.source) for j in todo[:2]]
             writes: list[tuple[Job, Future]] = []
             for k, job in enumerate(todo):
                 if k + 2 < len(todo):
                     reads.append(readers.submit(load_image, todo[k + 2].source))
                 try:
-                    image = reads[k].result()
+                    image = _pending(reads[k]).result()
                     reads[k] = None  # do not keep every image alive
                     pred = compute(image, job)
                 except (OSError, ValueError, MemoryError) as e:

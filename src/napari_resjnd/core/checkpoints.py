@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,7 +21,7 @@ RESUME_KEYS = ("patch", "batch", "preset", "lr", "seed", "val_fraction", "val_by
 _STATE_KEYS = {"model", "optimizer", "scheduler", "epoch", "history", "rng", "torch_rng"}
 
 
-def read_resume(checkpoint: str | Path, map_location="cpu") -> dict:
+def read_resume(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The resume state written beside ``checkpoint``, checked; a missing, damaged or
     foreign file is a one-line ``ValueError`` naming it."""
     p = resume_path(checkpoint)

@@ -3,16 +3,18 @@ result, and their checks. One source for the defaults the CLI and widgets show."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from .devices import AUTO, PRECISIONS
 from .model import ResJND
 
 LAYERS = ("input", "conv1", "conv2", "output")
 
 #: Optimisation presets. "authors": the ResJND training recipe. "finetune": for
 #: starting from trained weights (Adam at a small rate, gradient clipping kept).
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "authors": {
         "optimizer": "sgd",
         "lr": 0.1,
@@ -58,8 +60,16 @@ class FinetuneConfig:
     freeze: tuple[str, ...] = ()
     patience: int = 5
     val_every: int = 1
-    device: str = "auto"
-    precision: str = "fp32"
+    device: str = AUTO
+    precision: str = PRECISIONS[0]
+
+
+#: Fine-tuning's defaults (the widget's and ``resjnd finetune``'s).
+FINETUNE_CONFIG = FinetuneConfig()
+#: Dataset-scale training's defaults (``resjnd train``): the authors' recipe.
+TRAIN_CONFIG = replace(
+    FINETUNE_CONFIG, epochs=250, batch=32, preset="authors", val_fraction=0.1, val_every=10, patience=0
+)
 
 
 @dataclass

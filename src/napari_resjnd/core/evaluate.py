@@ -24,12 +24,14 @@ Metric settings (all on 8-bit-range data, data_range 255):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from .baselines import MODELS, classic_jnd, luminance, to_y
+from .model import ResJND
 
 CONTROLS = ("uniform", "shuffled")
 METRICS = ("psnr", "ssim", "ms_ssim", "vifp", "gmsd", "pspnr")
@@ -179,13 +181,13 @@ class NoisyResult:
 
 def jnd_maps(
     image: np.ndarray,
-    names,
+    names: Iterable[str],
     *,
-    model=None,
+    model: ResJND | None = None,
     seed: int = 0,
-    device="auto",
-    precision="auto",
-    should_stop=None,
+    device: str = "auto",
+    precision: str = "auto",
+    should_stop: Callable[[], bool] | None = None,
     given: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """The maps to compare, by name: resjnd, chou, namm, wu2017, uniform, shuffled,
@@ -223,7 +225,12 @@ def jnd_maps(
 
 
 def evaluate_image(
-    image: np.ndarray, maps: dict[str, np.ndarray], targets, *, seed: int = 0, pspnr_ref: np.ndarray | None = None
+    image: np.ndarray,
+    maps: dict[str, np.ndarray],
+    targets: Iterable[float],
+    *,
+    seed: int = 0,
+    pspnr_ref: np.ndarray | None = None,
 ) -> list[NoisyResult]:
     """Inject each map's noise at each target PSNR (one shared sign field) and score it."""
     from .images import rgb255

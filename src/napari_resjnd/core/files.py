@@ -7,8 +7,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,3 +23,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def png_writer(array: np.ndarray) -> Callable[[str], None]:
+    """A ``write(tmp)`` for :func:`atomic_write` that saves ``array`` as a PNG."""
+
+    def write(tmp: str) -> None:
+        from PIL import Image
+
+        Image.fromarray(array).save(tmp, format="PNG")
+
+    return write

@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from .checkpoints import RESUME_KEYS, history_path, read_resume, recorded_config, resume_path
 from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult, check_config
-from .loop import _autocast, evaluate_loss, run_training
+from .events import EpochDone, TrainingStarted, TrainingStep, drive
+from .loop import Batch, evaluate_loss, run_training
 from .model import ResJND
 from .pairs import Box, Pair, PatchIndex, augment, checked_patch, cut, patch_origins, split
 
 
-def _batches(items: list[PatchIndex], batch: int, rng: np.random.Generator | None):
+def _batches(items: list[PatchIndex], batch: int, rng: np.random.Generator | None) -> Iterator[list[PatchIndex]]:
     order = rng.permutation(len(items)) if rng is not None else np.arange(len(items))
     for i in range(0, len(items), batch):
         yield [items[j] for j in order[i : i + batch]]
@@ -47,15 +49,21 @@ class MemoryData:
     Batches come from one seeded generator whose state the checkpoints keep, so a
     resumed run continues exactly."""
 
-    def __init__(self, pairs: list[Pair], config: FinetuneConfig, boxes=None, masks=None):
+    def __init__(
+        self,
+        pairs: list[Pair],
+        config: FinetuneConfig,
+        boxes: dict[int, list[Box]] | None = None,
+        masks: dict[int, np.ndarray] | None = None,
+    ):
         if not pairs:
             raise ValueError("no training pairs")
         sizes = {p.name: p.pristine.shape[:2] for p in pairs}
-        config = replace(config, patch=checked_patch(sizes, config.patch, DEFAULT_PATCH))
+        patch = checked_patch(sizes, config.patch, DEFAULT_PATCH)
+        config = replace(config, patch=patch)
         self.pairs, self.config = pairs, config
         origins = [
-            patch_origins(p, config.patch, boxes=(boxes or {}).get(i), mask=(masks or {}).get(i))
-            for i, p in enumerate(pairs)
+            patch_origins(p, patch, boxes=(boxes or {}).get(i), mask=(masks or {}).get(i)) for i, p in enumerate(pairs)
         ]
         self.train, self.val = split(pairs, origins, config.val_fraction, config.val_by, config.seed)
         self.rng = np.random.default_rng(config.seed)
@@ -70,12 +78,12 @@ class MemoryData:
     def steps(self) -> int:
         return math.ceil(len(self.train) / self.config.batch)
 
-    def train_batches(self, epoch: int, device):
+    def train_batches(self, epoch: int, device: torch.device) -> Iterator[Batch]:
         aug = self.rng if self.config.augment else None
         for b in _batches(self.train, self.config.batch, self.rng):
             yield _tensors(self.pairs, b, self.config.patch, device, aug)
 
-    def val_batches(self, device, batch: int = 16):
+    def val_batches(self, device: torch.device, batch: int = 16) -> Iterator[Batch]:
         for b in _batches(self.val, batch, None):
             yield _tensors(self.pairs, b, self.config.patch, device)
 
@@ -97,13 +105,11 @@ def iter_finetune(
     resume: str | Path | None = None,
     should_stop: Callable[[], bool] | None = None,
     override: tuple[str, ...] = (),
-) -> Generator[dict, None, FinetuneResult]:
-    """Fine-tune ``model`` in place on pairs in memory; yields event dicts, returns
-    a :class:`FinetuneResult`.
-
-    Events: ``{"kind": "start", ...}``, ``{"kind": "step", "epoch", "step", "steps",
-    "loss"}`` after every optimiser step, ``{"kind": "epoch", "epoch", "train_loss",
-    "val_loss", "best"}`` after each epoch (epoch 0: before the first step).
+) -> Generator[TrainingStarted | TrainingStep | EpochDone, None, FinetuneResult]:
+    """Fine-tune ``model`` in place on pairs in memory; yields typed events
+    (:class:`~.events.TrainingStarted`, a :class:`~.events.TrainingStep` per
+    optimiser step, an :class:`~.events.EpochDone` per epoch, epoch 0 being the
+    validation before the first step) and returns a :class:`FinetuneResult`.
     ``boxes``/``masks`` map a pair's index to its annotation.
     """
     config = config or FinetuneConfig()
@@ -116,16 +122,17 @@ def iter_finetune(
     )
 
 
-def finetune(model, pairs, out, config: FinetuneConfig | None = None, *, on_event=None, **kw) -> FinetuneResult:
+def finetune(
+    model: ResJND,
+    pairs: list[Pair],
+    out: str | Path,
+    config: FinetuneConfig | None = None,
+    *,
+    on_event: Callable[[TrainingStarted | TrainingStep | EpochDone], object] | None = None,
+    **kw: Any,
+) -> FinetuneResult:
     """:func:`iter_finetune`, driven to the end; ``on_event(event)`` sees each event."""
-    gen = iter_finetune(model, pairs, out, config, **kw)
-    while True:
-        try:
-            ev = next(gen)
-        except StopIteration as end:
-            return end.value
-        if on_event is not None:
-            on_event(ev)
+    return drive(iter_finetune(model, pairs, out, config, **kw), on_event)
 
 
 __all__ = [
@@ -135,7 +142,6 @@ __all__ = [
     "RESUME_KEYS",
     "FinetuneConfig",
     "FinetuneResult",
-    "_autocast",
     "check_config",
     "evaluate_loss",
     "finetune",

@@ -240,10 +240,10 @@ def _load_pillow(path: Path) -> ImageFile:
     with im:
         w, h = im.size
         _check_pixels(h, w)
-        if getattr(im, "n_frames", 1) > 1:
+        frames = int(getattr(im, "n_frames", 1))
+        if frames > 1:
             raise ValueError(
-                f"{im.n_frames} frames; ResJND reads one image per file (save the frames as TIFF "
-                "pages to predict a stack)"
+                f"{frames} frames; ResJND reads one image per file (save the frames as TIFF pages to predict a stack)"
             )
         orientation = int(im.getexif().get(0x0112, 1) or 1)
         mode = im.mode
@@ -261,7 +261,7 @@ def _load_pillow(path: Path) -> ImageFile:
         else:
             if mode not in ("L", "RGB", "RGBA"):
                 keep_alpha = "A" in im.getbands() or "transparency" in im.info
-                im = im.convert(
+                im = im.convert(  # type: ignore[assignment]
                     "RGBA" if keep_alpha and mode not in ("LA", "La") else "L" if mode in ("1", "LA", "La") else "RGB"
                 )
             data = np.asarray(im)

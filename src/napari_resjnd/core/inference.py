@@ -11,33 +11,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .devices import BYTES_PER_PX, DTYPES, resolve_device, resolve_precision
+from .events import TileDone, drive
 from .images import layout_of, plane_rgb, to_unit_float
 from .jnd import jnd_from_residual
 from .model import ResJND
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-#: "auto" resolves to the fastest precision whose accuracy was measured to be
-#: within 0.5 grey level of fp32 (see README, Performance): bf16 where the
-#: hardware runs it natively, else fp32.
-AUTO = "auto"
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-#: What users can pick: "auto" then the concrete precisions (the CLI and the widgets list these).
-PRECISION_CHOICES = (AUTO, *PRECISIONS)
-
-
-#: Peak bytes per pixel of a forward pass at 128 channels, measured on CPU
-#: (oneDNN, channels_last): about 2.1 kB in fp32 and 1.1 kB in bf16.
-_BYTES_PER_PX = {"fp32": 2300, "bf16": 1300, "fp16": 1300}
 #: Working-memory budget for one CPU tile; keeps a 4 MP run near 1 GB RSS.
 CPU_TILE_BUDGET = 700 * 2**20
 MIN_TILE = 64
+
+
+#: (y0, y1, x0, x1) in pixels, end exclusive.
+Box = tuple[int, int, int, int]
 
 
 class Cancelled(Exception):
@@ -54,79 +46,17 @@ class Prediction:
     ``jnd``: ... x H x W float32, absolute grey levels (RMS over R, G, B).
     """
 
-    cpl: np.ndarray
-    residual: np.ndarray
+    cpl: np.ndarray | None
+    residual: np.ndarray | None
     jnd: np.ndarray
     metadata: dict = field(default_factory=dict)
-
-
-def available_devices() -> list[str]:
-    """Devices this machine can run on, best first (always ends with 'cpu')."""
-    out = []
-    if torch.cuda.is_available():
-        out += [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        out.append("mps")
-    return [*out, "cpu"]
-
-
-def precision_choices(device: str = "auto") -> list[str]:
-    """The precisions a picker offers for ``device``: fp16 only where a CUDA GPU runs it."""
-    gpu = device.startswith("cuda") or (device == AUTO and available_devices()[0].startswith("cuda"))
-    return [p for p in PRECISION_CHOICES if gpu or p != "fp16"]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device(available_devices()[0])
-    try:
-        d = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        d = None
-    if d is None or d.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {str(device)!r}; use auto, cpu, cuda, cuda:N or mps")
-    if d.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} asked for, but PyTorch sees no CUDA GPU here")
-        if d.index is not None and d.index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
-    if d.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {str(device)!r} asked for, but PyTorch sees no Apple GPU (MPS) here")
-    return d
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True where oneDNN runs bf16 natively (AVX-512 BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """Turn "auto" into a concrete precision for ``device``; check the others."""
-    if precision == AUTO:
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        if device.type == "cpu" and cpu_has_fast_bf16():
-            return "bf16"
-        return "fp32"
-    check_precision(precision, device)
-    return precision
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {(AUTO, *PRECISIONS)}, got {precision!r}")
-    if precision == "fp16" and device.type == "cpu":
-        raise ValueError("fp16 is for GPUs; on the CPU use 'bf16' or 'fp32'")
 
 
 def auto_tile(
     height: int, width: int, device: torch.device, precision: str, channels: int = 128, halo: int = 52
 ) -> int:
     """Core tile size (px) for this image, device and precision."""
-    per_px = _BYTES_PER_PX[precision] * channels / 128
+    per_px = BYTES_PER_PX[precision] * channels / 128
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         budget = 0.6 * free
@@ -144,7 +74,7 @@ def auto_tile(
     return max(MIN_TILE, side // 32 * 32)
 
 
-def tile_boxes(height: int, width: int, tile: int, halo: int):
+def tile_boxes(height: int, width: int, tile: int, halo: int) -> Iterator[tuple[Box, Box]]:
     """(core box, padded box) pairs covering the image; boxes are (y0, y1, x0, x1)."""
     for y0 in range(0, height, tile):
         for x0 in range(0, width, tile):
@@ -164,9 +94,19 @@ def n_tiles(height: int, width: int, tile: int) -> int:
     return math.ceil(height / tile) * math.ceil(width / tile)
 
 
-def _weights_version(model: ResJND) -> tuple:
-    """Changes whenever the weights change (optimiser steps bump ``_version``)."""
-    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+@dataclass
+class _Prepared:
+    """A prepared copy and the weights it was made from (an exact snapshot: about
+    1.2 MB for the published network), so any change to the weights is seen."""
+
+    snapshot: list[torch.Tensor]
+    model: ResJND
+
+    def matches(self, model: ResJND) -> bool:
+        params = [p.detach() for p in model.parameters()]
+        return len(params) == len(self.snapshot) and all(
+            a.shape == b.shape and torch.equal(a.to(b.device), b) for a, b in zip(params, self.snapshot, strict=True)
+        )
 
 
 def prepared(model: ResJND, device: torch.device, precision: str) -> ResJND:
@@ -178,27 +118,25 @@ def prepared(model: ResJND, device: torch.device, precision: str) -> ResJND:
     """
     import copy
 
-    cache = model.__dict__.setdefault("_prepared_copies", {})
+    cache: dict[tuple[str, str], _Prepared] = model.__dict__.setdefault("_prepared_copies", {})
     key = (str(device), precision)
-    version = _weights_version(model)
     hit = cache.get(key)
-    if hit is not None and hit[0] == version:
-        return hit[1]
-    dtype = {"fp32": torch.float32, **_DTYPES}[precision]
+    if hit is not None and hit.matches(model):
+        return hit.model
     del model.__dict__["_prepared_copies"]  # not copied into the clone
     try:
         clone = copy.deepcopy(model)
     finally:
         model.__dict__["_prepared_copies"] = cache
-    clone = clone.to(device=device, dtype=dtype, memory_format=torch.channels_last)
+    clone = clone.to(device=device, dtype=DTYPES[precision], memory_format=torch.channels_last)  # type: ignore[call-overload]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # tiles repeat one shape: let cuDNN pick kernels
     clone.eval().requires_grad_(False)
-    cache[key] = (version, clone)
+    cache[key] = _Prepared([p.detach().clone() for p in model.parameters()], clone)
     return clone
 
 
-def _forward(model, x: np.ndarray, device, on_step) -> np.ndarray:
+def _forward(model: ResJND, x: np.ndarray, device: torch.device, on_step: Callable[..., None]) -> np.ndarray:
     """One padded tile (h x w x 3) -> CPL tile (h x w x 3, float32)."""
     t = torch.from_numpy(x).permute(2, 0, 1)[None]
     if device.type == "cuda":
@@ -229,13 +167,7 @@ def predict(
     between the network's recursions, and raises :class:`Cancelled`.
     """
     steps = iter_predict(model, image, tile=tile, device=device, precision=precision, should_stop=should_stop, rgb=rgb)
-    while True:
-        try:
-            done, total = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(done, total)
+    return drive(steps, None if progress is None else lambda ev: progress(ev.done, ev.total))
 
 
 def iter_predict(
@@ -247,8 +179,8 @@ def iter_predict(
     precision: str = "fp32",
     should_stop: Callable[[], bool] | None = None,
     rgb: bool | None = None,
-) -> Generator[tuple[int, int], None, Prediction]:
-    """:func:`predict` as a generator: yields ``(tiles done, tiles total)`` after
+) -> Generator[TileDone, None, Prediction]:
+    """:func:`predict` as a generator: yields a :class:`~.events.TileDone` after
     each tile and returns the :class:`Prediction` (napari's generator workers
     and the CLI's progress bar both drive it). Closing it stops the work."""
     t_start = time.perf_counter()
@@ -282,7 +214,7 @@ def iter_predict(
                     check_stop()
                     out = _forward(net, x[py0:py1, px0:px1], dev, check_stop)
                     plane_cpl[y0:y1, x0:x1] = out[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
-                    yield done + k + 1, total
+                    yield TileDone(done + k + 1, total)
                 break
             except torch.cuda.OutOfMemoryError:
                 if tile <= MIN_TILE:

@@ -37,7 +37,7 @@ class Ladder:
     params: list = field(default_factory=list)
 
 
-def _psnr(a, b) -> float:
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((np.asarray(a, np.float64) - b) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
@@ -74,7 +74,13 @@ def _codec(patch255: np.ndarray, fmt: str, quality: int) -> np.ndarray:
 
 
 def make_ladder(
-    patch, generator: str, levels: int = 8, *, seed: int = 0, jnd: np.ndarray | None = None, strength: float = 3.0
+    patch: np.ndarray,
+    generator: str,
+    levels: int = 8,
+    *,
+    seed: int = 0,
+    jnd: np.ndarray | None = None,
+    strength: float = 3.0,
 ) -> Ladder:
     """A ladder of ``levels`` versions (level 0 the original) of an RGB patch
     (uint8, or float in [0, 1])."""

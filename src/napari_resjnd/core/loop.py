@@ -11,30 +11,36 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
 from .checkpoints import RESUME_KEYS, history_path, read_resume, resume_path
-from .config import LAYERS, PRESETS, FinetuneConfig, FinetuneResult
+from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult
+from .devices import PRECISIONS, autocast, resolve_device, resolve_precision
+from .events import EpochDone, TrainingStarted, TrainingStep
 from .files import atomic_write
-from .inference import resolve_device, resolve_precision
 from .model import ResJND
 from .weights import save_weights
 
-
-def _autocast(device: torch.device, precision: str):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+#: (pristine, target) tensors, N x 3 x H x W in [0, 1].
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def evaluate_loss(model, batches, device, precision="fp32", dist=None) -> float:
+def evaluate_loss(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    device: torch.device,
+    precision: str = PRECISIONS[0],
+    dist: Any = None,
+) -> float:
     """Mean squared error per element over ``batches`` (summed over ranks)."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=device)
-    with torch.no_grad(), _autocast(device, precision):
+    with torch.no_grad(), autocast(device, precision):
         for x, y in batches:
             total[0] += float(torch.sum((model(x).float() - y) ** 2))
             total[1] += y.numel()
@@ -50,23 +56,53 @@ def _norm(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
+class TrainingData(Protocol):
+    """What :func:`run_training` trains on: :class:`~.finetune.MemoryData` (pairs in
+    memory) and :class:`~.training.FolderData` (a pair folder, sharded over ranks)."""
+
+    #: The run's settings, with ``patch`` resolved to the side actually used.
+    config: FinetuneConfig
+    #: Counts recorded in the history: at least ``train_patches`` and ``val_patches``.
+    summary: dict[str, Any]
+
+    def steps(self) -> int:
+        """Optimiser steps per epoch."""
+        ...
+
+    def train_batches(self, epoch: int, device: torch.device) -> Iterable[Batch]:
+        """(pristine, target) batches of one epoch, on ``device``, shuffled by epoch."""
+        ...
+
+    def val_batches(self, device: torch.device) -> Iterable[Batch]:
+        """The validation batches, the same every time."""
+        ...
+
+    def state(self) -> Any:
+        """The random state to store in a resume checkpoint."""
+        ...
+
+    def load_state(self, state: Any) -> None:
+        """Restore what :meth:`state` returned."""
+        ...
+
+
 def run_training(
     model: ResJND,
-    data,
+    data: TrainingData,
     out: str | Path,
     config: FinetuneConfig,
     *,
-    resume=None,
-    should_stop=None,
-    dist=None,
-    device=None,
+    resume: str | Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    dist: Any = None,
+    device: torch.device | None = None,
     override: tuple[str, ...] = (),
-) -> Generator[dict, None, FinetuneResult]:
-    """The one training loop, for fine-tuning (:class:`MemoryData`) and for
-    dataset-scale training (``core.training.FolderData``, optionally distributed).
+) -> Generator[TrainingStarted | TrainingStep | EpochDone, None, FinetuneResult]:
+    """The one training loop, for fine-tuning (:class:`~.finetune.MemoryData`) and for
+    dataset-scale training (:class:`~.training.FolderData`, optionally distributed).
 
-    ``data`` gives ``steps()``, ``train_batches(epoch, device)``, ``val_batches(device)``,
-    ``summary`` and ``state()``/``load_state()``. With ``dist`` (``torch.distributed``,
+    Yields :class:`~.events.TrainingStarted`, then a :class:`~.events.TrainingStep`
+    per optimiser step and an :class:`~.events.EpochDone` per epoch. With ``dist`` (``torch.distributed``,
     initialised), gradients are averaged by DistributedDataParallel, losses are
     summed over ranks, and only rank 0 writes files. On ``resume`` the
     :data:`RESUME_KEYS` settings must equal the recorded ones, except those named
@@ -81,25 +117,26 @@ def run_training(
     world = dist.get_world_size() if dist is not None else 1
     writer = dist is None or dist.get_rank() == 0
 
-    model.to(device=device, memory_format=torch.channels_last)
+    model.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     for name in LAYERS:
         getattr(model, name).weight.requires_grad_(name not in config.freeze)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("every layer is frozen: nothing to train")
+    opt: torch.optim.Optimizer
     if hp["optimizer"] == "sgd":
         opt = torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"])
     else:
         opt = torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=hp["step_epochs"] or 10**9, gamma=hp["gamma"])
-    net = model
+    net: torch.nn.Module = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     base = dict(getattr(model, "provenance", {}) or {})
-    history = {
+    history: dict[str, Any] = {
         "config": asdict(config),
         "precision": precision,
         "hyperparameters": hp,
@@ -156,16 +193,16 @@ def run_training(
         data.load_state(state["rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
     steps = data.steps()
+    patch = config.patch or DEFAULT_PATCH  # the data resolved it; None only in a bare config
     has_val = data.summary.get("val_patches", 0) > 0
-    yield {
-        "kind": "start",
-        "train_patches": data.summary["train_patches"],
-        "val_patches": data.summary["val_patches"],
-        "steps": steps,
-        "epochs": config.epochs,
-        "patch": config.patch,
-        "start_epoch": start_epoch,
-    }
+    yield TrainingStarted(
+        train_patches=data.summary["train_patches"],
+        val_patches=data.summary["val_patches"],
+        steps=steps,
+        epochs=config.epochs,
+        patch=config.patch,
+        start_epoch=start_epoch,
+    )
 
     def save_best():
         if not writer:
@@ -198,7 +235,7 @@ def run_training(
         best = v0 if v0 is not None else math.inf
         save_best()
         save_state(0)
-        yield {"kind": "epoch", "epoch": 0, "train_loss": None, "val_loss": v0, "best": True}
+        yield EpochDone(epoch=0, train_loss=None, val_loss=v0, best=True)
 
     stopped, since_best = "finished", 0
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -210,7 +247,7 @@ def run_training(
             if should_stop is not None and should_stop():
                 stopped = "stopped"
                 break
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 pred = net(x).float()
             sq = torch.sum((pred - y) ** 2)
             # DDP averages gradients over ranks: scale a summed loss so the
@@ -232,14 +269,13 @@ def run_training(
             if dist is not None:
                 dist.all_reduce(step_total)
             total += step_total
-            yield {
-                "kind": "step",
-                "epoch": epoch,
-                "step": step,
-                "steps": steps,
-                "loss": float(step_total[0] / step_total[1]),
-                "patches_per_s": float(total[1]) / (3 * config.patch**2) / (time.perf_counter() - t0),
-            }
+            yield TrainingStep(
+                epoch=epoch,
+                step=step,
+                steps=steps,
+                loss=float(step_total[0] / step_total[1]),
+                patches_per_s=float(total[1]) / (3 * patch**2) / (time.perf_counter() - t0),
+            )
         if stopped != "finished":
             break
         sched.step()
@@ -262,7 +298,7 @@ def run_training(
         elif v is not None:
             since_best += 1
         save_state(epoch)
-        yield {"kind": "epoch", "epoch": epoch, "train_loss": train_loss, "val_loss": v, "best": improved}
+        yield EpochDone(epoch=epoch, train_loss=train_loss, val_loss=v, best=bool(improved))
         if config.patience and since_best >= config.patience:
             stopped = "early stop"
             break

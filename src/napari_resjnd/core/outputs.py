@@ -12,11 +12,16 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .files import atomic_write
+
+if TYPE_CHECKING:
+    from .inference import Prediction
 
 
 def output_paths(out_dir: Path, stem: str, planes_2d: bool) -> list[Path]:
@@ -25,7 +30,7 @@ def output_paths(out_dir: Path, stem: str, planes_2d: bool) -> list[Path]:
     return [out_dir / f"{stem}{n}" for n in names] + [out_dir / f"{stem}.json"]
 
 
-def _png_exif(orientation: int):
+def _png_exif(orientation: int | None) -> Any:
     """EXIF with the source's orientation tag, so a viewer that honours it turns the
     maps like the photo (napari, like ``resjnd``, shows the stored pixel order)."""
     if orientation in (None, 1):
@@ -38,7 +43,12 @@ def _png_exif(orientation: int):
 
 
 def write_outputs(
-    pred, out_dir: Path, stem: str, jnd_scale: str = "absolute", extra: dict | None = None, orientation: int = 1
+    pred: Prediction,
+    out_dir: Path,
+    stem: str,
+    jnd_scale: str = "absolute",
+    extra: dict | None = None,
+    orientation: int = 1,
 ) -> list[Path]:
     """Write the files of one prediction (see the module docstring); returns their paths."""
     import tifffile
@@ -59,12 +69,17 @@ def write_outputs(
     def png(array):
         return lambda tmp: Image.fromarray(array).save(tmp, format="PNG", **({"exif": exif} if exif else {}))
 
-    writers = [lambda tmp: tifffile.imwrite(tmp, pred.jnd.astype(np.float32), metadata={"resjnd": json.dumps(meta)})]
+    writers: list[Callable[[str], object]] = [
+        lambda tmp: tifffile.imwrite(tmp, pred.jnd.astype(np.float32), metadata={"resjnd": json.dumps(meta)})
+    ]
+    cpl = pred.cpl
+    if cpl is None:
+        raise ValueError("this prediction has no CPL image (a classic model's map): nothing to write")
     if planes_2d:
         j8 = normalise_max(pred.jnd) if jnd_scale == "max" else to_uint8_absolute(pred.jnd)
-        writers += [png(j8), png(np.clip(np.rint(pred.cpl * 255), 0, 255).astype(np.uint8))]
+        writers += [png(j8), png(np.clip(np.rint(cpl * 255), 0, 255).astype(np.uint8))]
     else:
-        writers.append(lambda tmp: tifffile.imwrite(tmp, pred.cpl.astype(np.float32)))
+        writers.append(lambda tmp: tifffile.imwrite(tmp, cpl.astype(np.float32)))
     writers.append(lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
     written: list[Path] = []
     try:

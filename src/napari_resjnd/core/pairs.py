@@ -8,6 +8,7 @@ over the whole image, or from folders in the authors' layout (``DIR/data/`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,8 +111,13 @@ def load_pair_folder(root: str | Path) -> list[Pair]:
 
 
 def write_patches(
-    src: str | Path, out: str | Path, size: int, stride: int | None = None, min_std: float = 0.0, progress=None
-) -> dict:
+    src: str | Path,
+    out: str | Path,
+    size: int,
+    stride: int | None = None,
+    min_std: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
     """Crop aligned patches from a pair folder into ``out/data`` and ``out/label``.
 
     One pair is in memory at a time. Patches lie on a grid (``stride``, default
@@ -157,7 +163,7 @@ def write_patches(
     return counts
 
 
-def _image_writer(array: np.ndarray, suffix: str):
+def _image_writer(array: np.ndarray, suffix: str) -> Callable[[str], None]:
     def write(tmp: str) -> None:
         if suffix == ".png":
             from PIL import Image

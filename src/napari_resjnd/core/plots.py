@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 PANEL = (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"), ("vifp", "VIFp"), ("gmsd", "GMSD (lower is better)"))
 
 
-def quality_plot(rows: list[dict], path, fmt: str | None = None) -> None:
+def quality_plot(rows: list[dict[str, Any]], path: str | Path, fmt: str | None = None) -> None:
     """Mean of each metric over images against the target PSNR, one line per JND map."""
     try:
         import matplotlib

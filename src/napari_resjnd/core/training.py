@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .config import DEFAULT_PATCH, FinetuneConfig, check_config
+from .config import DEFAULT_PATCH, FinetuneConfig, FinetuneResult, check_config
+from .events import EpochDone, TrainingStarted, TrainingStep
 from .images import read_image
-from .loop import run_training
+from .loop import Batch, run_training
+from .model import ResJND
 from .pairs import as_rgb, augment, folder_patch, pair_files
 
 
-def _read(path: Path):
+def _read(path: Path) -> np.ndarray:
     try:
         return read_image(path)
     except Exception as e:  # in a worker: say which file, in one line
@@ -43,7 +47,7 @@ class PairFolder(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         name, p, t = self.files[i]
         a, b = as_rgb(_read(p), name), as_rgb(_read(t), name)
         if a.shape != b.shape:
@@ -82,13 +86,17 @@ def _unwrapped(loader):
 
 #: ``resjnd train``'s defaults where they differ from :class:`FinetuneConfig`'s
 #: (the authors' recipe, from scratch).
-TRAIN_DEFAULTS = {"epochs": 250, "batch": 32, "preset": "authors", "val_fraction": 0.1, "val_every": 10, "patience": 0}
-
-
 class FolderData:
     """Training and validation pairs on disk, for :func:`~.finetune.run_training`."""
 
-    def __init__(self, pairs_dir, config: FinetuneConfig, val_dir=None, workers: int = 2, dist=None):
+    def __init__(
+        self,
+        pairs_dir: str | Path,
+        config: FinetuneConfig,
+        val_dir: str | Path | None = None,
+        workers: int = 2,
+        dist: Any = None,
+    ):
         files = pair_files(pairs_dir)
         if val_dir:
             val_files = pair_files(val_dir)
@@ -99,14 +107,15 @@ class FolderData:
             files = [files[i] for i in sorted(order[n_val:])]
         if not files:
             raise ValueError(f"{pairs_dir}: no training pairs left after the validation split")
-        config = replace(config, patch=folder_patch(files + val_files, config.patch, DEFAULT_PATCH))
+        patch = folder_patch(files + val_files, config.patch, DEFAULT_PATCH)
+        config = replace(config, patch=patch)
         self.world = dist.get_world_size() if dist is not None else 1
         self.rank = dist.get_rank() if dist is not None else 0
         if config.batch % self.world:
             raise ValueError(f"batch {config.batch} must be divisible by the {self.world} processes")
         self.config, self.workers = config, workers
-        self.train_set = PairFolder(files, config.patch, config.augment, config.seed)
-        self.val_set = PairFolder(val_files, config.patch, False, config.seed)
+        self.train_set = PairFolder(files, patch, config.augment, config.seed)
+        self.val_set = PairFolder(val_files, patch, False, config.seed)
         self.summary = {
             "pairs_dir": str(pairs_dir),
             "val_dir": str(val_dir) if val_dir else None,
@@ -129,9 +138,9 @@ class FolderData:
             pin_memory=torch.cuda.is_available(),
         )
 
-    def train_batches(self, epoch: int, device):
+    def train_batches(self, epoch: int, device: torch.device) -> Iterator[Batch]:
         self.train_set.epoch = epoch
-        sampler = DistributedSampler(
+        sampler: DistributedSampler[Any] = DistributedSampler(
             self.train_set, num_replicas=self.world, rank=self.rank, shuffle=True, seed=self.config.seed
         )
         sampler.set_epoch(epoch)
@@ -141,7 +150,7 @@ class FolderData:
                 y.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
             )
 
-    def val_batches(self, device, batch: int = 16):
+    def val_batches(self, device: torch.device, batch: int = 16) -> Iterator[Batch]:
         mine = list(range(self.rank, len(self.val_set), self.world))  # no padding: every file once
         for x, y in _unwrapped(self._loader(self.val_set, mine, batch)):
             yield x.to(device), y.to(device)
@@ -175,19 +184,19 @@ def init_distributed():
 
 
 def iter_train(
-    model,
-    pairs_dir,
-    out,
+    model: ResJND,
+    pairs_dir: str | Path,
+    out: str | Path,
     config: FinetuneConfig,
     *,
-    val_dir=None,
+    val_dir: str | Path | None = None,
     workers: int = 2,
-    resume=None,
-    should_stop=None,
-    dist=None,
-    device=None,
+    resume: str | Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    dist: Any = None,
+    device: torch.device | None = None,
     override: tuple[str, ...] = (),
-):
+) -> Generator[TrainingStarted | TrainingStep | EpochDone, None, FinetuneResult]:
     """Train ``model`` on a pair folder; a generator like :func:`~.finetune.iter_finetune`."""
     check_config(config)
     data = FolderData(pairs_dir, config, val_dir=val_dir, workers=workers, dist=dist)

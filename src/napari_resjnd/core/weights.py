@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .events import Download
 from .files import atomic_write
 from .inference import Cancelled
 from .model import ResJND
@@ -148,7 +150,9 @@ class _DownloadProgress:
     raising :class:`Cancelled` when ``should_stop()`` says so (pooch then removes
     its temporary file: nothing partial is left in the cache)."""
 
-    def __init__(self, progress, should_stop, expected: int):
+    def __init__(
+        self, progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool] | None, expected: int
+    ):
         self.progress, self.should_stop, self.total, self.done = progress, should_stop, expected, 0
 
     def update(self, n: int) -> None:
@@ -174,7 +178,13 @@ def download_hint(name: str) -> str:
     )
 
 
-def fetch(name: str = DEFAULT_WEIGHTS, *, progressbar: bool = False, progress=None, should_stop=None) -> Path:
+def fetch(
+    name: str = DEFAULT_WEIGHTS,
+    *,
+    progressbar: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
     """Path of the verified file for registry entry ``name``, downloading if needed.
 
     Set ``$RESJND_OFFLINE=1`` to forbid downloads. A cached file whose hash does
@@ -211,8 +221,10 @@ def fetch(name: str = DEFAULT_WEIGHTS, *, progressbar: bool = False, progress=No
     return Path(got)
 
 
-def iter_fetch(name: str = DEFAULT_WEIGHTS, *, should_stop=None):
-    """:func:`fetch` as a generator: yields ``(bytes done, bytes total)`` while
+def iter_fetch(
+    name: str = DEFAULT_WEIGHTS, *, should_stop: Callable[[], bool] | None = None
+) -> Generator[Download, None, Path]:
+    """:func:`fetch` as a generator: yields :class:`~.events.Download` events while
     downloading, returns the verified path. For workers that report progress by
     yielding (the widgets); closing it early or ``should_stop()`` cancels."""
     import queue
@@ -227,7 +239,9 @@ def iter_fetch(name: str = DEFAULT_WEIGHTS, *, should_stop=None):
 
     def work() -> None:
         try:
-            outcome["path"] = fetch(name, progress=lambda done, total: events.put((done, total)), should_stop=stopped)
+            outcome["path"] = fetch(
+                name, progress=lambda done, total: events.put(Download(name, done, total)), should_stop=stopped
+            )
         except BaseException as e:  # handed to the caller's thread below
             outcome["error"] = e
         finally:
@@ -280,7 +294,12 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return {k.removeprefix("module."): v for k, v in obj.items()}, {}
 
 
-def load_model(source: str | os.PathLike = DEFAULT_WEIGHTS, *, progress=None, should_stop=None) -> ResJND:
+def load_model(
+    source: str | os.PathLike[str] = DEFAULT_WEIGHTS,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ResJND:
     """A ResJND network in eval mode from a registry name or a weights file.
 
     Files may be the authors' ``.pth`` state_dict or a ``.safetensors`` written

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 
+from ..core.events import EpochDone, TrainingStep
+
 
 class LossPlot:
     """Train loss per step and validation loss per epoch, on a log scale.
 
-    ``native`` is the Qt widget to put in a layout; ``add_event`` takes the event
-    dicts of :func:`napari_resjnd.core.finetune.iter_finetune`.
+    ``native`` is the Qt widget to put in a layout; ``add_event`` takes the
+    :class:`~napari_resjnd.core.events.TrainingStep` and
+    :class:`~napari_resjnd.core.events.EpochDone` events of :func:`napari_resjnd.core.finetune.iter_finetune`.
     """
 
     def __init__(self):
@@ -32,12 +35,12 @@ class LossPlot:
         self.train.setData([], [])
         self.val.setData([], [])
 
-    def add_event(self, ev: dict) -> None:
-        if ev.get("kind") == "step" and ev["loss"] > 0 and math.isfinite(ev["loss"]):
-            self.train_x.append(ev["epoch"] - 1 + ev["step"] / ev["steps"])
-            self.train_y.append(ev["loss"])
+    def add_event(self, ev: TrainingStep | EpochDone) -> None:
+        if isinstance(ev, TrainingStep) and ev.loss > 0 and math.isfinite(ev.loss):
+            self.train_x.append(ev.epoch - 1 + ev.step / ev.steps)
+            self.train_y.append(ev.loss)
             self.train.setData(self.train_x, self.train_y)
-        elif ev.get("kind") == "epoch" and ev["val_loss"] is not None and ev["val_loss"] > 0:
-            self.val_x.append(ev["epoch"])
-            self.val_y.append(ev["val_loss"])
+        elif isinstance(ev, EpochDone) and ev.val_loss is not None and ev.val_loss > 0:
+            self.val_x.append(ev.epoch)
+            self.val_y.append(ev.val_loss)
             self.val.setData(self.val_x, self.val_y)

@@ -1,20 +1,20 @@
 """The Predict widget's worker: plain settings in, typed progress out, an
-:class:`Outcome` back; no widgets, no layers (testable without a viewer)."""
+:class:`~._work.Outcome` back; no widgets, no layers (testable without a viewer)."""
 
 from __future__ import annotations
 
-import logging
 import threading
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.inference import Cancelled, Prediction, iter_predict
-from ..core.weights import REGISTRY, WeightsError, is_cached, iter_fetch
+from ..core.devices import AUTO
+from ..core.events import Event, Status
+from ..core.inference import Prediction, iter_predict
 from . import _layers
 from ._models import CLASSIC, ModelStore
-
-log = logging.getLogger(__name__)
+from ._work import Outcome, ensure_weights, guarded
 
 
 @dataclass(frozen=True)
@@ -22,48 +22,36 @@ class PredictSettings:
     """What the user asked for: plain values, safe to hand to a worker."""
 
     weights: str
-    device: str = "auto"
-    precision: str = "auto"
+    device: str = AUTO
+    precision: str = AUTO
     tile: int | None = None
     outputs: tuple[str, ...] = _layers.OUTPUTS
     scope: str = "current plane"
 
 
-@dataclass
-class Outcome:
-    """How a run ended: a prediction, an error message, or cancelled."""
-
-    prediction: Prediction | None = None
-    error: str | None = None
-    cancelled: bool = False
-    #: The registry weights that could not be downloaded (offline, or a failed
-    #: download): the widget then offers the ways out.
-    missing_weights: str | None = None
+def compute(
+    store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb: bool, stop: threading.Event
+) -> Generator[Event, None, Outcome[Prediction]]:
+    """Worker body: yields typed events (:class:`~napari_resjnd.core.events.Status`,
+    :class:`~napari_resjnd.core.events.Download`, :class:`~napari_resjnd.core.events.TileDone`),
+    returns an :class:`~._work.Outcome` holding the :class:`Prediction`. Never raises."""
+    return (yield from guarded("ResJND prediction", _predict(store, settings, data, rgb, stop)))
 
 
-def compute(store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb: bool, stop: threading.Event):
-    """Worker body: yields ``(done, total, message)``, returns an :class:`Outcome`.
+def _predict(
+    store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb: bool, stop: threading.Event
+) -> Generator[Event, None, Prediction]:
+    if settings.weights.startswith(CLASSIC):
+        from ..core.baselines import predict_classic
 
-    Never raises: errors become messages the widget shows as notifications.
-    """
-    try:
-        if settings.weights.startswith(CLASSIC):
-            from ..core.baselines import predict_classic
-
-            yield 0, 1, "computing the classic JND map…"
-            return Outcome(prediction=predict_classic(settings.weights[len(CLASSIC) :], data, rgb=rgb))
-        if settings.weights in REGISTRY and not is_cached(settings.weights):
-            entry = REGISTRY[settings.weights]
-            yield 0, entry.size, f"downloading {entry.name} ({entry.size_text}, {entry.terms})…"
-            try:
-                for done, total in iter_fetch(settings.weights, should_stop=stop.is_set):
-                    yield done, total, f"downloading {entry.name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB"
-            except WeightsError as e:
-                return Outcome(error=str(e), missing_weights=entry.name)
-        yield 0, 0, "loading weights…"
-        model = store.get(settings.weights)
-        yield 0, 0, "running…"
-        steps = iter_predict(
+        yield Status("computing the classic JND map…")
+        return predict_classic(settings.weights[len(CLASSIC) :], data, rgb=rgb)
+    yield from ensure_weights(settings.weights, stop)
+    yield Status("loading weights…")
+    model = store.get(settings.weights)
+    yield Status("running…")
+    return (
+        yield from iter_predict(
             model,
             data,
             tile=settings.tile,
@@ -72,19 +60,7 @@ def compute(store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb:
             should_stop=stop.is_set,
             rgb=rgb,
         )
-        while True:
-            try:
-                done, total = next(steps)
-            except StopIteration as end:
-                return Outcome(prediction=end.value)
-            yield done, total, f"tile {done} of {total}"
-    except Cancelled:
-        return Outcome(cancelled=True)
-    except (WeightsError, ValueError, OSError, MemoryError) as e:
-        return Outcome(error=str(e))
-    except Exception as e:  # a bug: say so, keep the viewer alive
-        log.exception("ResJND prediction failed")
-        return Outcome(error=f"{type(e).__name__}: {e}")
+    )
 
 
 def check_layer(layer) -> str | None:

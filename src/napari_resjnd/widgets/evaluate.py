@@ -7,7 +7,8 @@ the same functions ``resjnd evaluate`` uses, so both give the same values.
 
 from __future__ import annotations
 
-import logging
+import threading
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,12 +17,15 @@ from magicgui.widgets import CheckBox, ComboBox, LineEdit, PushButton, Select, S
 
 from ..core import evaluate as ev
 from ..core.baselines import MODELS
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
+from ..core.events import Event, Status
+from ..core.inference import Cancelled
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._runner import WorkerRunner
+from ._work import Outcome, guarded
 
 if TYPE_CHECKING:
     from napari.viewer import Viewer
 
-log = logging.getLogger(__name__)
 LAYER = "layer:"
 
 
@@ -34,18 +38,27 @@ class EvaluateJob:
     seed: int = 0
 
 
-def evaluate(job: EvaluateJob):
-    """Worker body: yields status text; returns (maps order, results) or an error message."""
-    try:
-        yield "computing JND maps…"
-        maps = ev.jnd_maps(job.image, job.names, seed=job.seed, given=job.given)
-        yield f"noise at {', '.join(f'{t:g}' for t in job.targets)} dB and metrics…"
-        return list(maps), ev.evaluate_image(job.image, maps, job.targets, seed=job.seed)
-    except (ValueError, MemoryError) as e:
-        return str(e)
-    except Exception as e:  # a bug: report it, keep the viewer alive
-        log.exception("evaluation failed")
-        return f"{type(e).__name__}: {e}"
+@dataclass(frozen=True)
+class Evaluation:
+    """What an evaluation found: the maps in the order asked, a result per map and target."""
+
+    order: list[str]
+    results: list[ev.NoisyResult]
+
+
+def evaluate(job: EvaluateJob, stop: threading.Event) -> Generator[Event, None, Outcome[Evaluation]]:
+    """Worker body: yields :class:`~napari_resjnd.core.events.Status` events, returns an
+    :class:`~._work.Outcome` holding the :class:`Evaluation`. Never raises."""
+    return (yield from guarded("ResJND evaluation", _evaluate(job, stop)))
+
+
+def _evaluate(job: EvaluateJob, stop: threading.Event) -> Generator[Event, None, Evaluation]:
+    yield Status("computing JND maps…")
+    maps = ev.jnd_maps(job.image, job.names, seed=job.seed, given=job.given)
+    if stop.is_set():
+        raise Cancelled("evaluation cancelled")
+    yield Status(f"noise at {', '.join(f'{t:g}' for t in job.targets)} dB and metrics…")
+    return Evaluation(list(maps), ev.evaluate_image(job.image, maps, job.targets, seed=job.seed))
 
 
 def parse_targets(text: str) -> tuple[float, ...]:
@@ -64,8 +77,6 @@ class EvaluateWidget(DockContainer):
     def __init__(self, napari_viewer: Viewer):
         super().__init__()
         self._viewer = napari_viewer
-        self._worker = None
-        self.busy = False
         self.results: list = []
         self.image = ComboBox(label="image", choices=self._images)
         self.maps = Select(label="JND maps", choices=self._map_choices)
@@ -76,6 +87,7 @@ class EvaluateWidget(DockContainer):
         self.status = StatusLine("ready")
         self.table = Table(value={"data": [], "index": [], "columns": ["map", "target", *ev.METRICS]})
         self.table.read_only = True
+        self.runner = WorkerRunner("ResJND evaluation", self.status, self.run_button)
         self.extend(
             [self.image, self.maps, self.psnr, self.seed, self.add_noisy, self.run_button, self.status, self.table]
         )
@@ -178,30 +190,24 @@ class EvaluateWidget(DockContainer):
         names = tuple(v for v in chosen if not v.startswith(LAYER))
         return EvaluateJob(np.asarray(layer.data), names, given, parse_targets(self.psnr.value), self.seed.value)
 
+    @property
+    def busy(self) -> bool:
+        """True while an evaluation runs."""
+        return self.runner.busy
+
     def run(self, _=None) -> None:
         if self.busy:
             return
         try:
             job = self.job()
         except ValueError as e:
-            self._report_error(str(e))
+            self.report_error(str(e))
             return
-        from napari.qt.threading import create_worker
-
         source = self.image.value
-        worker = create_worker(evaluate, job, _start_thread=False)
-        worker.yielded.connect(lambda msg: setattr(self.status, "value", msg))
-        worker.returned.connect(lambda out: self._on_returned(out, source))
-        worker.finished.connect(self._on_finished)
-        self._worker, self.busy = worker, True
-        self.run_button.enabled = False
-        worker.start()
+        self.runner.start(evaluate, job, on_value=lambda out: self._show(out, source))
 
-    def _on_returned(self, out, source) -> None:
-        if isinstance(out, str):
-            self._report_error(out)
-            return
-        order, results = out
+    def _show(self, out: Evaluation, source) -> None:
+        order, results = out.order, out.results
         self.results = results
         self.table.value = {
             "data": [[r.jnd, r.target_psnr, *[round(r.metrics[m], 4) for m in ev.METRICS]] for r in results],
@@ -244,9 +250,6 @@ class EvaluateWidget(DockContainer):
         best = max(results, key=lambda r: r.metrics["ssim"])
         self.status.value = f"done: {len(results)} noisy images; best SSIM {best.metrics['ssim']:.4f} ({best.jnd})"
 
-    def _on_finished(self) -> None:
-        self._worker, self.busy = None, False
-        self.run_button.enabled = True
-
-    def _report_error(self, message: str) -> None:
-        report_error(self.status, "ResJND evaluation", message)
+    def report_error(self, message: str) -> None:
+        """A failure: status line, napari notification, log."""
+        self.runner.report(message)

@@ -8,9 +8,9 @@ checkpoint is announced through the shared :class:`~._models.ModelStore`.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,18 +29,21 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from ..core.config import FINETUNE_CONFIG
+from ..core.devices import device_choices, precision_choices
+from ..core.events import EpochDone, Event, Status, TrainingStarted, TrainingStep
 from ..core.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult, iter_finetune
-from ..core.inference import Cancelled, available_devices, precision_choices
 from ..core.pairs import Box, load_pair_folder, make_pair
-from ..core.weights import REGISTRY, WeightsError, is_cached, iter_fetch, load_model, models_dir
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
+from ..core.weights import load_model, models_dir
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
 from ._loss_plot import LossPlot
 from ._models import OPEN_FILE, STORE, ModelStore
+from ._runner import WorkerRunner
+from ._work import Outcome, ensure_weights, guarded
 
 if TYPE_CHECKING:
     from napari.viewer import Viewer
 
-log = logging.getLogger(__name__)
 NONE = "(none: sample the whole image)"
 
 
@@ -83,37 +86,27 @@ def annotation(layer, pristine) -> tuple[list[Box] | None, np.ndarray | None]:
     raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__}; annotate with Shapes or Labels")
 
 
-def train(job: FinetuneJob, stop: threading.Event):
-    """Worker body: yields fine-tuning events; returns a FinetuneResult or an error message."""
-    try:
-        if job.weights in REGISTRY and not is_cached(job.weights):
-            entry = REGISTRY[job.weights]
-            for done, total in iter_fetch(job.weights, should_stop=stop.is_set):
-                yield {
-                    "kind": "status",
-                    "message": f"downloading {entry.name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB ({entry.terms})",
-                }
-        yield {"kind": "status", "message": "loading weights and data…"}
-        model = load_model(job.weights)  # a fresh copy: training changes it in place
-        if job.folder:
-            pairs = load_pair_folder(job.folder)
-            boxes = masks = None
-        else:
-            pairs = [make_pair(job.pristine, job.target, job.name)]
-            boxes = {0: list(job.boxes)} if job.boxes else None
-            masks = {0: job.mask} if job.mask is not None else None
-        return (
-            yield from iter_finetune(
-                model, pairs, job.out, job.config, boxes=boxes, masks=masks, should_stop=stop.is_set
-            )
-        )
-    except Cancelled:
-        return "stopped during the weights' download: nothing was trained"
-    except (WeightsError, ValueError, OSError, MemoryError) as e:
-        return str(e)
-    except Exception as e:  # a bug: report it, keep the viewer alive
-        log.exception("fine-tuning failed")
-        return f"{type(e).__name__}: {e}"
+def train(job: FinetuneJob, stop: threading.Event) -> Generator[Event, None, Outcome[FinetuneResult]]:
+    """Worker body: yields typed events (download, status, training), returns an
+    :class:`~._work.Outcome` holding the :class:`FinetuneResult`. Never raises."""
+    return (yield from guarded("ResJND fine-tuning", _train(job, stop)))
+
+
+def _train(job: FinetuneJob, stop: threading.Event) -> Generator[Event, None, FinetuneResult]:
+    yield from ensure_weights(job.weights, stop)
+    yield Status("loading weights and data…")
+    model = load_model(job.weights)  # a fresh copy: training changes it in place
+    if job.folder:
+        pairs = load_pair_folder(job.folder)
+        boxes = masks = None
+    else:
+        assert job.pristine is not None and job.target is not None
+        pairs = [make_pair(job.pristine, job.target, job.name)]
+        boxes = {0: list(job.boxes)} if job.boxes else None
+        masks = {0: job.mask} if job.mask is not None else None
+    return (
+        yield from iter_finetune(model, pairs, job.out, job.config, boxes=boxes, masks=masks, should_stop=stop.is_set)
+    )
 
 
 class FinetuneWidget(DockContainer):
@@ -123,11 +116,8 @@ class FinetuneWidget(DockContainer):
         super().__init__()
         self._viewer = napari_viewer
         self._store = store
-        self._worker = None
-        self._stop = threading.Event()
-        self._pbar = None
         self._t0 = 0.0
-        self.busy = False
+        self._steps_done = 0
 
         self.pristine = ComboBox(label="pristine", choices=self._images)
         self.target = ComboBox(label="target (CPL)", choices=self._images)
@@ -137,8 +127,8 @@ class FinetuneWidget(DockContainer):
             label="start from", choices=lambda _=None: [c for c in store.choices() if c[1] != OPEN_FILE]
         )
         self.out_name = LineEdit(label="save as", value=time.strftime("finetuned-%Y%m%d-%H%M"))
-        self.preset = ComboBox(label="preset", choices=list(PRESETS), value="finetune")
-        self.epochs = SpinBox(label="epochs", min=1, max=10000, value=10)
+        self.preset = ComboBox(label="preset", choices=list(PRESETS), value=FINETUNE_CONFIG.preset)
+        self.epochs = SpinBox(label="epochs", min=1, max=10000, value=FINETUNE_CONFIG.epochs)
         self.patch = SpinBox(
             label="patch (0 = auto)",
             min=0,
@@ -147,25 +137,27 @@ class FinetuneWidget(DockContainer):
             value=0,
             tooltip="patch side in px; 0: 48, or the pairs' own size when all are one smaller size",
         )
-        self.batch = SpinBox(label="batch", min=1, max=512, value=8)
+        self.batch = SpinBox(label="batch", min=1, max=512, value=FINETUNE_CONFIG.batch)
         self.lr = FloatSpinBox(
             label="learning rate", min=0, max=1, step=1e-5, value=0, tooltip="0: the preset's learning rate"
         )
         self.lr.native.setSpecialValueText("preset")
         self.lr.native.setDecimals(6)
-        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
-        self.val_fraction = FloatSpinBox(label="validation share", min=0, max=0.9, step=0.05, value=0.2)
-        self.val_by = ComboBox(label="hold out", choices=["patches", "images"], value="patches")
+        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=FINETUNE_CONFIG.seed)
+        self.val_fraction = FloatSpinBox(
+            label="validation share", min=0, max=0.9, step=0.05, value=FINETUNE_CONFIG.val_fraction
+        )
+        self.val_by = ComboBox(label="hold out", choices=["patches", "images"], value=FINETUNE_CONFIG.val_by)
         self.patience = SpinBox(
             label="patience (0 = off)",
             min=0,
             max=1000,
-            value=5,
+            value=FINETUNE_CONFIG.patience,
             tooltip="early stop after this many epochs without a better validation loss",
         )
-        self.augment = CheckBox(label="flips and rotations", value=True)
+        self.augment = CheckBox(label="flips and rotations", value=FINETUNE_CONFIG.augment)
         self.freeze = Select(label="freeze", choices=list(LAYERS), value=[])
-        self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
+        self.device = ComboBox(label="device", choices=device_choices(), value="auto")
         self.precision = ComboBox(label="precision", choices=precision_choices(), value="auto")
         self.advanced = Container(
             widgets=[
@@ -185,6 +177,9 @@ class FinetuneWidget(DockContainer):
         self.progress = ProgressBar(label="progress", value=0, max=1)
         self.status = StatusLine("ready")
         self.plot = LossPlot()
+        self.runner = WorkerRunner(
+            "ResJND fine-tuning", self.status, self.start_button, self.stop_button, self.progress
+        )
         buttons = Container(widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False)
         self.extend(
             [
@@ -267,62 +262,46 @@ class FinetuneWidget(DockContainer):
             mask,
         )
 
+    @property
+    def busy(self) -> bool:
+        """True while a run is going."""
+        return self.runner.busy
+
     def start(self, _=None) -> None:
         if self.busy:
             return
         try:
             job = self.job()
         except ValueError as e:
-            self._report_error(str(e))
+            self.report_error(str(e))
             return
-        from napari.qt.threading import create_worker
-        from napari.utils import progress
-
-        self._stop = threading.Event()
         self.plot.clear()
-        worker = create_worker(train, job, self._stop, _start_thread=False)
-        worker.yielded.connect(self._on_event)
-        worker.returned.connect(self._on_returned)
-        worker.finished.connect(self._on_finished)
-        self._worker, self.busy = worker, True
-        self.start_button.enabled, self.stop_button.enabled = False, True
-        self.progress.value = 0
-        self._pbar = progress(total=0, desc="ResJND fine-tuning")
-        self._t0 = time.perf_counter()
-        worker.start()
+        self._t0, self._steps_done, self._steps_total = time.perf_counter(), 0, 1
+        self.runner.start(train, job, on_event=self._on_event, on_value=self._on_value)
 
     def stop(self, _=None) -> None:
-        if self._worker is not None:
-            self._stop.set()
-            self.status.value = "stopping after this step…"
+        self.runner.cancel("stopping after this step…")
 
-    def _on_event(self, ev: dict) -> None:
-        kind = ev["kind"]
-        if kind == "status":
-            self.status.value = ev["message"]
-        elif kind == "start":
-            total = max(1, (ev["epochs"] - ev["start_epoch"] + 1) * ev["steps"])
-            self.progress.max = total
-            self._pbar.total = total
-            self.status.value = f"{ev['train_patches']} training, {ev['val_patches']} validation patches"
-        elif kind == "step":
-            self.progress.value = min(self.progress.max, self.progress.value + 1)
-            self._pbar.update(1)
-            done = self.progress.value / self.progress.max
+    def _on_event(self, ev: Event) -> None:
+        if isinstance(ev, TrainingStarted):
+            self._steps_total = max(1, (ev.epochs - ev.start_epoch + 1) * ev.steps)
+            self.runner.set_progress(0, self._steps_total)
+            self.status.value = f"{ev.train_patches} training, {ev.val_patches} validation patches"
+        elif isinstance(ev, TrainingStep):
+            self._steps_done = min(self._steps_total, self._steps_done + 1)
+            self.runner.set_progress(self._steps_done, self._steps_total)
+            done = self._steps_done / self._steps_total
             eta = (time.perf_counter() - self._t0) * (1 - done) / max(done, 1e-9)
             self.status.value = (
-                f"epoch {ev['epoch']}, step {ev['step']}/{ev['steps']}, loss {ev['loss']:.3e}, "
-                f"{ev['patches_per_s']:.1f} patches/s, ETA {eta:.0f} s"
+                f"epoch {ev.epoch}, step {ev.step}/{ev.steps}, loss {ev.loss:.3e}, "
+                f"{ev.patches_per_s:.1f} patches/s, ETA {eta:.0f} s"
             )
-        elif kind == "epoch" and ev["val_loss"] is not None:
-            self.status.value = f"epoch {ev['epoch']}: validation loss {ev['val_loss']:.4e}"
-        self.plot.add_event(ev)
+        elif isinstance(ev, EpochDone) and ev.val_loss is not None:
+            self.status.value = f"epoch {ev.epoch}: validation loss {ev.val_loss:.4e}"
+        if isinstance(ev, (TrainingStep, EpochDone)):
+            self.plot.add_event(ev)
 
-    def _on_returned(self, result) -> None:
-        if isinstance(result, str):
-            self._report_error(result)
-            return
-        assert isinstance(result, FinetuneResult)
+    def _on_value(self, result: FinetuneResult) -> None:
         scored = [e for e in result.history["epochs"] if e["val_loss"] is not None]
         best = (
             f"best validation loss {min(e['val_loss'] for e in scored):.4e} at epoch "
@@ -330,16 +309,11 @@ class FinetuneWidget(DockContainer):
             if scored
             else ""
         )
+        assert result.checkpoint is not None
         self.status.value = f"{result.stopped}: {best}saved {result.checkpoint.name}"
         self._store.forget(str(result.checkpoint))
         self._store.new_weights.emit(str(result.checkpoint))
 
-    def _on_finished(self) -> None:
-        self._worker, self.busy = None, False
-        self.start_button.enabled, self.stop_button.enabled = True, False
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
-
-    def _report_error(self, message: str) -> None:
-        report_error(self.status, "ResJND fine-tuning", message)
+    def report_error(self, message: str) -> None:
+        """A failure: status line, napari notification, log."""
+        self.runner.report(message)

@@ -10,18 +10,20 @@ the look of the results lives in :mod:`._layers`, the weights on offer in
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, ProgressBar, PushButton, SpinBox
 
-from ..core.inference import available_devices, precision_choices
+from ..core.devices import AUTO, device_choices, precision_choices
+from ..core.inference import Prediction
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY, cache_dir
 from . import _layers
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
 from ._models import OPEN_FILE, STORE, ModelStore
-from ._predict_worker import Outcome, PredictSettings, check_layer, compute
+from ._predict_worker import PredictSettings, check_layer, compute
+from ._runner import WorkerRunner
+from ._work import Outcome
 
 if TYPE_CHECKING:
     from napari.viewer import Viewer
@@ -38,18 +40,13 @@ class PredictWidget(DockContainer):
         super().__init__()
         self._viewer = viewer = napari_viewer
         self._store = store
-        self._worker = None
-        self._stop = threading.Event()
-        self._pbar = None
         self._last_model = None
-        #: True from Run until the last result layer is in the viewer.
-        self.busy = False
         self._resetting = False
 
         self.model = ComboBox(label="weights", choices=self._model_choices)
         self.image = ComboBox(label="image", choices=self._image_choices)
-        self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
-        self.precision = ComboBox(label="precision", choices=self._precision_choices, value="auto")
+        self.device = ComboBox(label="device", choices=device_choices(), value=AUTO)
+        self.precision = ComboBox(label="precision", choices=self._precision_choices, value=AUTO)
         self.tile = SpinBox(
             label="tile (0 = auto)",
             min=0,
@@ -82,6 +79,7 @@ class PredictWidget(DockContainer):
             visible=False,
         )
         self._missing_weights: str | None = None
+        self.runner = WorkerRunner("ResJND", self.status, self.run_button, self.cancel_button, self.progress)
         outputs = Container(
             widgets=[self.show_cpl, self.show_residual, self.show_jnd], layout="horizontal", labels=False, label="add"
         )
@@ -126,7 +124,7 @@ class PredictWidget(DockContainer):
         return layer_choices(self._viewer, (Image,))
 
     def _precision_choices(self, _=None):
-        return precision_choices(self.device.value if hasattr(self, "device") else "auto")
+        return precision_choices(self.device.value if hasattr(self, "device") else AUTO)
 
     def _refresh_layers(self, _=None):
         self.image.reset_choices()
@@ -231,6 +229,11 @@ class PredictWidget(DockContainer):
         )
         return np.asarray(layer.data[idx]), idx
 
+    @property
+    def busy(self) -> bool:
+        """True from Run until the last result layer is in the viewer."""
+        return self.runner.busy
+
     def run(self, layer=None) -> None:
         """Start a run on ``layer`` (default: the picked layer)."""
         if self.busy:
@@ -243,71 +246,40 @@ class PredictWidget(DockContainer):
         if problem is None and settings.weights in (None, OPEN_FILE):
             problem = "choose weights first"
         if problem:
-            self._report_error(problem)
+            self.report_error(problem)
             return
-        from napari.qt.threading import create_worker
-
         data, plane = self._input(layer, settings.scope)
-        self._stop = threading.Event()
-        worker = create_worker(compute, self._store, settings, data, bool(layer.rgb), self._stop, _start_thread=False)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda out: self._on_returned(out, layer, settings, plane))
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        self._set_running(True)
-        worker.start()
+        self.runner.start(
+            compute,
+            self._store,
+            settings,
+            data,
+            bool(layer.rgb),
+            on_value=lambda pred: self._show(pred, layer, settings, plane),
+            on_failure=self._on_failure,
+        )
 
     def cancel(self, _=None) -> None:
-        if self._worker is not None:
-            self._stop.set()
-            self._worker.quit()
-            self.status.value = "cancelling…"
+        self.runner.cancel()
 
-    def _set_running(self, running: bool) -> None:
-        from napari.utils import progress
+    def _on_failure(self, outcome: Outcome) -> bool:
+        self.refresh_models()
+        if not outcome.missing_weights:
+            return False
+        self._missing_weights = outcome.missing_weights
+        self.weights_help.visible = True
+        self.runner.report(
+            f"could not get the weights {outcome.missing_weights} (offline, or "
+            "the download failed): open a weights file, or copy the link and put the file in the "
+            "cache folder",
+            detail=outcome.error,
+        )
+        return True
 
-        self.busy = running
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-        if running:
-            self.progress.value = 0
-            self._pbar = progress(total=0, desc="ResJND")
-        elif self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
-
-    def _on_progress(self, event) -> None:
-        done, total, message = event
-        self.status.value = message
-        if total:
-            self.progress.max = total
-            self.progress.value = done
-            if self._pbar is not None:
-                self._pbar.total = total
-                self._pbar.update(done - self._pbar.n)
-
-    def _on_returned(self, outcome: Outcome, layer, settings: PredictSettings, plane) -> None:
-        self.status.value = "adding layers…"
-        if outcome.cancelled or self._stop.is_set():
-            self.status.value = "cancelled"
-            return
-        if outcome.missing_weights:
-            self._missing_weights = outcome.missing_weights
-            self.weights_help.visible = True
-            report_error(
-                self.status,
-                "ResJND",
-                f"could not get the weights {outcome.missing_weights} (offline, or "
-                "the download failed): open a weights file, or copy the link and put the file in the "
-                "cache folder",
-                detail=outcome.error,
-            )
-            return
-        if outcome.error:
-            self._report_error(outcome.error)
-            return
+    def _show(self, pred: Prediction, layer, settings: PredictSettings, plane) -> None:
+        self.refresh_models()  # "will download" -> "loaded"
         self.weights_help.visible = False
-        pred = outcome.prediction
+        self.status.value = "adding layers…"
         pred.metadata["plane"] = list(plane) if plane is not None else "all"
         pending = [
             (name, data, kw)
@@ -315,6 +287,7 @@ class PredictWidget(DockContainer):
             if name.split(" ")[0] in settings.outputs
         ]
         m = pred.metadata
+        self.runner.hold()
         self._add_next(
             layer,
             pending,
@@ -331,19 +304,12 @@ class PredictWidget(DockContainer):
 
         if not pending:
             self.status.value = final_status
-            self._set_running(False)
+            self.runner.release()
             return
         name, data, kw = pending.pop(0)
         _layers.put_layer(self._viewer, source, name, data, kw)
         QTimer.singleShot(0, lambda: self._add_next(source, pending, final_status))
 
-    def _on_finished(self) -> None:
-        if self._stop.is_set() and self.status.value == "cancelling…":
-            self.status.value = "cancelled"
-        self._worker = None
-        self.refresh_models()  # "will download" -> "loaded"
-        if not self.status.value.startswith("adding"):
-            self._set_running(False)
-
-    def _report_error(self, message: str) -> None:
-        report_error(self.status, "ResJND", message)
+    def report_error(self, message: str) -> None:
+        """A failure: status line, napari notification, log."""
+        self.runner.report(message)

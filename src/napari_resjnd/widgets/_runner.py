@@ -1,0 +1,156 @@
+"""One worker lifecycle for every widget: start, progress, cancel, busy, errors.
+
+A widget owns a :class:`WorkerRunner` and hands it a worker body (a generator
+function of plain values and a stop event, see :mod:`._work`). The runner runs it
+in napari's thread pool, shows :class:`~napari_resjnd.core.events.Status`,
+:class:`~napari_resjnd.core.events.Download` and
+:class:`~napari_resjnd.core.events.TileDone` events itself, passes every event to
+the widget's ``on_event``, and the :class:`~._work.Outcome` to ``on_value`` (or
+reports its error). Like the stop/worker/progress/busy code each widget used to
+repeat, but written once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+from magicgui.widgets import ProgressBar, PushButton
+
+from ..core.events import Download, Event, Status, TileDone
+from ._common import StatusLine, report_error
+from ._work import Outcome
+
+Body = Callable[..., Generator[Event, None, Outcome[Any]]]
+
+
+class WorkerRunner:
+    """Runs one background worker at a time for a widget."""
+
+    def __init__(
+        self,
+        title: str,
+        status: StatusLine,
+        start_button: PushButton,
+        stop_button: PushButton | None = None,
+        progress: ProgressBar | None = None,
+    ):
+        self.title = title
+        self.status = status
+        self.start_button = start_button
+        self.stop_button = stop_button
+        self.progress = progress
+        #: Set by :meth:`cancel`; the worker body checks it between steps.
+        self.stop_event = threading.Event()
+        #: The running napari worker, or None.
+        self.worker: Any = None
+        #: True from :meth:`start` until the run's results are all shown.
+        self.busy = False
+        self._held = False
+        self._pbar: Any = None
+        if stop_button is not None:
+            stop_button.enabled = False
+
+    def start(
+        self,
+        body: Body,
+        *args: Any,
+        on_value: Callable[[Any], None],
+        on_event: Callable[[Event], None] | None = None,
+        on_failure: Callable[[Outcome[Any]], bool] | None = None,
+    ) -> bool:
+        """Run ``body(*args, stop_event)``; False (and nothing started) when busy.
+
+        ``on_failure(outcome)`` may handle a failed outcome itself (return True);
+        otherwise its error is reported. ``on_value`` may call :meth:`hold` to keep
+        the widget busy until it calls :meth:`release` (results shown in steps).
+        """
+        if self.busy:
+            return False
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        self.stop_event = threading.Event()
+        worker = create_worker(body, *args, self.stop_event, _start_thread=False)
+        worker.yielded.connect(lambda ev: self._on_event(ev, on_event))
+        worker.returned.connect(lambda out: self._on_returned(out, on_value, on_failure))
+        worker.finished.connect(self._on_finished)
+        self.worker, self.busy, self._held = worker, True, False
+        self.start_button.enabled = False
+        if self.stop_button is not None:
+            self.stop_button.enabled = True
+        if self.progress is not None:
+            self.progress.value = 0
+        self._pbar = progress(total=0, desc=self.title)
+        worker.start()
+        return True
+
+    def cancel(self, message: str = "cancelling…") -> None:
+        """Ask the running worker to stop at its next check."""
+        if self.worker is not None:
+            self.stop_event.set()
+            self.status.value = message
+
+    def set_progress(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` in the widget's bar and napari's activity dock."""
+        if total <= 0:
+            return
+        if self.progress is not None:
+            self.progress.max = total
+            self.progress.value = min(done, total)
+        if self._pbar is not None:
+            self._pbar.total = total
+            self._pbar.update(min(done, total) - self._pbar.n)
+
+    def report(self, message: str, detail: str | None = None) -> None:
+        """A failure: status line, napari notification, log."""
+        report_error(self.status, self.title, message, detail)
+
+    def hold(self) -> None:
+        """Stay busy after the worker ends, until :meth:`release`."""
+        self._held = True
+
+    def release(self) -> None:
+        """The run is over: buttons back, progress closed, not busy."""
+        self._held = False
+        self.busy = False
+        self.start_button.enabled = True
+        if self.stop_button is not None:
+            self.stop_button.enabled = False
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+
+    def _on_event(self, ev: Event, on_event: Callable[[Event], None] | None) -> None:
+        if isinstance(ev, Status):
+            self.status.value = ev.message
+        elif isinstance(ev, Download):
+            self.status.value = ev.text
+            self.set_progress(ev.done, ev.total)
+        elif isinstance(ev, TileDone):
+            self.status.value = f"tile {ev.done} of {ev.total}"
+            self.set_progress(ev.done, ev.total)
+        if on_event is not None:
+            on_event(ev)
+
+    def _on_returned(
+        self,
+        out: Outcome[Any],
+        on_value: Callable[[Any], None],
+        on_failure: Callable[[Outcome[Any]], bool] | None,
+    ) -> None:
+        if out.cancelled or (self.stop_event.is_set() and out.value is None):
+            self.status.value = "cancelled"
+        elif out.error is not None:
+            if on_failure is None or not on_failure(out):
+                self.report(out.error)
+        else:
+            on_value(out.value)
+
+    def _on_finished(self) -> None:
+        if self.stop_event.is_set() and self.status.value.startswith("cancelling"):
+            self.status.value = "cancelled"
+        self.worker = None
+        if not self._held:
+            self.release()
