@@ -55,6 +55,7 @@ def test_validation_loss_falls_and_files_are_written(tmp_path, jpeg_pairs):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_authors_weights_improve_towards_jpeg_targets(tmp_path, jpeg_pairs, official_cache):
     """The finetune preset (Adam 1e-4) lowers the validation loss from the first epoch."""
     cfg = FinetuneConfig(epochs=1, patch=48, batch=4, device="cpu", val_fraction=0.3, precision="fp32")

@@ -496,6 +496,7 @@ def _run(args, **kw):
     )
 
 
+@pytest.mark.slow
 def test_small_real_disk_leaves_no_partial_file(tmp_path):
     """A 192 KiB tmpfs fills up during a batch: what is there is complete, the
     summary says what failed and why (needs root to mount; skipped otherwise)."""
@@ -519,6 +520,7 @@ def test_small_real_disk_leaves_no_partial_file(tmp_path):
         subprocess.run(["umount", str(disk)], check=False)
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_predict_is_one_line_and_130(tmp_path):
     for i in range(4):
         png(tmp_path / "in" / f"{i}.png", photo(256, 256, seed=i))

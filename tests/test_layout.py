@@ -7,7 +7,7 @@ import pytest
 
 from napari_resjnd.widgets._common import MAX_WIDTH, short_text
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 PLUGIN = "napari-resjnd"
 WIDGETS = ["Predict JND (ResJND)", "Fine-tune ResJND", "Evaluate JND maps", "Annotate CPL"]

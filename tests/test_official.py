@@ -10,7 +10,7 @@ from PIL import Image
 
 from napari_resjnd.cli import main
 
-pytestmark = pytest.mark.official
+pytestmark = [pytest.mark.official, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -88,6 +88,7 @@ def test_interrupt_and_resume_give_the_same_weights(tmp_path, synthetic_pairs):
     np.testing.assert_allclose([e["val_loss"] for e in ha], [e["val_loss"] for e in hb], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(tmp_path, synthetic_pairs):
     one = tmp_path / "one" / "ck.safetensors"
     two = tmp_path / "two" / "ck.safetensors"
@@ -134,6 +135,7 @@ def small_args(pairs, out, *extra):
     return a[:i] + a[i + 2 :]
 
 
+@pytest.mark.slow
 def test_patches_then_train_without_patch_uses_their_size(tmp_path, synthetic_pairs, capsys):
     patches = tmp_path / "p16"
     assert main(["patches", str(synthetic_pairs), str(patches), "--size", "16", "-q"]) == 0

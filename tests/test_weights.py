@@ -11,6 +11,7 @@ import torch
 from conftest import make_tiny
 
 from napari_resjnd.core import weights as W
+from napari_resjnd.core.events import Download
 from napari_resjnd.core.inference import Cancelled
 from napari_resjnd.core.weights import REGISTRY, WeightsError, fetch, load_model, save_weights
 
@@ -66,6 +67,7 @@ def test_offline_and_not_cached_says_where_to_put_the_file():
     assert str(W.cached_path("resjnd-cplset")) in msg and REGISTRY["resjnd-cplset"].sha256 in msg
 
 
+@pytest.mark.slow
 def test_unreachable_server_gives_clear_error(monkeypatch, tiny_pth):
     monkeypatch.delenv("RESJND_OFFLINE")
     register_tiny(monkeypatch, "http://127.0.0.1:9/tiny.pth", tiny_pth[1].read_bytes())
@@ -99,8 +101,8 @@ def test_download_reports_progress_and_cancel_leaves_nothing(monkeypatch, server
         fetch("tiny", should_stop=lambda: True)
     assert not W.cache_dir().exists() or list(W.cache_dir().iterdir()) == []
     seen = list(W.iter_fetch("tiny"))
-    assert seen and seen[-1] == (len(data), len(data))
-    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen and seen[-1] == Download("tiny", len(data), len(data))
+    assert [e.done for e in seen] == sorted(e.done for e in seen)
     assert W.is_cached("tiny") and list(W.iter_fetch("tiny")) == []  # cached: no download, no events
 
 

@@ -35,6 +35,7 @@ def run_and_wait(qtbot, widget, timeout=60_000):
     qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_real_network_adds_three_layers(qtbot, viewer_widget, official_cache):
     viewer, widget = viewer_widget
     img = skdata.astronaut()[100:148, 200:264]
@@ -93,6 +94,7 @@ def test_cancel_mid_run_leaves_no_layers(qtbot, viewer_widget, slow_file):
     assert widget.run_button.enabled and not widget.cancel_button.enabled
 
 
+@pytest.mark.slow
 def test_event_loop_keeps_ticking(qtbot, viewer_widget, slow_file):
     """A 20 ms QTimer keeps firing while the network runs (gaps < 0.2 s); adding
     the result layers is napari's own GUI work, one layer per event-loop turn."""

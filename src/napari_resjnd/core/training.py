@@ -80,12 +80,11 @@ def _unwrapped(loader):
             if "Original Traceback" not in text:
                 raise
             last = [line for line in text.strip().splitlines() if line.strip()][-1]
+            del batches  # stop the worker processes now, not whenever the traceback is collected
             raise ValueError(last.split(": ", 1)[-1] if last[:1].isalpha() and ": " in last else last) from None
         yield batch
 
 
-#: ``resjnd train``'s defaults where they differ from :class:`FinetuneConfig`'s
-#: (the authors' recipe, from scratch).
 class FolderData:
     """Training and validation pairs on disk, for :func:`~.finetune.run_training`."""
 
