@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_resjnd.core.model import ResJND
+from napari_resjnd.core.model import Provenance, ResJND
 from napari_resjnd.core.weights import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def make_tiny(channels: int = 8, recursions: int = 2, seed: int = 0) -> ResJND:
     m = ResJND(channels, recursions)
     with torch.no_grad():
         m.output.weight.mul_(0.1)
-    m.provenance = {"weights": f"tiny-{channels}x{recursions}", "sha256": "0" * 64}
+    m.provenance = Provenance(weights=f"tiny-{channels}x{recursions}", sha256="0" * 64)
     return m.eval()
 
 

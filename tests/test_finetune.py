@@ -50,8 +50,8 @@ def test_validation_loss_falls_and_files_are_written(tmp_path, jpeg_pairs):
     assert [e.epoch for e in epochs] == [0, 1, 2, 3] and epochs[0].best
     assert [e.val_loss for e in epochs] == [e["val_loss"] for e in h["epochs"]]
     m = load_model(out)
-    assert m.provenance["base_sha256"] == "0" * 64
-    assert m.provenance["training"]["hyperparameters"]["optimizer"] == "adam"
+    assert m.provenance.base_sha256 == "0" * 64
+    assert m.provenance.training["hyperparameters"]["optimizer"] == "adam"
     assert not list(tmp_path.glob("*.tmp"))
 
 

@@ -55,8 +55,8 @@ def test_prefilled_cache_loads_without_network(official_cache, monkeypatch):
     monkeypatch.setattr(pooch, "retrieve", no_network)
     monkeypatch.delenv("RESJND_OFFLINE")
     model = load_model("resjnd-cplset")
-    assert model.provenance["sha256"] == REGISTRY["resjnd-cplset"].sha256
-    assert model.provenance["weights"] == "resjnd-cplset"
+    assert model.provenance.sha256 == REGISTRY["resjnd-cplset"].sha256
+    assert model.provenance.weights == "resjnd-cplset"
     assert W.is_cached("resjnd-cplset")
 
 
@@ -188,14 +188,14 @@ def test_safetensors_round_trip_keeps_metadata(tmp_path, tiny_pth):
     base = load_model(p)
     out = save_weights(base, tmp_path / "models" / "ft.safetensors", training={"epochs": 3})
     again = load_model(out)
-    assert again.provenance["base_sha256"] == W.sha256_of(p)
-    assert again.provenance["training"] == {"epochs": 3}
+    assert again.provenance.base_sha256 == W.sha256_of(p)
+    assert again.provenance.training == {"epochs": 3}
     assert again.architecture == base.architecture
     for k, v in base.state_dict().items():
         assert torch.equal(again.state_dict()[k], v)
     # saving a fine-tuned model again keeps the original base hash
     out2 = save_weights(again, tmp_path / "ft2.safetensors")
-    assert load_model(out2).provenance["base_sha256"] == W.sha256_of(p)
+    assert load_model(out2).provenance.base_sha256 == W.sha256_of(p)
     assert not list(out.parent.glob("*.tmp"))
 
 

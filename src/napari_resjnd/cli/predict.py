@@ -63,7 +63,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bar.close()
     name = "summary.json" if n == 1 else f"summary-shard-{i}-of-{n}.json"
     try:
-        write_summary(summary, Path(args.out) / name, {"shard": [i, n], "weights": model.provenance.get("weights")})
+        write_summary(summary, Path(args.out) / name, {"shard": [i, n], "weights": model.provenance.weights})
     except OSError as e:
         return fail(f"could not write {Path(args.out) / name}: {e.strerror or e}", code=1)
     if not args.quiet:

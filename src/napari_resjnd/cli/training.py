@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from ..core.finetune import history_path
-    from ..core.model import ResJND
+    from ..core.model import Provenance, ResJND
     from ..core.training import init_distributed, iter_train
     from ..core.weights import load_model
 
@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:  # the authors' initialisation, the same on every rank
             torch.manual_seed(config.seed)
             model = ResJND(args.channels, args.recursions)
-            model.provenance = {"weights": "random-init", "sha256": None}
+            model.provenance = Provenance(weights="random-init")
         gen = iter_train(
             model,
             args.pairs,

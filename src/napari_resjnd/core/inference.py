@@ -226,7 +226,7 @@ def iter_predict(
             bad = int(plane_cpl.size - np.count_nonzero(np.isfinite(plane_cpl)))
             raise ValueError(
                 f"the network gave {bad} NaN or infinite values with weights "
-                f"{(getattr(model, 'provenance', {}) or {}).get('weights', 'unnamed')!r}: "
+                f"{model.provenance.name!r}: "
                 "the weights are broken, or too large for this precision"
             )
         r = (plane_cpl - x) * np.float32(255)
@@ -238,10 +238,9 @@ def iter_predict(
     check_stop()
 
     shape = (*layout.leading, h, w) + ((3,) if layout.rgb else ())
-    prov = dict(getattr(model, "provenance", {}) or {})
     metadata = {
-        "weights": prov.get("weights", "unnamed"),
-        "weights_sha256": prov.get("sha256"),
+        "weights": model.provenance.name,
+        "weights_sha256": model.provenance.sha256,
         "architecture": model.architecture,
         "device": str(dev),
         "precision": precision,

@@ -135,15 +135,15 @@ def run_training(
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    base = dict(getattr(model, "provenance", {}) or {})
+    base = model.provenance
     history: dict[str, Any] = {
         "config": asdict(config),
         "precision": precision,
         "hyperparameters": hp,
         "data": data.summary,
         "world_size": world,
-        "base_weights": base.get("weights"),
-        "base_sha256": base.get("base_sha256", base.get("sha256")),
+        "base_weights": base.weights,
+        "base_sha256": base.origin_sha256,
         "loss": "MSE per pixel and channel, [0, 1] units",
         "epochs": [],
     }
@@ -211,7 +211,6 @@ def run_training(
         scored = [e for e in history["epochs"] if e["val_loss"] is not None]
         training["best_epoch"] = min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None
         training["best_val_loss"] = best if math.isfinite(best) else None
-        model.provenance = {**base, "weights": base.get("weights")}
         save_weights(model, out, training=training)
 
     def save_state(epoch):

@@ -19,6 +19,8 @@ is kept so that out-of-range inputs behave like theirs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +40,33 @@ def receptive_radius(recursions: int = RECURSIONS) -> int:
 RECEPTIVE_RADIUS = receptive_radius(RECURSIONS)
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where a network's weights came from, attached to it as ``model.provenance``
+    (as timm attaches a pretrained config to its models). Every prediction's
+    metadata and every checkpoint saved from the model carry it on."""
+
+    #: Registry name, or the file's path for a weights file; None: not loaded from anything.
+    weights: str | None = None
+    #: The file the weights were read from.
+    path: str | None = None
+    #: sha256 of that file (registry entries: checked against the pinned hash).
+    sha256: str | None = None
+    #: For a fine-tuned checkpoint: sha256 of the weights its training started from.
+    base_sha256: str | None = None
+    #: For a fine-tuned checkpoint: its training summary (settings, data, best epoch).
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def origin_sha256(self) -> str | None:
+        """The weights this line of checkpoints descends from: the base's, else these."""
+        return self.base_sha256 or self.sha256
+
+    @property
+    def name(self) -> str:
+        return self.weights or "unnamed"
+
+
 class ResJND(nn.Module):
     """Image (N x 3 x H x W, [0, 1]) -> its critically perceptually lossless image.
 
@@ -54,8 +83,8 @@ class ResJND(nn.Module):
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.output = nn.Conv2d(channels, 3, 3, padding=1, bias=False)
-        #: Where the weights came from (name, sha256, ...); set by the loader.
-        self.provenance: dict = {}
+        #: Where the weights came from; set by the loader.
+        self.provenance = Provenance()
         self.reset_parameters()
 
     @property

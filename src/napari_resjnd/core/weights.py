@@ -22,7 +22,7 @@ import torch
 from .events import Download
 from .files import atomic_write
 from .inference import Cancelled
-from .model import ResJND
+from .model import Provenance, ResJND
 
 #: Environment variables that override where files live.
 CACHE_ENV = "RESJND_CACHE_DIR"
@@ -335,14 +335,13 @@ def load_model(
         raise WeightsError(f"{path}: tensors {broken} hold NaN or infinite values")
     model.load_state_dict({k: v.float() for k, v in tensors.items()})
     model.eval()
-    model.provenance = {
-        "weights": name,
-        "path": str(path),
-        "sha256": _cached_sha(path),
-        "architecture": model.architecture,
-        **({"base_sha256": info["base_sha256"]} if "base_sha256" in info else {}),
-        **({"training": info["training"]} if "training" in info else {}),
-    }
+    model.provenance = Provenance(
+        weights=name,
+        path=str(path),
+        sha256=_cached_sha(path),
+        base_sha256=info.get("base_sha256"),
+        training=dict(info.get("training") or {}),
+    )
     return model
 
 
@@ -370,12 +369,12 @@ def save_weights(model: ResJND, path: str | os.PathLike, *, training: dict | Non
     """
     from safetensors.torch import save_file
 
-    prov = getattr(model, "provenance", {}) or {}
+    prov = model.provenance
     info = {
         "format_version": FORMAT_VERSION,
         "architecture": model.architecture,
-        "base_weights": prov.get("weights"),
-        "base_sha256": prov.get("base_sha256", prov.get("sha256")),
+        "base_weights": prov.weights,
+        "base_sha256": prov.origin_sha256,
         "training": training or {},
     }
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
