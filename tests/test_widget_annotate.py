@@ -7,6 +7,7 @@ import pytest
 from skimage import data as skdata
 
 from napari_resjnd.core.annotation import Session
+from napari_resjnd.core.events import AnnotationDone, TrialShown
 from napari_resjnd.widgets.annotate import STIM_CANDIDATE, AnnotateWidget
 from napari_resjnd.widgets.finetune import FinetuneWidget
 
@@ -49,6 +50,8 @@ def test_scripted_session_produces_the_target_layer(qtbot, setup, tmp_path):
     viewer, w, img = setup
     w.rate.value = 4.0
     w.export_dir.value = str(tmp_path / "pairs")
+    events = []
+    w.progressed.connect(events.append)
     w.start()
     assert w.busy and STIM_CANDIDATE in viewer.layers
     t0 = time.perf_counter()
@@ -61,6 +64,10 @@ def test_scripted_session_produces_the_target_layer(qtbot, setup, tmp_path):
     assert w.status.value.startswith("done"), w.status.value
     target = viewer.layers["astro CPL target"]
     assert target.metadata["resjnd"]["critical_levels"] == [2, 4]
+    trials, end = events[:-1], events[-1]
+    assert len(trials) == n and all(isinstance(e, TrialShown) and e.patches == 2 for e in trials)
+    assert [e.done for e in trials] == sorted(e.done for e in trials) and trials[-1].done == 1
+    assert isinstance(end, AnnotationDone) and end.critical == (2, 4) and end.target == "astro CPL target"
     s = Session.load(tmp_path / "session.json")
     assert [p.critical for p in s.patches] == [2, 4]
     t = s.patches[0].trials[0]

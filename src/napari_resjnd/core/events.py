@@ -97,6 +97,32 @@ class EpochDone:
     best: bool
 
 
+@dataclass(frozen=True)
+class TrialShown:
+    """CPL annotation: a trial is on screen, waiting for "same" or "different"."""
+
+    #: Index of the patch being judged.
+    patch: int
+    #: Patches in the session.
+    patches: int
+    #: Patches whose critical level is already found.
+    done: int
+    #: The ladder level shown against the original (0: the original itself).
+    level: int
+
+
+@dataclass(frozen=True)
+class AnnotationDone:
+    """CPL annotation: every patch has its critical level; the target is assembled."""
+
+    #: Each patch's critical level (the most distorted level judged the same).
+    critical: tuple[int | None, ...]
+    #: The target image's layer name.
+    target: str
+    #: The session file (JSON), for resuming and merging observers.
+    session: str
+
+
 #: Every event the core's generators yield.
 Event = Union[Status, Download, TileDone, TrainingStarted, TrainingStep, EpochDone]  # noqa: UP007 (a runtime alias)
 

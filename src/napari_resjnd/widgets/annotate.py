@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
+from psygnal import Signal
 
 from ..core.annotation import PatchRecord, Session, assemble_target, export_pairs, image_sha256, ladders_for
+from ..core.events import AnnotationDone, TrialShown
 from ..core.ladders import GENERATORS
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
@@ -35,7 +37,15 @@ def sessions_dir() -> Path:
 
 
 class AnnotateWidget(DockContainer):
-    """ResJND: Annotate CPL. Docked in napari through ``napari.yaml``."""
+    """ResJND: Annotate CPL. Docked in napari through ``napari.yaml``.
+
+    Interactive rather than a background worker: timers flip the stimuli and the
+    observer's keys answer. ``progressed`` emits a
+    :class:`~napari_resjnd.core.events.TrialShown` per trial and an
+    :class:`~napari_resjnd.core.events.AnnotationDone` at the end.
+    """
+
+    progressed = Signal(object)
 
     def __init__(self, napari_viewer: Viewer):
         super().__init__()
@@ -171,10 +181,11 @@ class AnnotateWidget(DockContainer):
         self.current = (i, level)
         original, candidate = self.ladders[i].levels[0], self.ladders[i].levels[level]
         self._show(i, original / 255, candidate / 255)
-        done = sum(p.critical is not None for p in self.session.patches)
+        ev = TrialShown(i, len(self.session.patches), sum(p.critical is not None for p in self.session.patches), level)
         self.status.value = (
-            f"patch {i + 1} of {len(self.session.patches)} ({done} done), level {level}: same or different?"
+            f"patch {ev.patch + 1} of {ev.patches} ({ev.done} done), level {ev.level}: same or different?"
         )
+        self.progressed.emit(ev)
 
     def _place(self, name: str, data: np.ndarray, offset: tuple[int, int], visible: bool = True):
         src = self._source
@@ -281,7 +292,9 @@ class AnnotateWidget(DockContainer):
         self.busy, self.current = False, None
         self.start_button.enabled = True
         self.same_button.enabled = self.diff_button.enabled = False
+        done = AnnotationDone(tuple(p.critical for p in s.patches), name, str(self.session_path))
         self.status.value = (
-            f"done: critical levels {[p.critical for p in s.patches]}; "
+            f"done: critical levels {list(done.critical)}; "
             f"target layer {name!r} ready for Fine-tune; session {self.session_path.name}"
         )
+        self.progressed.emit(done)
