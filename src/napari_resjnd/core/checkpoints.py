@@ -7,13 +7,18 @@ recorded run, are one-line errors."""
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+import math
+import shutil
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .config import FinetuneConfig
+from .files import atomic_write
+from .model import ResJND
+from .weights import save_weights
 
 #: Settings a resumed run keeps from the run it continues (they shape the data or
 #: the optimisation); changing one needs an explicit override, recorded in the history.
@@ -58,3 +63,111 @@ def history_path(checkpoint: str | Path) -> Path:
 
 def resume_path(checkpoint: str | Path) -> Path:
     return Path(checkpoint).with_suffix(".resume.pt")
+
+
+def _norm(value: Any) -> Any:
+    """Compare JSON-read and in-memory settings alike (lists and tuples, ints and floats)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def resume_run(
+    resume: str | Path,
+    config: FinetuneConfig,
+    override: tuple[str, ...],
+    model: ResJND,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    device: torch.device,
+) -> tuple[dict[str, Any], int, float, Any]:
+    """Load ``resume``'s state into the model, optimiser, scheduler and torch's RNG.
+
+    Returns the continued history (overrides recorded in it), the first epoch
+    to train, the best validation loss so far and the data's RNG state. The
+    :data:`RESUME_KEYS` settings must equal the recorded ones unless overridden.
+    """
+    state = read_resume(resume, map_location=device)
+    history: dict[str, Any] = json.loads(state["history"])
+    now = asdict(config)
+    changed = {
+        k: (history["config"].get(k), now[k]) for k in RESUME_KEYS if _norm(history["config"].get(k)) != _norm(now[k])
+    }
+    refused = sorted(set(changed) - set(override))
+    if refused:
+        raise ValueError(
+            "resuming "
+            + "; ".join(
+                f"{k} {changed[k][1]!r} differs from the {changed[k][0]!r} recorded in {resume}" for k in refused
+            )
+            + ": leave it out to keep the recorded value, or override it explicitly ("
+            + ", ".join(f"--override {k}" for k in refused)
+            + ")"
+        )
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise ValueError(
+            f"{resume_path(resume)} does not fit this network or optimiser ({str(e).splitlines()[0]})"
+        ) from None
+    if changed:
+        history.setdefault("overrides", []).append(
+            {"from_epoch": int(state["epoch"]) + 1, **{k: {"was": a, "now": b} for k, (a, b) in changed.items()}}
+        )
+        history["config"] = {**history["config"], **{k: now[k] for k in changed}}
+    history["config"]["epochs"] = config.epochs
+    best = min((e["val_loss"] for e in history["epochs"] if e["val_loss"] is not None), default=math.inf)
+    torch.set_rng_state(state["torch_rng"].cpu())
+    return history, int(state["epoch"]) + 1, best, state["rng"]
+
+
+class RunFiles:
+    """Writes a run's files: the best weights at ``out``, the history beside it, the
+    resume state every epoch. Only the writer (rank 0 in a distributed run) writes."""
+
+    def __init__(self, out: str | Path, writer: bool = True):
+        self.out, self.writer = Path(out), writer
+
+    def adopt(self, resume: str | Path) -> None:
+        """A resumed run saving under a new name takes the best weights so far with it."""
+        if self.writer and self.out.resolve() != Path(resume).resolve() and Path(resume).is_file():
+            atomic_write(self.out, lambda t: shutil.copyfile(resume, t))
+
+    def save_best(self, model: ResJND, history: dict[str, Any], best: float) -> None:
+        if not self.writer:
+            return
+        training = {k: history[k] for k in ("config", "hyperparameters", "data", "loss")}
+        scored = [e for e in history["epochs"] if e["val_loss"] is not None]
+        training["best_epoch"] = min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None
+        training["best_val_loss"] = best if math.isfinite(best) else None
+        save_weights(model, self.out, training=training)
+
+    def save_history(self, history: dict[str, Any]) -> None:
+        if self.writer:
+            atomic_write(history_path(self.out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
+
+    def save_state(
+        self,
+        epoch: int,
+        model: ResJND,
+        opt: torch.optim.Optimizer,
+        sched: Any,
+        history: dict[str, Any],
+        data_state: Any,
+    ) -> None:
+        """The history, then the resume state (loadable with ``weights_only=True``)."""
+        if not self.writer:
+            return
+        self.save_history(history)
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "epoch": epoch,
+            "history": json.dumps(history),
+            "rng": data_state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        atomic_write(resume_path(self.out), lambda t: torch.save(state, t))

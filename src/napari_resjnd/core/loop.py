@@ -8,7 +8,6 @@ Losses in the history are the mean squared error per pixel and channel in
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Generator, Iterable
@@ -18,13 +17,11 @@ from typing import Any, Protocol
 
 import torch
 
-from .checkpoints import RESUME_KEYS, history_path, read_resume, resume_path
+from .checkpoints import RunFiles, resume_run
 from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult
 from .devices import PRECISIONS, autocast, resolve_device, resolve_precision
 from .events import EpochDone, TrainingStarted, TrainingStep
-from .files import atomic_write
 from .model import ResJND
-from .weights import save_weights
 
 #: (pristine, target) tensors, N x 3 x H x W in [0, 1].
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -47,13 +44,6 @@ def evaluate_loss(
     if dist is not None:
         dist.all_reduce(total)
     return float(total[0] / total[1]) if total[1] else math.nan
-
-
-def _norm(value):
-    """Compare JSON-read and in-memory settings alike (lists and tuples, ints and floats)."""
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 class TrainingData(Protocol):
@@ -105,7 +95,7 @@ def run_training(
     per optimiser step and an :class:`~.events.EpochDone` per epoch. With ``dist`` (``torch.distributed``,
     initialised), gradients are averaged by DistributedDataParallel, losses are
     summed over ranks, and only rank 0 writes files. On ``resume`` the
-    :data:`RESUME_KEYS` settings must equal the recorded ones, except those named
+    :data:`~.checkpoints.RESUME_KEYS` settings must equal the recorded ones, except those named
     in ``override`` (recorded in the history as overrides).
     """
     if config.lr is not None and not config.lr > 0:
@@ -149,49 +139,11 @@ def run_training(
     }
     torch.manual_seed(config.seed)
     start_epoch, best = 1, math.inf
+    files = RunFiles(out, writer)
     if resume is not None:
-        state = read_resume(resume, map_location=device)
-        recorded = json.loads(state["history"])
-        now = asdict(config)
-        changed = {
-            k: (recorded["config"].get(k), now[k])
-            for k in RESUME_KEYS
-            if _norm(recorded["config"].get(k)) != _norm(now[k])
-        }
-        refused = sorted(set(changed) - set(override))
-        if refused:
-            raise ValueError(
-                "resuming "
-                + "; ".join(
-                    f"{k} {changed[k][1]!r} differs from the {changed[k][0]!r} recorded in {resume}" for k in refused
-                )
-                + ": leave it out to keep the recorded value, or override it explicitly ("
-                + ", ".join(f"--override {k}" for k in refused)
-                + ")"
-            )
-        try:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise ValueError(
-                f"{resume_path(resume)} does not fit this network or optimiser ({str(e).splitlines()[0]})"
-            ) from None
-        history = recorded
-        if changed:
-            history.setdefault("overrides", []).append(
-                {"from_epoch": int(state["epoch"]) + 1, **{k: {"was": a, "now": b} for k, (a, b) in changed.items()}}
-            )
-            history["config"] = {**history["config"], **{k: now[k] for k in changed}}
-        history["config"]["epochs"] = config.epochs
-        if writer and Path(out).resolve() != Path(resume).resolve() and Path(resume).is_file():
-            import shutil  # the best weights so far go with the run to its new name
-
-            atomic_write(out, lambda t: shutil.copyfile(resume, t))
-        start_epoch = int(state["epoch"]) + 1
-        best = min((e["val_loss"] for e in history["epochs"] if e["val_loss"] is not None), default=math.inf)
-        data.load_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"].cpu())
+        history, start_epoch, best, data_state = resume_run(resume, config, override, model, opt, sched, device)
+        files.adopt(resume)
+        data.load_state(data_state)
     steps = data.steps()
     patch = config.patch or DEFAULT_PATCH  # the data resolved it; None only in a bare config
     has_val = data.summary.get("val_patches", 0) > 0
@@ -204,29 +156,11 @@ def run_training(
         start_epoch=start_epoch,
     )
 
-    def save_best():
-        if not writer:
-            return
-        training = {k: history[k] for k in ("config", "hyperparameters", "data", "loss")}
-        scored = [e for e in history["epochs"] if e["val_loss"] is not None]
-        training["best_epoch"] = min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None
-        training["best_val_loss"] = best if math.isfinite(best) else None
-        save_weights(model, out, training=training)
+    def save_best() -> None:
+        files.save_best(model, history, best)
 
-    def save_state(epoch):
-        if not writer:
-            return
-        atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
-        state = {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "epoch": epoch,
-            "history": json.dumps(history),
-            "rng": data.state(),
-            "torch_rng": torch.get_rng_state(),
-        }
-        atomic_write(resume_path(out), lambda t: torch.save(state, t))
+    def save_state(epoch: int) -> None:
+        files.save_state(epoch, model, opt, sched, history, data.state())
 
     if not history["epochs"]:  # a fresh run (a resumed one has its epoch 0 already)
         v0 = evaluate_loss(model, data.val_batches(device), device, precision, dist) if has_val else None
@@ -303,7 +237,6 @@ def run_training(
             break
 
     history["stopped"] = stopped
-    if writer:
-        atomic_write(history_path(out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
+    files.save_history(history)
     model.eval()
     return FinetuneResult(model=model, history=history, checkpoint=out, stopped=stopped)
