@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 PLUGIN = "napari-resjnd"
 WIDGET = "Predict JND (ResJND)"
 
 
-def open_viewer(images: Sequence[str] = (), weights: str | None = None, show: bool = True):
+def open_viewer(images: Sequence[str] = (), weights: str | None = None, show: bool = True) -> tuple[Any, Any]:
     """A viewer with the widget docked and ``images`` loaded; returns (viewer, widget)."""
     import napari
 
