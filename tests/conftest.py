@@ -20,6 +20,7 @@ from napari_resjnd.core.weights import REGISTRY
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL = Path(os.environ.get("RESJND_OFFICIAL_DIR", ROOT.parent / "shared" / "resjnd-official"))
 OFFICIAL_NAMES = ["1", "230", "368"]
+JND_REFERENCE = Path(os.environ.get("RESJND_JND_REFERENCE_DIR", ROOT.parent / "shared" / "jnd-reference"))
 
 
 @pytest.fixture(autouse=True)

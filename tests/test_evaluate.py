@@ -9,9 +9,12 @@ from PIL import Image
 from skimage import data as skdata
 
 from napari_resjnd.cli import main
-from napari_resjnd.core import baselines as bl
 from napari_resjnd.core import evaluate as ev
+from napari_resjnd.core.baselines import luminance
 from napari_resjnd.core.weights import save_weights
+from napari_resjnd.core.zoo import MODELS as CLASSIC_MODELS
+from napari_resjnd.core.zoo import pixel
+from napari_resjnd.core.zoo import wu2017 as wu
 
 
 @pytest.mark.parametrize("grey", [0, 60, 127, 200, 255])
@@ -20,46 +23,46 @@ def test_flat_fields_give_luminance_adaptation(grey):
     bg = float(grey)  # B sums to 32: a flat field is its own background
     tl = 17 * (1 - np.sqrt(bg / 127)) + 3 if bg <= 127 else 3 / 128 * (bg - 127) + 3
     # flat: no gradient, no texture -> Chou & Li = max(0.5 - 0.01 bg, T_l) = T_l
-    np.testing.assert_allclose(bl.chou_li(img), max(tl, 0.5 - 0.01 * bg), rtol=1e-5)
+    np.testing.assert_allclose(pixel.chou1995(img), max(tl, 0.5 - 0.01 * bg), rtol=1e-5)
     tt = 0.5 - 0.01 * bg
-    np.testing.assert_allclose(bl.namm(img), tl + tt - 0.3 * min(tl, tt), rtol=1e-5)
-    np.testing.assert_allclose(bl.wu2017(img), 0.7 * tl, rtol=1e-5)  # no contrast, no pattern: VM = 0
+    np.testing.assert_allclose(pixel.yang2005(img), tl + tt - 0.3 * min(tl, tt), rtol=1e-5)
+    np.testing.assert_allclose(wu.wu2017(img), 0.7 * tl, rtol=1e-5)  # no contrast, no pattern: VM = 0
 
 
 def test_background_and_gradient_operators_on_a_known_edge():
     y = np.zeros((20, 20))
     y[10:] = 100.0  # horizontal edge between rows 9 and 10
-    bg = bl.background(y)
+    bg = pixel.background(y)
     assert bg[2, 5] == 0 and bg[17, 5] == pytest.approx(100)
-    mg = bl.max_gradient(y)
+    mg = pixel.max_gradient(y)
     # G1 across the edge: rows 1 and 3 of the kernel sum to +-16 -> |(-16) * 100| / 16
     assert mg[10, 10] == pytest.approx(100.0) and mg[9, 10] == pytest.approx(100.0)
     assert mg[2, 10] == 0
-    assert bl.luminance_adaptation(np.array([0.0, 127.0, 255.0])) == pytest.approx([20.0, 3.0, 6.0])
+    assert pixel.luminance_adaptation(np.array([0.0, 127.0, 255.0])) == pytest.approx([20.0, 3.0, 6.0])
 
 
 def test_edges_raise_chou_li_and_namm_protects_them():
     y = np.zeros((40, 40), np.uint8)
     y[:, 20:] = 200
-    c, n = bl.chou_li(y), bl.namm(y)
+    c, n = pixel.chou1995(y), pixel.yang2005(y)
     assert c[20, 20] > c[20, 5]
     assert n[20, 20] < c[20, 20]  # NAMM lowers the masking at edges
-    w = bl.edge_protection(y.astype(float))
+    w = pixel.edge_protection(y.astype(float))
     assert w[20, 20] < 0.2 and w[20, 2] > 0.9
 
 
 def test_pattern_complexity_counts_orientations():
     flat = np.full((20, 20), 100.0)
-    assert bl.pattern_complexity(flat).max() == 0
+    assert wu.pattern_complexity(flat).max() == 0
     rng = np.random.default_rng(0)
     noise = rng.uniform(0, 255, (30, 30))
-    assert bl.pattern_complexity(noise)[5:-5, 5:-5].mean() > 4
+    assert wu.pattern_complexity(noise)[5:-5, 5:-5].mean() > 4
 
 
 def test_bisection_hits_the_target_psnr():
     img = skdata.chelsea()[:120, :160].astype(np.float64)
     sign = ev.sign_field(img.shape[:2], 0)
-    jnd = bl.chou_li(img.astype(np.uint8))
+    jnd = pixel.chou1995(img.astype(np.uint8))
     for target in (22.0, 26.0, 30.0, 40.0):
         noisy, beta, _p = ev.noise_at_psnr(img, jnd, sign, target)
         assert abs(ev.psnr(img, noisy) - target) < 0.01 and beta > 0
@@ -67,13 +70,13 @@ def test_bisection_hits_the_target_psnr():
 
 
 def test_shuffling_preserves_the_histogram():
-    j = bl.namm(skdata.coffee()[:64, :64])
+    j = pixel.yang2005(skdata.coffee()[:64, :64])
     s = ev.shuffled(j, 3)
     assert np.array_equal(np.sort(j.ravel()), np.sort(s.ravel())) and not np.array_equal(j, s)
 
 
 def test_metrics_are_perfect_for_identical_images_and_ordered():
-    y = bl.luminance(skdata.astronaut()[:200, :200])
+    y = luminance(skdata.astronaut()[:200, :200])
     assert ev.ssim(y, y) == pytest.approx(1) and ev.ms_ssim(y, y) == pytest.approx(1, abs=1e-5)
     assert ev.vifp(y, y) == pytest.approx(1) and ev.gmsd(y, y) == pytest.approx(0)
     rng = np.random.default_rng(0)
@@ -155,10 +158,15 @@ def test_cli_evaluate_writes_csv_and_summary(tmp_path, capsys):
     )
     assert rc == 0
     rows = list(csv.DictReader(out.read_text().splitlines()))
-    assert len(rows) == 2 * 2 * 6
+    assert len(rows) == 2 * 2 * 8
     assert list(rows[0])[:6] == ["image", "jnd", "target_psnr", "beta", "psnr", "ssim"]
     assert {"ms_ssim", "vifp", "gmsd", "pspnr"} <= set(rows[0])
-    assert {r["jnd"] for r in rows} == {"resjnd", "chou", "namm", "wu2017", "uniform", "shuffled"}
+    assert {r["jnd"] for r in rows} == {
+        "resjnd",
+        *CLASSIC_MODELS,
+        "uniform",
+        "shuffled",
+    }  # --jnd all, uniform, shuffled
     assert all(abs(float(r["psnr"]) - float(r["target_psnr"])) < 0.01 for r in rows)
     text = capsys.readouterr().out
     assert "| target PSNR | metric | resjnd vs |" in text and "| 30 | gmsd | uniform |" in text

@@ -5,6 +5,7 @@ Plugins menu docks them)."""
 import numpy as np
 import pytest
 
+from napari_resjnd.core.zoo import MODELS as CLASSIC_MODELS
 from napari_resjnd.widgets._common import MAX_WIDTH, short_text
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
@@ -109,14 +110,14 @@ def test_evaluate_selects_the_newest_jnd_layer_classics_and_controls(make_napari
         pred.jnd * 2, name="photo JND (fine-tuned)", metadata={"resjnd": {"output": "jnd", "source_layer": "photo"}}
     )
     w.image.value = src
-    classics_and_controls = ["chou", "namm", "wu2017", "uniform", "shuffled"]
+    classics_and_controls = [*CLASSIC_MODELS, "uniform", "shuffled"]
     assert set(w.maps.value) == {"layer:" + newer.name, *classics_and_controls}
     w.image.value = cat
     assert set(w.maps.value) == {"layer:cat JND", *classics_and_controls}
     # a pick of the user's own stays while layers come and go
-    w.maps.value = ["chou"]
+    w.maps.value = ["chou1995"]
     viewer.add_image(np.zeros((8, 8)), name="other")
-    assert list(w.maps.value) == ["chou"]
+    assert list(w.maps.value) == ["chou1995"]
     # one click on the defaults evaluates every map
     w.image.value = src
     w.psnr.value = "30"

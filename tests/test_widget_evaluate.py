@@ -26,13 +26,13 @@ def test_widget_matches_cli_and_adds_noisy_layers(qtbot, make_napari_viewer, tmp
     _layers.add_or_update(viewer, src, pred, ["JND"], True)
     w.image.value = src
     assert "layer:coffee JND" in list(w.maps.choices)
-    w.maps.value = ["layer:coffee JND", "chou", "uniform", "shuffled"]
+    w.maps.value = ["layer:coffee JND", "chou1995", "uniform", "shuffled"]
     w.psnr.value = "26, 32"
     w.run()
     qtbot.waitUntil(lambda: not w.busy, timeout=120_000)
     assert w.status.value.startswith("done"), w.status.value
     assert len(w.results) == 8 and len(w.table.value["data"]) == 8
-    noisy = viewer.layers["coffee noisy chou 26 dB"]
+    noisy = viewer.layers["coffee noisy chou1995 26 dB"]
     assert noisy.rgb and noisy.data.shape == img.shape and noisy.metadata["resjnd"]["target_psnr"] == 26
     assert len(w.plot.getPlotItem().listDataItems()) == 4
 
@@ -43,7 +43,7 @@ def test_widget_matches_cli_and_adds_noisy_layers(qtbot, make_napari_viewer, tmp
             "evaluate",
             str(tmp_path / "coffee.png"),
             "--jnd",
-            "chou,uniform",
+            "chou1995,uniform",
             "--psnr",
             "26",
             "--psnr",
@@ -57,7 +57,7 @@ def test_widget_matches_cli_and_adds_noisy_layers(qtbot, make_napari_viewer, tmp
         (r["jnd"], float(r["target_psnr"])): r for r in csv.DictReader((tmp_path / "r.csv").read_text().splitlines())
     }
     for r in w.results:
-        if r.jnd in ("chou", "uniform"):
+        if r.jnd in ("chou1995", "uniform"):
             for m in ("psnr", "ssim", "vifp", "gmsd", "pspnr"):
                 assert float(rows[(r.jnd, r.target_psnr)][m]) == pytest.approx(r.metrics[m], rel=1e-9)
 
@@ -67,7 +67,7 @@ def test_errors_are_reported(qtbot, make_napari_viewer):
     w = EvaluateWidget(viewer)
     viewer.add_image(np.zeros((30, 30, 3), np.uint8), name="img", rgb=True)
     w.image.value = viewer.layers["img"]
-    w.maps.value = ["chou"]
+    w.maps.value = ["chou1995"]
     w.psnr.value = "abc"
     w.run()
     assert "target PSNR" in w.status.value and not w.busy

@@ -293,16 +293,16 @@ def test_screenshot_with_results_is_not_blank(qtbot, viewer_widget, tmp_path):
 
 
 def test_classic_models_work_offline_without_weights(qtbot, viewer_widget):
-    from napari_resjnd.core.baselines import chou_li
+    from napari_resjnd.core.zoo.pixel import chou1995
 
     viewer, widget = viewer_widget
     img = skdata.coffee()[:60, :80]
     viewer.add_image(img, name="coffee", rgb=True)
     widget.image.value = viewer.layers["coffee"]
-    assert "classic:chou" in list(widget.model.choices)
-    widget.model.value = "classic:chou"
+    assert "classic:chou1995" in list(widget.model.choices)
+    widget.model.value = "classic:chou1995"
     run_and_wait(qtbot, widget)
-    assert [layer.name for layer in viewer.layers] == ["coffee", "coffee JND chou"]
-    layer = viewer.layers["coffee JND chou"]
-    np.testing.assert_allclose(layer.data, chou_li(img), rtol=1e-6)
-    assert layer.metadata["resjnd"]["weights"] == "classic:chou"
+    assert [layer.name for layer in viewer.layers] == ["coffee", "coffee JND chou1995"]
+    layer = viewer.layers["coffee JND chou1995"]
+    np.testing.assert_allclose(layer.data, chou1995(img), rtol=1e-6)
+    assert layer.metadata["resjnd"]["weights"] == "classic:chou1995"

@@ -4,6 +4,7 @@ The public API lives in the Qt-free core; importing this package never imports
 napari or Qt (the widgets are loaded by napari through ``napari.yaml``).
 """
 
+from .core.baselines import jnd_map
 from .core.devices import available_devices
 from .core.finetune import FinetuneConfig, finetune, iter_finetune
 from .core.inference import Cancelled, Prediction, iter_predict, predict
@@ -17,10 +18,12 @@ from .core.weights import (
     load_model,
     save_weights,
 )
+from .core.zoo import MODELS as CLASSIC_MODELS
 
 __version__ = "0.2.0"
 
 __all__ = [
+    "CLASSIC_MODELS",
     "DEFAULT_WEIGHTS",
     "RECEPTIVE_RADIUS",
     "REGISTRY",
@@ -36,6 +39,7 @@ __all__ = [
     "iter_predict",
     "jnd_from_cpl",
     "jnd_from_residual",
+    "jnd_map",
     "load_model",
     "normalise_max",
     "predict",

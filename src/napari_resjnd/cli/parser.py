@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..core.baselines import MODELS as CLASSIC_MODELS
 from ..core.config import DEFAULT_PATCH, FINETUNE_CONFIG, LAYERS, PRESETS, TRAIN_CONFIG, FinetuneConfig
 from ..core.devices import AUTO, DEVICE_HELP, PRECISION_CHOICES, PRECISIONS
 from ..core.finetune import RESUME_KEYS
@@ -151,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--psnr", type=psnr_target, action="append", help="target PSNR in dB (repeatable; default 26)")
     ev.add_argument(
         "--jnd",
-        default="resjnd,chou,namm,wu2017,uniform,shuffled",
-        help="maps to compare, comma-separated: resjnd, chou, namm, wu2017, uniform, shuffled",
+        default="all,uniform,shuffled",
+        help=f"maps to compare, comma-separated: all (ResJND and every classic model), resjnd, "
+        f"{', '.join(CLASSIC_MODELS)}, uniform, shuffled (default: all,uniform,shuffled)",
     )
     ev.add_argument("--out", required=True, help="CSV with a row per image, map and target PSNR")
     ev.add_argument("--weights", default=DEFAULT_WEIGHTS)
@@ -258,15 +260,12 @@ def check_args(args: argparse.Namespace) -> None:
         out_file(args.out, suffixes=(".csv",))
         if args.plot:
             out_file(args.plot, "--plot", suffixes=(".png", ".pdf", ".svg"))
-        from ..core.baselines import MODELS
+        from ..core.evaluate import map_names
 
-        known = {"resjnd", "uniform", "shuffled", *MODELS}
-        names = [n.strip() for n in args.jnd.split(",") if n.strip()]
-        unknown = [n for n in names if n not in known]
-        if unknown or not names:
-            raise UsageError(
-                f"--jnd {args.jnd!r}: unknown map {', '.join(unknown) or '(none)'}; known: {', '.join(sorted(known))}"
-            )
+        try:
+            map_names(args.jnd)
+        except ValueError as e:
+            raise UsageError(f"--jnd {args.jnd!r}: {e}") from None
     elif cmd == "patches":
         _exists(args.src, "patches SRC", folder=True)
         out_folder(args.out, "patches OUT")

@@ -19,7 +19,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..core import evaluate as ev
     from ..core.images import read_image
 
-    names = [n.strip() for n in args.jnd.split(",") if n.strip()]
+    names = ev.map_names(args.jnd)
     targets = [float(t) for t in (args.psnr or [26.0])]
     model = None
     if "resjnd" in names:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .baselines import MODELS, classic_jnd, luminance, to_y
+from .baselines import MODELS, classic_jnd, is_classic, luminance, to_y
 from .model import ResJND
 
 CONTROLS = ("uniform", "shuffled")
@@ -179,6 +179,22 @@ class NoisyResult:
     metrics: dict
 
 
+def map_names(text: str) -> list[str]:
+    """Comma-separated map names, ``all`` standing for ResJND and every classic model;
+    ValueError naming any unknown one."""
+    names: list[str] = []
+    for n in (t.strip() for t in text.split(",")):
+        if n == "all":
+            names += [m for m in ("resjnd", *MODELS) if m not in names]
+        elif n and n not in names:
+            names.append(n)
+    unknown = [n for n in names if n != "resjnd" and n not in CONTROLS and not is_classic(n)]
+    if unknown or not names:
+        known = ", ".join(["all", "resjnd", *MODELS, *CONTROLS])
+        raise ValueError(f"unknown map {', '.join(unknown) or '(none)'}; known: {known}")
+    return names
+
+
 def jnd_maps(
     image: np.ndarray,
     names: Iterable[str],
@@ -190,7 +206,7 @@ def jnd_maps(
     should_stop: Callable[[], bool] | None = None,
     given: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The maps to compare, by name: resjnd, chou, namm, wu2017, uniform, shuffled,
+    """The maps to compare, by name: resjnd, the classic models (:mod:`.zoo`), uniform, shuffled,
     plus ``given`` maps (e.g. JND layers from napari) under their own names.
 
     ``shuffled`` shuffles ResJND's map when it is among the maps, else the first map.
@@ -209,7 +225,7 @@ def jnd_maps(
             if model is None:
                 raise ValueError("the 'resjnd' map needs a model")
             out[name] = predict(model, image, device=device, precision=precision, should_stop=should_stop).jnd
-        elif name in MODELS:
+        elif is_classic(name):
             out[name] = classic_jnd(name, image)
     if "uniform" in names:
         out["uniform"] = np.ones(shape, np.float32)
@@ -237,7 +253,7 @@ def evaluate_image(
 
     img255 = rgb255(image)
     sign = sign_field(img255.shape[:2], seed)
-    ref = pspnr_ref if pspnr_ref is not None else classic_jnd("namm", image)
+    ref = pspnr_ref if pspnr_ref is not None else classic_jnd("yang2005", image)
     results = []
     for target in targets:
         for name, jnd in maps.items():

@@ -100,9 +100,9 @@ def make_ladder(
         cands = [_codec(x, generator.upper(), q) for q in params]
     elif generator == "noise":
         if jnd is None:
-            from .baselines import chou_li
+            from .zoo.pixel import chou1995
 
-            jnd = chou_li(np.clip(np.rint(x), 0, 255).astype(np.uint8))
+            jnd = chou1995(np.clip(np.rint(x), 0, 255).astype(np.uint8))
         sign = np.random.default_rng(seed).choice(np.array([-1.0, 1.0]), size=x.shape[:2])
         params = [float(s * strength) for s in steps]
         cands = [x + (b * sign * np.asarray(jnd, np.float64))[..., None] for b in params]

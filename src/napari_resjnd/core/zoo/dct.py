@@ -1,0 +1,170 @@
+"""DCT-domain JND models on 8 x 8 blocks: Zhang, Lin & Xue 2005 and Jia, Lin &
+Kassim 2006 (still images: zero motion).
+
+Both give a threshold per DCT coefficient; as in the authors' code (OpenJND's
+``Zhang et al/Matlab/main.m`` and ``Jia et al/Matlab/JND_VIDEO.m``), the map holds
+coefficient (i, j)'s threshold at pixel (i, j) of its block, so it is piecewise
+constant per coefficient position, not a smooth per-pixel map.
+
+Shared steps (written once here): the luminance adaptation of the DC
+coefficient, the block classification into plain, edge and texture blocks by the
+energy of coefficient groups, and the contrast-masking elevation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ._common import block_dct, from_blocks, luminance, pad8
+
+#: Display and DCT constants of both models.
+M, LMAX, LMIN, C00 = 256.0, 130.0, 0.0, 1024.0
+_I, _J = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+#: Coefficient groups (0-based (row, column) in the block).
+EDGE = np.zeros((8, 8), bool)
+EDGE[3:7, 0] = EDGE[0, 3:7] = EDGE[2, 1:3] = True
+EDGE[1, 2] = EDGE[3, 3] = True
+LOW = np.zeros((8, 8), bool)
+LOW[1:3, 0] = LOW[0, 1:3] = LOW[1, 1] = True
+#: Coefficients whose masking elevation is the block's texture factor alone.
+FLAT_MASK = np.zeros((8, 8), bool)
+FLAT_MASK[1:7, 0] = FLAT_MASK[0, 1:7] = FLAT_MASK[1, 1:3] = FLAT_MASK[2, 1:3] = FLAT_MASK[3, 3] = True
+PLAIN, EDGE_BLOCK, TEXTURE = 0, 1, 2
+
+
+def _frequencies(w: float) -> np.ndarray:
+    """Spatial frequency (cycles/degree) of each DCT coefficient, pixel size ``w`` degrees."""
+    return np.sqrt(_I**2 / w**2 + _J**2 / w**2) / 16
+
+
+def _orientation_angle(freq: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = 2 * freq[:, :1] * freq[:1, :] / freq**2
+    s = np.where(_I == _J, 1.0, s)
+    s[0, 0] = 0.0
+    return np.arcsin(np.clip(s, -1, 1))
+
+
+def _norm(i: np.ndarray) -> np.ndarray:
+    return np.asarray(np.where(i == 0, np.sqrt(1 / 8), np.sqrt(2 / 8)), np.float64)
+
+
+def luminance_factor(dc: np.ndarray) -> np.ndarray:
+    """Threshold elevation from a block's DC coefficient (a quasi-parabola)."""
+    return np.where(dc > C00, 0.8 * (dc / C00 - 1) ** 2 + 1, 2 * (1 - dc / C00) ** 3 + 1)
+
+
+def classify(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(class, edge energy, low-frequency energy) per block from its coefficients."""
+    a = np.abs(c)
+    edg = a[..., EDGE].sum(-1)
+    lowf = a[..., LOW].sum(-1)
+    highf = a.sum((-2, -1)) - edg - lowf - c[..., 0, 0]
+    edgn, lowfn, highfn = edg / 12, lowf / 5, highf / 46
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio, spread = lowfn / edgn, (lowfn + edgn) / highfn
+
+        def edge_like(a_: float, b_: float, y_: float) -> np.ndarray:
+            return ((ratio >= a_) & (spread >= b_)) | ((ratio >= b_) & (spread >= a_)) | (spread >= y_)
+
+    energy = edg + highf
+    cls = np.where(edge_like(2.3 * 3, 1.6 * 3, 16.0), EDGE_BLOCK, np.where(energy > 290, TEXTURE, PLAIN))
+    busy = np.where(edge_like(1.0, 1.6, 2.0), EDGE_BLOCK, TEXTURE)
+    cls = np.where(energy < 125, PLAIN, np.where(energy > 900, busy, cls))
+    return cls, edg, lowf
+
+
+def texture_factor(cls: np.ndarray, edg: np.ndarray, lowf: np.ndarray, highf_edg: np.ndarray) -> np.ndarray:
+    """Each block's masking factor: from its texture energy (texture blocks), its
+    edge energy (edge blocks), or 1 (plain blocks)."""
+    tex = (2.5 - 1) * (highf_edg - 290) / (1800 - 290) + 1
+    edge = np.where(edg + lowf <= 400, 1.125, 1.25)
+    return np.where(cls == TEXTURE, tex, np.where(cls == EDGE_BLOCK, edge, 1.0))
+
+
+def masking(c: np.ndarray, base: np.ndarray, flat_blocks: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Contrast-masking elevation per coefficient: max(1, |C / base|^0.36) times the
+    block's texture factor; 1 at DC; the texture factor alone at the low and edge
+    coefficients of ``flat_blocks``."""
+    cls, edg, lowf = classify(c)
+    highf = np.abs(c).sum((-2, -1)) - edg - lowf - c[..., 0, 0]
+    tm = texture_factor(cls, edg, lowf, edg + highf)[..., None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.maximum(1.0, np.abs(c / base) ** 0.36) * tm
+    a = np.where(flat_blocks(cls)[..., None, None] & FLAT_MASK, tm, a)
+    a[..., 0, 0] = 1.0
+    return a
+
+
+def zhang2005_thresholds() -> np.ndarray:
+    """Base thresholds (grey levels) of the 64 coefficients: the Ahumada-Peterson CSF
+    at 65 cd/m^2, pixel size 0.0298 degrees."""
+    freq = _frequencies(0.0298)
+    lb, s, r = 65.0, 0.25, 0.6
+    k = 3.125 * (lb / 300) ** 0.0706
+    fmin = 6.78 * (lb / 300) ** 0.182
+    tmin = lb / 94.7 if lb > 13.45 else 13.45 / 94.7 * (lb / 13.45) ** 0.649
+    f = freq.copy()
+    f[0, 0] = freq[0, 1]
+    ang = _orientation_angle(freq)
+    g = np.log10(s * tmin / (r + (1 - r) * np.cos(ang) ** 2)) + k * (np.log10(f) - np.log10(fmin)) ** 2
+    t = M * 10**g / (LMAX - LMIN) / _norm(_I) / _norm(_J)
+    t[0, 0] = min(t[0, 1], t[1, 0])
+    return t
+
+
+def zhang2005(image: np.ndarray) -> np.ndarray:
+    """Zhang, Lin & Xue 2005: CSF, luminance adaptation and block-classified contrast
+    masking in the 8 x 8 DCT domain, scaled by 0.3 as in the authors' code."""
+    y = luminance(image)
+    c = block_dct(pad8(y))
+    base = zhang2005_thresholds() * luminance_factor(c[..., 0, 0])[..., None, None]
+    jnd = 0.3 * base * masking(c, base, lambda cls: cls == EDGE_BLOCK)
+    return from_blocks(jnd)[: y.shape[0], : y.shape[1]].astype(np.float32)
+
+
+def jia2006_thresholds(speed: float = 0.0) -> np.ndarray:
+    """Base thresholds (grey levels) of the 64 coefficients from the spatio-temporal
+    CSF at retinal speed ``speed`` degrees/s (0: a still image, where smooth-pursuit
+    drift leaves the eye's minimum speed of 0.15 degrees/s)."""
+    wx, s, v_min, v_max = 0.0342, 0.92, 0.15, 80.0
+    c0, c1, c2, c3, c4 = 1.14, 0.67, 1.7, 1.186, 3.677
+    freq = _frequencies(wx)
+    v_r = abs(speed - min(s * speed + v_min, v_max))
+
+    def csf(v: float, fmax: float, gain: float, damp: float) -> np.ndarray:
+        k = 6.1 + 7.3 * abs(np.log10(c2 * v / 3)) ** 3
+        return gain * k * c0 * c2 * v * (2 * np.pi * freq * c1) ** 2 * np.exp(-(4 * np.pi * c1 * freq) / (fmax * damp))
+
+    v0 = 0.15
+    fmax0 = 45.9 / (c2 * v0 + 2)
+    csf0 = csf(v0, fmax0, c4, c3)
+    sens = csf(v_r, 45.9 / (c2 * v_r + 2), c4, c3)
+    if v_r < 0.15:
+        sens = np.minimum(sens, csf0)
+    sens[0, 0] = sens[1, 0]
+    if v_r > 0.15:
+        sens = np.maximum(sens, 0.08 * sens[0, 0])
+    fpeak0 = fmax0 / (2 * np.pi * c1)
+    k0 = 6.1 + 7.3 * abs(np.log10(c2 * v0 / 3)) ** 3
+    peak = k0 * c0 * c2 * v0 * (2 * np.pi * fpeak0 * c1) ** 2 * np.exp(-(4 * np.pi * c1 * fpeak0) / fmax0)
+    orient = 1 / (0.6 + 0.4 * np.cos(_orientation_angle(freq)) ** 2)
+    t = M * (peak / sens) * orient / (LMAX - LMIN) / _norm(_I) / _norm(_J)
+    t[0, 0] = min(t[1, 0], t[0, 1])
+    return t
+
+
+def jia2006(image: np.ndarray, speed: float = 0.0) -> np.ndarray:
+    """Jia, Lin & Kassim 2006 for a still image (zero motion): spatio-temporal CSF,
+    luminance adaptation and contrast masking in the 8 x 8 DCT domain, scaled by 0.4.
+
+    For a frame of a video, ``speed`` is its retinal image speed in degrees/s (the
+    authors estimate it per block from motion vectors; one value for the whole
+    frame here)."""
+    y = luminance(image)
+    c = block_dct(pad8(y))
+    base = jia2006_thresholds(speed) * luminance_factor(c[..., 0, 0])[..., None, None]
+    jnd = 0.4 * base * masking(c, base, lambda cls: cls != TEXTURE)
+    return from_blocks(jnd)[: y.shape[0], : y.shape[1]].astype(np.float32)
