@@ -47,7 +47,7 @@ MODELS: dict[str, ClassicModel] = {
             "pixel",
             wu2017.wu2017,
             "Wu et al (TIP)/Matlab/func_JND_modeling_pattern_complexity.m",
-            True,
+            canny=True,
         ),
     )
 }

@@ -1,12 +1,23 @@
-"""Wu et al. 2017 (TIP), pattern-complexity JND: a reading of the paper, to be
-replaced by the authors' reference code's model (see issue #12: r = 0.33 with it).
+"""Wu et al. 2017 (TIP), "Enhanced just noticeable difference model for images
+with pattern complexity", as in the authors' code
+(``func_JND_modeling_pattern_complexity.m`` in OpenJND's ``Wu et al (TIP)``).
 
-- gradients are Sobel derivatives divided by 4; a pixel counts towards pattern
-  complexity when its magnitude is >= 5;
-- orientations modulo 180 degrees in 12-degree bins; the complexity C of a pixel
-  is the number of distinct bins among the counted pixels of its 3 x 3 neighbourhood;
-- pattern masking LC x 0.8 C^2.7 / (C^2 + 0.1^2), times Yang's edge protection;
-- VM = max(LC, pattern masking); JND = LA + VM - 0.3 min(LA, VM), LA = 0.7 T_l.
+- Luminance adaptation: 0.7 x Chou & Li's threshold at the background luminance,
+  after lifting dark backgrounds (bg <= 127 -> round(32 + bg x 95 / 127)).
+- Luminance contrast L_c: the standard deviation in a 5 x 5 window; its masking
+  1.84 L_c^2.4 / (L_c^2 + 26^2).
+- Pattern complexity P_c: the number of distinct orientation bins (12 degrees
+  wide, plus one bin for smooth pixels, gradient < 5) among a pixel and its 8
+  neighbours, for textured pixels (1 for smooth ones), smoothed by a 3 x 3
+  Gaussian (sigma 1). Pattern masking L_c x 0.3 P_c^2.7 / (P_c^2 + 1).
+- Edge protection: 1 - (Canny edges at threshold 60 / max gradient, capped at
+  0.8, dilated by a 5 x 5 square), smoothed by a 5 x 5 Gaussian (sigma 0.8).
+- Visual masking max(contrast masking, pattern masking x edge protection); the
+  JND is the NAMM sum with the luminance adaptation.
+
+Borders are reflected where the reference pads with zeros or forces values
+(its L_c is 0 on a 2-pixel border, its complexity 1 on a 1-pixel border); the
+maps agree further in.
 """
 
 from __future__ import annotations
@@ -14,32 +25,74 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._common import luminance
-from .pixel import background, edge_protection, luminance_adaptation
+from ._common import correlate, luminance
+from .canny import canny
+from .pixel import max_gradient, namm
+
+BACKGROUND = np.array([[1, 1, 1, 1, 1], [1, 2, 2, 2, 1], [1, 2, 0, 2, 1], [1, 2, 2, 2, 1], [1, 1, 1, 1, 1]], np.float64)
+
+
+def _gaussian(size: int, sigma: float) -> np.ndarray:
+    """MATLAB's ``fspecial('gaussian', size, sigma)``."""
+    x = np.arange(size) - (size - 1) / 2
+    g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _round(x: np.ndarray) -> np.ndarray:
+    """MATLAB's ``round``: halves away from zero (numpy rounds them to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def luminance_adaptation(y: np.ndarray) -> np.ndarray:
+    bg = np.floor(correlate(y, BACKGROUND) / 32)
+    bg = np.where(bg <= 127, _round(32 + bg * (127 - 32) / 127), bg)
+    t = np.where(bg <= 127, 17 * (1 - np.sqrt(np.clip(bg, 0, None) / 127)) + 3, 3 / 128 * (bg - 127) + 3)
+    return 0.7 * t
+
+
+def luminance_contrast(y: np.ndarray) -> np.ndarray:
+    """Standard deviation in a 5 x 5 window."""
+    mean = ndimage.uniform_filter(y, 5, mode="reflect")
+    var = ndimage.uniform_filter(y * y, 5, mode="reflect") - mean**2
+    return np.sqrt(np.clip(var, 0, None))
 
 
 def pattern_complexity(y: np.ndarray) -> np.ndarray:
-    """Distinct 12-degree orientation bins among textured pixels of each 3 x 3 neighbourhood."""
-    gx = ndimage.sobel(y, axis=1, mode="reflect") / 4
-    gy = ndimage.sobel(y, axis=0, mode="reflect") / 4
-    mag = np.hypot(gx, gy)
-    theta = np.degrees(np.arctan2(gy, gx)) % 180
-    bins = np.minimum((theta // 12).astype(int), 14)
-    count = np.zeros(y.shape, int)
-    for b in range(15):
-        present = (bins == b) & (mag >= 5)
-        count += ndimage.maximum_filter(present.astype(np.uint8), size=3, mode="reflect") > 0
-    return count
+    """Distinct orientation bins among each pixel and its 8 neighbours (smoothed)."""
+    pad = np.pad(y, 2, mode="symmetric")
+    k = np.array([[-1, 0, 1]] * 3, np.float64) / 3
+    gx, gy = correlate(pad, k, mode="constant"), correlate(pad, k.T, mode="constant")
+    smooth = np.hypot(gx, gy) < 5
+    o = _round(np.degrees(np.arctan2(gy, gx)))
+    o = np.where(o > 90, o - 180, o)
+    o = np.where(o < -90, o + 180, o) + 90
+    o = np.where(smooth, 180 + 12, o)
+    bins = _round(o / 12).astype(np.int64)[1:-1, 1:-1]  # one pixel of padding left around the image
+    h, w = y.shape
+    seen = np.zeros((17, h, w), bool)
+    rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            seen[bins[1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w], rows, cols] = True
+    count = seen.sum(0).astype(np.float64)
+    count[smooth[2:-2, 2:-2]] = 1.0
+    return correlate(count, _gaussian(3, 1.0))
+
+
+def edge_protection(y: np.ndarray) -> np.ndarray:
+    height = max_gradient(y)[2:-2, 2:-2].max()  # as the reference: the border's gradients are padding
+    threshold = min(0.8, 60 / height) if height > 0 else 0.8
+    edges = ndimage.binary_dilation(canny(y, threshold), np.ones((5, 5), bool))
+    return correlate(1 - edges.astype(np.float64), _gaussian(5, 0.8))
 
 
 def wu2017(image: np.ndarray) -> np.ndarray:
+    """Wu et al. 2017: luminance adaptation plus visual masking by contrast and
+    pattern complexity, combined by the NAMM sum."""
     y = luminance(image)
-    la = 0.7 * luminance_adaptation(background(y))
-    mean = ndimage.uniform_filter(y, 5, mode="reflect")
-    var = ndimage.uniform_filter(y * y, 5, mode="reflect") - mean**2
-    lstd = np.sqrt(np.clip(var, 0, None))
-    lc = 1.84 * lstd**2.4 / (lstd**2 + 26**2)
-    c = pattern_complexity(y).astype(float)
-    pm = lc * 0.8 * c**2.7 / (c**2 + 0.1**2) * edge_protection(y)
-    vm = np.maximum(lc, pm)
-    return (la + vm - 0.3 * np.minimum(la, vm)).astype(np.float32)
+    lc = luminance_contrast(y)
+    contrast = 1.84 * lc**2.4 / (lc**2 + 26**2)
+    pc = pattern_complexity(y)
+    pattern = lc * 0.3 * pc**2.7 / (pc**2 + 1) * edge_protection(y)
+    return namm(luminance_adaptation(y), np.maximum(contrast, pattern)).astype(np.float32)
