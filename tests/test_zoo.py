@@ -10,19 +10,21 @@ from skimage import data as skdata
 
 import napari_resjnd as rj
 from napari_resjnd.core import zoo
-from napari_resjnd.core.zoo import canny, dct, pixel, wu2017
+from napari_resjnd.core.zoo import canny, dct, jiang2022, liu2010, pixel, wu2013, wu2017
 
 IMAGES = ["actor", "astronaut", "camera", "chelsea", "coffee", "lighthouse"]
 #: model -> (reference folder, how to compute the reference's quantity, mean interior r it must reach).
 #: chou1995's terms are combined by the NAMM sum, as the reference code does (the model
-#: itself uses the paper's max). yang2005 and wu2017 use Canny: the reference run's
-#: Canny is Octave's, ours MATLAB's; its README measures r = 0.97 and 0.85 between the two.
+#: itself uses the paper's max). yang2005, wu2013, wu2017 and jiang2022 use Canny: the reference run's
+#: Canny is Octave's, ours MATLAB's; its README measures r = 0.97, 0.98, 0.85 and 0.87 between the two.
 CONFORMANCE = {
     "chou1995": ("chou1995", lambda im: pixel.namm(*pixel.chou1995_terms(im)), 0.999),
     "yang2005": ("yang2005_namm", pixel.yang2005, 0.93),
     "zhang2005": ("zhang2005_dct", dct.zhang2005, 0.999),
     "jia2006": ("jia2006", dct.jia2006, 0.999),
+    "wu2013": ("wu2013_free_energy", wu2013.wu2013, 0.95),
     "wu2017": ("wu2017_pattern", wu2017.wu2017, 0.80),
+    "jiang2022": ("jiang2022_klt", jiang2022.jiang2022, 0.85),
 }
 
 
@@ -62,6 +64,14 @@ def test_exact_models_equal_the_reference_to_float_rounding():
         np.testing.assert_allclose(dct.jia2006(image), reference("jia2006", name)[1], rtol=1e-5, atol=1e-4)
         chou = pixel.namm(*pixel.chou1995_terms(image))
         np.testing.assert_allclose(chou[3:-3, 3:-3], reference("chou1995", name)[1][3:-3, 3:-3], rtol=1e-5, atol=1e-4)
+
+
+def test_jiang2022_critical_points_are_the_authors_weibull_rule():
+    """The number of KLT components kept, as the reference run reports it per image."""
+    expected = {"actor": 38, "astronaut": 22, "camera": 19, "chelsea": 25, "coffee": 29, "lighthouse": 26}
+    for name, keep in expected.items():
+        image, _ = reference("jiang2022_klt", name)
+        assert jiang2022.klt_cpl(image.astype(np.float64))[1] == keep, name
 
 
 def test_chou1995_is_the_paper_max_of_its_terms():
@@ -107,3 +117,21 @@ def test_dct_models_are_piecewise_constant_per_coefficient_on_flat_blocks():
     m = dct.zhang2005(np.full((32, 48), 128, np.uint8))
     np.testing.assert_allclose(m[:8, :8], m[8:16, 24:32])
     assert m[0, 0] == pytest.approx(min(m[0, 1], m[1, 0]))  # the DC threshold is its neighbours' smaller one
+
+
+def test_liu2010_decomposition_keeps_edges_and_removes_fine_texture():
+    """No reference maps exist (the authors' TV-L1 solver is a Windows MEX): the
+    decomposition is held to what TV-L1 with lambda = 0.8 must do instead."""
+    step = np.zeros((40, 40))
+    step[:, 20:] = 200.0
+    np.testing.assert_allclose(liu2010.tv_l1(step), step, atol=0.5)  # a long edge costs more to move than to keep
+    spike = np.full((21, 21), 100.0)
+    spike[10, 10] = 180.0  # one pixel: removing costs 0.8 x 80, keeping costs 4 x 80 of TV
+    u = liu2010.tv_l1(spike)
+    assert abs(u[10, 10] - 100) < 1 and np.abs(u - 100).max() < 1
+    # texture is masked more than a lone edge of the same contrast
+    rng = np.random.default_rng(0)
+    img = np.full((64, 128), 120.0)
+    img[:, 64:] += rng.choice([-20.0, 20.0], size=(64, 64))  # fine texture on the right
+    j = liu2010.liu2010(img / 255)
+    assert j[:, 80:112].mean() > 1.5 * j[:, 8:40].mean()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import dct, pixel, wu2017
+from . import dct, jiang2022, liu2010, pixel, wu2013, wu2017
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ClassicModel:
     name: str
     #: Authors and year, as a picker shows it.
     title: str
-    #: Where it works: "pixel" or "DCT".
+    #: Where it works: "pixel", "DCT" or "KLT".
     domain: str
     #: image -> H x W float32 map in grey levels.
     compute: Callable[[np.ndarray], np.ndarray]
@@ -42,11 +42,34 @@ MODELS: dict[str, ClassicModel] = {
         ClassicModel("zhang2005", "Zhang, Lin & Xue 2005", "DCT", dct.zhang2005, "Zhang et al/Matlab/main.m"),
         ClassicModel("jia2006", "Jia, Lin & Kassim 2006", "DCT", dct.jia2006, "Jia et al/Matlab/JND_VIDEO.m"),
         ClassicModel(
+            "liu2010",
+            "Liu et al. 2010 (edge/texture decomposition)",
+            "pixel",
+            liu2010.liu2010,
+            "Liu et al/Matlab/JND_ID.m (the TV-L1 solver is ours: see core/zoo/liu2010.py)",
+        ),
+        ClassicModel(
+            "wu2013",
+            "Wu et al. 2013 (free energy)",
+            "pixel",
+            wu2013.wu2013,
+            "Wu et al (TMM)/Matlab/main.m",
+            canny=True,
+        ),
+        ClassicModel(
             "wu2017",
             "Wu et al. 2017 (pattern complexity)",
             "pixel",
             wu2017.wu2017,
             "Wu et al (TIP)/Matlab/func_JND_modeling_pattern_complexity.m",
+            canny=True,
+        ),
+        ClassicModel(
+            "jiang2022",
+            "Jiang et al. 2022 (KLT-JND)",
+            "KLT",
+            jiang2022.jiang2022,
+            "Jiang et al/Matlab/KLT_JND.m",
             canny=True,
         ),
     )

@@ -1,0 +1,110 @@
+"""Wu et al. 2013 (TMM), "Just noticeable difference estimation for images with
+free-energy principle", as in the authors' code (OpenJND's ``Wu et al (TMM)/Matlab``:
+``main.m`` and ``code/``).
+
+- The brain's prediction of the image is an autoregressive (non-local) estimate:
+  every pixel becomes the weighted mean of the pixels in its 21 x 21
+  neighbourhood, weighted by exp(-d / s^2), d the mean squared difference of
+  their 7 x 7 patches; s is the luminance-adaptation threshold (at least 8),
+  lowered where the local standard deviation exceeds it (s^2 -> s^3 / std). The
+  pixel itself takes the largest of its neighbours' weights.
+- The orderly part (the prediction) masks by luminance adaptation (Chou & Li's
+  threshold at a background lifted as bg <= 127 -> round(32 + bg x 95 / 127)) and
+  by contrast (a log-compressed edge height through Chou & Li's texture formula),
+  combined by the NAMM sum.
+- The disorderly part, |image - prediction| (the free energy), is itself the
+  disorder threshold; in smooth regions (std < 10) no more than its 7 x 7 Gaussian
+  mean; it is lowered at edges (1 - 0.8 x Canny edges at 0.7, dilated by a disk of
+  radius 2, smoothed).
+- JND = NAMM(orderly, disorderly).
+
+Borders are reflected where the reference pads with zeros, and the reference's
+zeroing of the outer 2 to 3 rows and columns is left out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ._common import correlate, luminance
+from .canny import canny
+from .pixel import max_gradient, namm
+from .wu2017 import BACKGROUND, _gaussian, _round
+
+#: Search radius and patch radius of the prediction.
+SEARCH, PATCH = 10, 3
+
+
+def _background(y: np.ndarray) -> np.ndarray:
+    return np.floor(correlate(y, BACKGROUND) / 32)
+
+
+def _lifted_threshold(y: np.ndarray) -> np.ndarray:
+    """Chou & Li's luminance threshold at the background, dark backgrounds lifted."""
+    bg = _background(y)
+    bg = np.where(bg <= 127, _round(32 + bg * (127 - 32) / 127), bg)
+    return np.where(bg <= 127, 17 * (1 - np.sqrt(np.clip(bg, 0, None) / 127)) + 3, 3 / 128 * (bg - 127) + 3)
+
+
+def local_std(y: np.ndarray, r: int = PATCH) -> np.ndarray:
+    mean = ndimage.uniform_filter(y, 2 * r + 1, mode="reflect")
+    var = ndimage.uniform_filter(y * y, 2 * r + 1, mode="reflect") - mean**2
+    return np.sqrt(np.clip(var, 0, None))
+
+
+def predict(y: np.ndarray) -> np.ndarray:
+    """The autoregressive prediction of ``y`` (uint8-rounded, as the reference)."""
+    s = np.maximum(_lifted_threshold(y), 8.0)
+    std = local_std(y)
+    sigma2 = np.where(std > s, s**3 / np.where(std > s, std, 1.0), s**2)
+    total, weights, best = _weigh_neighbours(y, sigma2)
+    estimate = (total + best * y) / (weights + best)
+    return np.clip(_round(estimate), 0, 255)
+
+
+def _weigh_neighbours(y: np.ndarray, sigma2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum of weighted neighbours, sum of weights and the largest weight per pixel:
+    440 patch comparisons per pixel, the model's cost (see the docs' speed table)."""
+    h, w = y.shape
+    big = np.pad(y, SEARCH + PATCH, mode="symmetric")
+    hp, wp = h + 2 * PATCH, w + 2 * PATCH
+    centre = big[SEARCH : SEARCH + hp, SEARCH : SEARCH + wp]
+    total, weights, best = np.zeros((h, w)), np.zeros((h, w)), np.zeros((h, w))
+    box = 2 * PATCH + 1
+    for u in range(-SEARCH, SEARCH + 1):
+        for v in range(-SEARCH, SEARCH + 1):
+            if u == 0 and v == 0:
+                continue
+            moved = big[SEARCH + u : SEARCH + u + hp, SEARCH + v : SEARCH + v + wp]
+            d = ndimage.uniform_filter((centre - moved) ** 2, box, mode="constant")[PATCH:-PATCH, PATCH:-PATCH]
+            sim = np.exp(-d / sigma2)
+            total += moved[PATCH:-PATCH, PATCH:-PATCH] * sim
+            weights += sim
+            np.maximum(best, sim, out=best)
+    return total, weights, best
+
+
+def contrast_masking(pred: np.ndarray) -> np.ndarray:
+    height = 80 * np.log10(1 + max_gradient(pred) / 80) / np.log10(4)
+    bg = _background(pred)
+    return np.abs(height * (0.0001 * bg + 0.115) + (0.5 - 0.01 * bg))
+
+
+def disorder(y: np.ndarray, free_energy: np.ndarray) -> np.ndarray:
+    smooth = local_std(y) < 10
+    mean = correlate(free_energy, _gaussian(7, 7 / 3))
+    dis = np.where(smooth, np.minimum(mean, free_energy), free_energy)
+    x = np.arange(-2, 3)
+    disk = x[:, None] ** 2 + x[None, :] ** 2 <= 4
+    edges = ndimage.binary_dilation(canny(y, 0.7), disk)
+    return dis * correlate(1 - 0.8 * edges.astype(np.float64), _gaussian(5, 0.8))
+
+
+def wu2013(image: np.ndarray) -> np.ndarray:
+    """Wu et al. 2013: NAMM of the orderly part's masking (luminance, contrast) and
+    the disorderly part's uncertainty (the free energy)."""
+    y = luminance(image)
+    pred = predict(y)
+    orderly = namm(_lifted_threshold(pred), contrast_masking(pred))
+    return namm(orderly, disorder(y, np.abs(y - pred))).astype(np.float32)
