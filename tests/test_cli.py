@@ -183,3 +183,20 @@ def test_pipeline_and_plain_give_identical_files(tmp_path, tiny_file, rng, flag)
 
 def test_bad_shard_spec(tmp_path, tiny_file):
     assert main(["predict", "x.png", "--shard", "3/3", "--out", str(tmp_path), "--weights", str(tiny_file)]) == 2
+
+
+@pytest.mark.parametrize("model", ["wu2013", "chou"])
+def test_predict_with_a_classic_model_needs_no_weights(tmp_path, model):
+    from skimage import data as skdata
+
+    import napari_resjnd as rj
+
+    img = skdata.coffee()[:48, :64]
+    Image.fromarray(img).save(tmp_path / "c.png")
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "c.png"), "--model", model, "--out", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["c.json", "c_jnd.png", "c_jnd.tif", "summary.json"]
+    np.testing.assert_allclose(tifffile.imread(out / "c_jnd.tif"), rj.jnd_map(model, img), rtol=1e-6)
+    canonical = "chou1995" if model == "chou" else model
+    assert json.loads((out / "c.json").read_text())["weights"] == f"classic:{canonical}"
+    assert json.loads((out / "summary.json").read_text())["weights"] == f"classic:{canonical}"

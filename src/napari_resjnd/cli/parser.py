@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..core.baselines import ALIASES
 from ..core.baselines import MODELS as CLASSIC_MODELS
 from ..core.config import DEFAULT_PATCH, FINETUNE_CONFIG, LAYERS, PRESETS, TRAIN_CONFIG, FinetuneConfig
 from ..core.devices import AUTO, DEVICE_HELP, PRECISION_CHOICES, PRECISIONS
@@ -115,7 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr = command(sub, "predict", help="JND maps for image files")
     pr.add_argument("images", nargs="+", help="image files or folders (PNG, BMP, JPEG, TIFF, ...)")
     pr.add_argument("--out", required=True, help="output folder")
-    pr.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"registry name or weights file; known: {known}")
+    pr.add_argument(
+        "--model",
+        default="resjnd",
+        choices=["resjnd", *CLASSIC_MODELS, *ALIASES],
+        metavar="NAME",
+        help=f"resjnd (default), or a classic model, which needs no weights: {', '.join(CLASSIC_MODELS)}",
+    )
+    pr.add_argument(
+        "--weights", default=DEFAULT_WEIGHTS, help=f"ResJND weights: registry name or weights file; known: {known}"
+    )
     _add_compute(pr, training=False)
     pr.add_argument("--tile", type=positive_int, default=None, help="tile size in px (default: automatic)")
     pr.add_argument(

@@ -16,21 +16,28 @@ __all__ = ["cmd_gui", "cmd_predict", "write_outputs"]
 def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..core.baselines import predict_classic, resolve
     from ..core.batch import list_jobs, parse_shard, run_batch, shard, write_summary
     from ..core.inference import predict
     from ..core.weights import load_model
 
+    classic = args.model != "resjnd"
     try:  # inputs first: a bad argument costs no download
         jobs = list_jobs(args.images, args.out, recursive=args.recursive)
         i, n = parse_shard(args.shard) if args.shard else (0, 1)
-        model = load_model(args.weights)
+        model = None if classic else load_model(args.weights)
     except (WeightsError, ValueError) as e:
         return fail(str(e))
     jobs = shard(jobs, i, n)
     bar = tqdm(total=len(jobs), unit="image", disable=args.quiet)
 
     def compute(image, job):
-        pred = predict(model, image.data, tile=args.tile, device=args.device, precision=args.precision, rgb=image.rgb)
+        if model is None:
+            pred = predict_classic(args.model, image.data, rgb=image.rgb)
+        else:
+            pred = predict(
+                model, image.data, tile=args.tile, device=args.device, precision=args.precision, rgb=image.rgb
+            )
         pred.metadata["exif_orientation"] = image.orientation
         if not args.quiet:
             m = pred.metadata
@@ -63,7 +70,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bar.close()
     name = "summary.json" if n == 1 else f"summary-shard-{i}-of-{n}.json"
     try:
-        write_summary(summary, Path(args.out) / name, {"shard": [i, n], "weights": model.provenance.weights})
+        write_summary(
+            summary,
+            Path(args.out) / name,
+            {"shard": [i, n], "weights": model.provenance.weights if model else f"classic:{resolve(args.model).name}"},
+        )
     except OSError as e:
         return fail(f"could not write {Path(args.out) / name}: {e.strerror or e}", code=1)
     if not args.quiet:

@@ -29,6 +29,7 @@ __all__ = [
     "jnd_map",
     "luminance",
     "predict_classic",
+    "resolve",
     "to_y",
 ]
 

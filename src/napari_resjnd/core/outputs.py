@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from .inference import Prediction
 
 
-def output_paths(out_dir: Path, stem: str, planes_2d: bool) -> list[Path]:
-    """The files of one image, in the order they are written (the sidecar last)."""
+def output_paths(out_dir: Path, stem: str, planes_2d: bool, cpl: bool = True) -> list[Path]:
+    """The files of one image, in the order they are written (the sidecar last); a
+    classic model's map has no CPL image."""
     names = ["_jnd.tif", "_jnd.png", "_cpl.png"] if planes_2d else ["_jnd.tif", "_cpl.tif"]
+    names = names if cpl else [n for n in names if "_cpl" not in n]
     return [out_dir / f"{stem}{n}" for n in names] + [out_dir / f"{stem}.json"]
 
 
@@ -63,7 +65,8 @@ def write_outputs(
     if orientation not in (None, 1):
         meta["exif_orientation"] = int(orientation)
     planes_2d = pred.jnd.ndim == 2
-    paths = output_paths(out_dir, stem, planes_2d)
+    cpl = pred.cpl
+    paths = output_paths(out_dir, stem, planes_2d, cpl=cpl is not None)
     exif = _png_exif(orientation)
 
     def png(array):
@@ -72,13 +75,12 @@ def write_outputs(
     writers: list[Callable[[str], object]] = [
         lambda tmp: tifffile.imwrite(tmp, pred.jnd.astype(np.float32), metadata={"resjnd": json.dumps(meta)})
     ]
-    cpl = pred.cpl
-    if cpl is None:
-        raise ValueError("this prediction has no CPL image (a classic model's map): nothing to write")
     if planes_2d:
         j8 = normalise_max(pred.jnd) if jnd_scale == "max" else to_uint8_absolute(pred.jnd)
-        writers += [png(j8), png(np.clip(np.rint(cpl * 255), 0, 255).astype(np.uint8))]
-    else:
+        writers.append(png(j8))
+    if cpl is not None and planes_2d:
+        writers.append(png(np.clip(np.rint(cpl * 255), 0, 255).astype(np.uint8)))
+    elif cpl is not None:
         writers.append(lambda tmp: tifffile.imwrite(tmp, cpl.astype(np.float32)))
     writers.append(lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
     written: list[Path] = []
