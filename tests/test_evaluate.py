@@ -26,7 +26,10 @@ def test_flat_fields_give_luminance_adaptation(grey):
     np.testing.assert_allclose(pixel.chou1995(img), max(tl, 0.5 - 0.01 * bg), rtol=1e-5)
     tt = 0.5 - 0.01 * bg
     np.testing.assert_allclose(pixel.yang2005(img), tl + tt - 0.3 * min(tl, tt), rtol=1e-5)
-    np.testing.assert_allclose(wu.wu2017(img), 0.7 * tl, rtol=1e-5)  # no contrast, no pattern: VM = 0
+    # Wu 2017: no contrast, no pattern (VM = 0), and its dark backgrounds are lifted first
+    lifted = bg if bg > 127 else np.floor(32 + bg * 95 / 127 + 0.5)
+    tl_wu = 17 * (1 - np.sqrt(lifted / 127)) + 3 if lifted <= 127 else 3 / 128 * (lifted - 127) + 3
+    np.testing.assert_allclose(wu.wu2017(img), 0.7 * tl_wu, rtol=1e-5)
 
 
 def test_background_and_gradient_operators_on_a_known_edge():
@@ -53,7 +56,7 @@ def test_edges_raise_chou_li_and_namm_protects_them():
 
 def test_pattern_complexity_counts_orientations():
     flat = np.full((20, 20), 100.0)
-    assert wu.pattern_complexity(flat).max() == 0
+    np.testing.assert_allclose(wu.pattern_complexity(flat), 1.0)  # smooth pixels count as one pattern
     rng = np.random.default_rng(0)
     noise = rng.uniform(0, 255, (30, 30))
     assert wu.pattern_complexity(noise)[5:-5, 5:-5].mean() > 4
@@ -158,7 +161,7 @@ def test_cli_evaluate_writes_csv_and_summary(tmp_path, capsys):
     )
     assert rc == 0
     rows = list(csv.DictReader(out.read_text().splitlines()))
-    assert len(rows) == 2 * 2 * 8
+    assert len(rows) == 2 * 2 * (1 + len(CLASSIC_MODELS) + 2)
     assert list(rows[0])[:6] == ["image", "jnd", "target_psnr", "beta", "psnr", "ssim"]
     assert {"ms_ssim", "vifp", "gmsd", "pspnr"} <= set(rows[0])
     assert {r["jnd"] for r in rows} == {
@@ -178,3 +181,13 @@ def test_cli_evaluate_unknown_map(tmp_path, capsys):
     Image.fromarray(np.zeros((20, 20, 3), np.uint8) + 100).save(p)
     assert main(["evaluate", str(p), "--jnd", "chou,bogus", "--out", str(tmp_path / "r.csv")]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_a_map_that_cannot_reach_the_target_is_named_or_left_out():
+    img = skdata.coffee()[:48, :48]
+    maps = {"tiny": np.full(img.shape[:2], 1e-12, np.float32), "uniform": np.ones(img.shape[:2], np.float32)}
+    with pytest.raises(ValueError, match=r"JND map 'tiny': cannot bring the PSNR down to 30\.0 dB"):
+        ev.evaluate_image(img, maps, [30.0])
+    skipped = []
+    results = ev.evaluate_image(img, maps, [30.0], skipped=skipped)
+    assert [r.jnd for r in results] == ["uniform"] and [(n, t) for n, t, _ in skipped] == [("tiny", 30.0)]

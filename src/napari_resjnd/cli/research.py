@@ -35,10 +35,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         try:
             image = read_image(path)
             maps = ev.jnd_maps(image, names, model=model, seed=args.seed, device=args.device, precision=args.precision)
-            for r in ev.evaluate_image(image, maps, targets, seed=args.seed):
+            skipped: list[tuple[str, float, str]] = []
+            for r in ev.evaluate_image(image, maps, targets, seed=args.seed, skipped=skipped):
                 rows.append(
                     {"image": path.name, "jnd": r.jnd, "target_psnr": r.target_psnr, "beta": r.beta, **r.metrics}
                 )
+            for name, target, why in skipped:
+                print(f"resjnd: {path.name}: map {name} left out at {target:g} dB: {why}", file=sys.stderr)
             if not args.quiet:
                 print(f"{path.name}: {len(maps)} maps x {len(targets)} PSNR targets", file=sys.stderr)
         except (OSError, ValueError) as e:

@@ -247,8 +247,13 @@ def evaluate_image(
     *,
     seed: int = 0,
     pspnr_ref: np.ndarray | None = None,
+    skipped: list[tuple[str, float, str]] | None = None,
 ) -> list[NoisyResult]:
-    """Inject each map's noise at each target PSNR (one shared sign field) and score it."""
+    """Inject each map's noise at each target PSNR (one shared sign field) and score it.
+
+    A map whose noise cannot reach a target (zero, or nearly, where the image has
+    pixels to change: KLT-JND on pure noise, say) raises ValueError; with
+    ``skipped`` given, it is recorded there as (map, target, reason) and left out."""
     from .images import rgb255
 
     img255 = rgb255(image)
@@ -257,7 +262,13 @@ def evaluate_image(
     results = []
     for target in targets:
         for name, jnd in maps.items():
-            noisy, beta, _ = noise_at_psnr(img255, jnd, sign, float(target))
+            try:
+                noisy, beta, _ = noise_at_psnr(img255, jnd, sign, float(target))
+            except ValueError as e:
+                if skipped is None:
+                    raise ValueError(f"JND map {name!r}: {e}") from None
+                skipped.append((name, float(target), str(e)))
+                continue
             results.append(NoisyResult(name, float(target), beta, noisy, metric_panel(img255, noisy, ref)))
     return results
 

@@ -44,6 +44,8 @@ class Evaluation:
 
     order: list[str]
     results: list[ev.NoisyResult]
+    #: (map, target PSNR, reason) for the maps whose noise could not reach a target.
+    skipped: list[tuple[str, float, str]]
 
 
 def evaluate(job: EvaluateJob, stop: threading.Event) -> Generator[Event, None, Outcome[Evaluation]]:
@@ -58,7 +60,11 @@ def _evaluate(job: EvaluateJob, stop: threading.Event) -> Generator[Event, None,
     if stop.is_set():
         raise Cancelled("evaluation cancelled")
     yield Status(f"noise at {', '.join(f'{t:g}' for t in job.targets)} dB and metrics…")
-    return Evaluation(list(maps), ev.evaluate_image(job.image, maps, job.targets, seed=job.seed))
+    skipped: list[tuple[str, float, str]] = []
+    results = ev.evaluate_image(job.image, maps, job.targets, seed=job.seed, skipped=skipped)
+    if not results:
+        raise ValueError("no map's noise could reach the target PSNR: " + "; ".join(f"{n}: {w}" for n, _, w in skipped))
+    return Evaluation(list(maps), results, skipped)
 
 
 def parse_targets(text: str) -> tuple[float, ...]:
@@ -214,13 +220,20 @@ class EvaluateWidget(DockContainer):
             "columns": ["map", "target", *ev.METRICS],
         }
         self.plot.clear()
-        targets = sorted({r.target_psnr for r in results})
         import pyqtgraph as pg
 
         for i, name in enumerate(order):
-            ys = [next(r.metrics["ssim"] for r in results if r.jnd == name and r.target_psnr == t) for t in targets]
+            points = [(r.target_psnr, r.metrics["ssim"]) for r in results if r.jnd == name]
+            if not points:
+                continue
+            xs, ys = zip(*sorted(points), strict=True)
             self.plot.plot(
-                targets, ys, pen=pg.mkPen(pg.intColor(i, len(order)), width=2), symbol="o", symbolSize=6, name=name
+                list(xs),
+                list(ys),
+                pen=pg.mkPen(pg.intColor(i, len(order)), width=2),
+                symbol="o",
+                symbolSize=6,
+                name=name,
             )
         if self.add_noisy.value:
             for r in results:
@@ -248,7 +261,11 @@ class EvaluateWidget(DockContainer):
                 else:
                     self._viewer.add_image(data, name=name, visible=False, **kw)
         best = max(results, key=lambda r: r.metrics["ssim"])
-        self.status.value = f"done: {len(results)} noisy images; best SSIM {best.metrics['ssim']:.4f} ({best.jnd})"
+        left_out = sorted({name for name, _, _ in out.skipped})
+        note = f"; left out (noise cannot reach the target): {', '.join(left_out)}" if left_out else ""
+        self.status.value = (
+            f"done: {len(results)} noisy images; best SSIM {best.metrics['ssim']:.4f} ({best.jnd}){note}"
+        )
 
     def report_error(self, message: str) -> None:
         """A failure: status line, napari notification, log."""
