@@ -67,7 +67,6 @@ def test_offline_and_not_cached_says_where_to_put_the_file():
     assert str(W.cached_path("resjnd-cplset")) in msg and REGISTRY["resjnd-cplset"].sha256 in msg
 
 
-@pytest.mark.slow
 def test_unreachable_server_gives_clear_error(monkeypatch, tiny_pth):
     monkeypatch.delenv("RESJND_OFFLINE")
     register_tiny(monkeypatch, "http://127.0.0.1:9/tiny.pth", tiny_pth[1].read_bytes())

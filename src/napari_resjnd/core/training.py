@@ -70,19 +70,27 @@ def _unwrapped(loader):
     cannot be read, a pair whose sizes differ) comes back as one line naming the
     file, not as the worker's traceback that PyTorch puts into the message."""
     batches = iter(loader)
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except Exception as e:
-            text = str(e)
-            if "Original Traceback" not in text:
-                raise
-            last = [line for line in text.strip().splitlines() if line.strip()][-1]
-            del batches  # stop the worker processes now, not whenever the traceback is collected
-            raise ValueError(last.split(": ", 1)[-1] if last[:1].isalpha() and ": " in last else last) from None
-        yield batch
+    try:
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as e:
+                text = str(e)
+                if "Original Traceback" not in text:
+                    raise
+                last = [line for line in text.strip().splitlines() if line.strip()][-1]
+                message = last.split(": ", 1)[-1] if last[:1].isalpha() and ": " in last else last
+                break
+            yield batch
+    finally:
+        # Stop the worker processes now (an error, or a run stopped mid-epoch): left to
+        # garbage collection, their shutdown came later and waited 5 s per worker.
+        shutdown = getattr(batches, "_shutdown_workers", None)  # no public way in torch
+        if shutdown is not None:
+            shutdown()
+    raise ValueError(message)
 
 
 class FolderData:
