@@ -95,6 +95,7 @@ def test_bad_image_is_skipped_and_the_rest_processed(tmp_path, tiny_file, rng, c
     assert "skipping" in err and "broken.png" in err and "missing.png" in err
 
 
+@pytest.mark.slow
 def test_bad_weights_one_line_no_traceback(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"garbage")

@@ -132,6 +132,7 @@ def test_paired_stats_direction_and_fields():
     assert "| 26 | ssim | chou | 8 |" in ev.markdown_summary(list(st.values()))
 
 
+@pytest.mark.slow
 def test_cli_evaluate_writes_csv_and_summary(tmp_path, capsys):
     paths = []
     for key in ("astronaut", "coffee"):

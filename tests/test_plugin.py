@@ -13,6 +13,7 @@ from PIL import Image
 from napari_resjnd.core.weights import save_weights
 
 
+@pytest.mark.slow
 def test_import_does_not_pull_qt_or_napari():
     code = (
         "import sys, napari_resjnd; bad = [m for m in sys.modules if m.split('.')[0] in "

@@ -46,6 +46,7 @@ def run_observer(qtbot, w, thresholds, wait_first_ms=0, stop_after=None):
     return answers, flicker
 
 
+@pytest.mark.slow
 def test_scripted_session_produces_the_target_layer(qtbot, setup, tmp_path):
     viewer, w, img = setup
     w.rate.value = 4.0

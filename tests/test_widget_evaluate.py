@@ -16,6 +16,7 @@ from napari_resjnd.widgets.evaluate import EvaluateWidget
 pytestmark = pytest.mark.gui
 
 
+@pytest.mark.slow
 def test_widget_matches_cli_and_adds_noisy_layers(qtbot, make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     w = EvaluateWidget(viewer)

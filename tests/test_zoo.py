@@ -40,7 +40,9 @@ def interior_r(a: np.ndarray, b: np.ndarray, border: int = 8) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-@pytest.mark.parametrize("model", list(CONFORMANCE))
+@pytest.mark.parametrize(
+    "model", [pytest.param(m, marks=pytest.mark.slow) if m == "wu2013" else m for m in CONFORMANCE]
+)
 def test_conformance_with_the_authors_code(model):
     folder, compute, threshold = CONFORMANCE[model]
     rs, diffs = [], []
