@@ -1,10 +1,11 @@
-"""README "Results": `resjnd evaluate` with the authors' weights on scikit-image's
-colour photographs at 26 and 30 dB.
+"""Docs "Evaluation and results": `resjnd evaluate --jnd all,uniform,shuffled` with
+the authors' weights on scikit-image's colour photographs and the two OpenJND test
+images (``../shared/jnd-reference/inputs``: actor, lighthouse), at 26 and 30 dB.
 
     python benchmarks/results.py [--out bench-results/] [--precision auto]
 
 Writes the photos as PNG, then runs `resjnd evaluate` on them (CSV, Markdown
-summary, quality plot) and prints the per-map means.
+summary with the paired statistics, quality plot) and prints the per-map means.
 """
 
 import argparse
@@ -19,6 +20,7 @@ from skimage import data
 from napari_resjnd.cli import main as cli
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+OPENJND = Path(__file__).resolve().parents[2] / "shared" / "jnd-reference" / "inputs"
 
 
 def main() -> int:
@@ -35,10 +37,17 @@ def main() -> int:
         p = out / "photos" / f"{key}.png"
         Image.fromarray(img).save(p)
         paths.append(str(p))
+    for key in ("actor", "lighthouse"):
+        if (OPENJND / f"{key}.png").is_file():
+            paths.append(str(OPENJND / f"{key}.png"))
+        else:
+            print(f"{OPENJND / key}.png not found: evaluating without it", file=sys.stderr)
     rc = cli(
         [
             "evaluate",
             *paths,
+            "--jnd",
+            "all,uniform,shuffled",
             "--psnr",
             "26",
             "--psnr",
