@@ -9,6 +9,7 @@ from skimage import data as skdata
 
 from napari_resjnd.core import weights as W
 from napari_resjnd.core.weights import REGISTRY, save_weights
+from napari_resjnd.core.zoo import MODELS as CLASSIC_MODELS
 from napari_resjnd.widgets._models import ModelStore
 from napari_resjnd.widgets.predict import PredictWidget
 
@@ -299,7 +300,11 @@ def test_classic_models_work_offline_without_weights(qtbot, viewer_widget):
     img = skdata.coffee()[:60, :80]
     viewer.add_image(img, name="coffee", rgb=True)
     widget.image.value = viewer.layers["coffee"]
-    assert "classic:chou1995" in list(widget.model.choices)
+    values = list(widget.model.choices)
+    classic = [v for v in values if str(v).startswith("classic:")]
+    assert classic == [f"classic:{m}" for m in CLASSIC_MODELS]  # every model, together, after the weights
+    assert values[-len(classic) - 1 : -1] == classic  # then only "Open weights file…"
+    assert all(label.startswith("classic: ") for label in labels(widget)[-len(classic) - 1 : -1])
     widget.model.value = "classic:chou1995"
     run_and_wait(qtbot, widget)
     assert [layer.name for layer in viewer.layers] == ["coffee", "coffee JND chou1995"]

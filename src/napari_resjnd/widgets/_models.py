@@ -15,7 +15,8 @@ from ..core import weights as W
 from ..core.model import ResJND
 
 OPEN_FILE = "__open_file__"
-#: Prefix of the weight-free classic models in the picker ("classic:chou", ...).
+#: Prefix of the weight-free classic models in the picker ("classic:chou1995", ...),
+#: listed together after the ResJND weights.
 CLASSIC = "classic:"
 
 
@@ -75,7 +76,7 @@ class ModelStore:
             out.append((f"{Path(f).name} ({state})", f))
         from ..core.baselines import MODELS, TITLES
 
-        out += [(f"{TITLES[m]} (classic, no weights)", CLASSIC + m) for m in MODELS]
+        out += [(f"classic: {TITLES[m]} (no weights)", CLASSIC + m) for m in MODELS]
         out.append(("Open weights file…", OPEN_FILE))
         return out
 
