@@ -137,3 +137,13 @@ def test_liu2010_decomposition_keeps_edges_and_removes_fine_texture():
     img[:, 64:] += rng.choice([-20.0, 20.0], size=(64, 64))  # fine texture on the right
     j = liu2010.liu2010(img / 255)
     assert j[:, 80:112].mean() > 1.5 * j[:, 8:40].mean()
+
+
+def test_jia2006_for_video_measures_motion_and_raises_thresholds_where_the_image_moves():
+    frame0 = skdata.camera()[100:228, 100:228]
+    frame1 = np.roll(frame0, 3, axis=1)  # 3 px per frame at 30 fps, 30 px per degree: 3 degrees/s
+    speeds = dct.block_speeds(frame1, frame0, fps=30)
+    assert speeds.shape == (16, 16) and np.median(speeds) == pytest.approx(3.0, abs=0.2)
+    np.testing.assert_array_equal(dct.jia2006_video(frame0, frame0), dct.jia2006(frame0))  # no motion: a still
+    fast = dct.jia2006(frame1, speed=20.0)
+    assert fast.mean() > 1.5 * dct.jia2006(frame1).mean()  # fast motion hides detail
