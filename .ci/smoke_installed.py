@@ -35,7 +35,7 @@ print("widgets:", ", ".join(widgets), "| samples:", ", ".join(layer.name for lay
 
 predict = widgets["Predict JND (ResJND)"]
 predict.image.value = viewer.layers["chelsea"]
-predict.model.value = "classic:chou"
+predict.model.value = "classic:chou1995"
 predict.run()
 deadline = time.monotonic() + 120
 while predict.busy and time.monotonic() < deadline:
