@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..core.config import FINETUNE_CONFIG, TRAIN_CONFIG, FinetuneConfig
-from ..core.events import EpochDone, TrainingStarted, TrainingStep, drive
+from ..core.events import EpochDone, TrainingEvent, TrainingStarted, TrainingStep, drive
 from ..core.weights import WeightsError
 from ._common import fail
 
@@ -18,7 +18,7 @@ class EpochPrinter:
         self.quiet = quiet
         self.bar: Any = None
 
-    def __call__(self, ev: TrainingStarted | TrainingStep | EpochDone) -> None:
+    def __call__(self, ev: TrainingEvent) -> None:
         from tqdm import tqdm
 
         if self.quiet:

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .images import layout_of, plane_rgb, rgb255, to_unit_float
+from .images import layout_of, plane_rgb, to_unit_float
 from .zoo import ALIASES, classic_jnd, is_classic, resolve
 from .zoo import MODELS as ZOO
+from .zoo._common import luminance  # Y as the models see it
 
 if TYPE_CHECKING:
     from .inference import Prediction
@@ -37,11 +38,6 @@ __all__ = [
 def to_y(rgb255: np.ndarray) -> np.ndarray:
     """Y in [0, 255] (BT.601 weights) from H x W x 3 RGB in [0, 255]."""
     return np.asarray(rgb255, np.float64) @ np.array([0.299, 0.587, 0.114])
-
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    """Y in [0, 255] from any single image ``predict`` accepts."""
-    return to_y(rgb255(image))
 
 
 def jnd_map(name: str, image: np.ndarray, *, weights: str | None = None, **predict_kw: object) -> np.ndarray:

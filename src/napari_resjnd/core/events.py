@@ -123,6 +123,8 @@ class AnnotationDone:
     session: str
 
 
+#: What the training loop yields.
+TrainingEvent = Union[TrainingStarted, TrainingStep, EpochDone]  # noqa: UP007 (a runtime alias)
 #: Every event the core's generators yield.
 Event = Union[Status, Download, TileDone, TrainingStarted, TrainingStep, EpochDone]  # noqa: UP007 (a runtime alias)
 

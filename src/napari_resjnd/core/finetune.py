@@ -18,7 +18,7 @@ import torch
 
 from .checkpoints import RESUME_KEYS, history_path, read_resume, recorded_config, resume_path
 from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult, check_config
-from .events import EpochDone, TrainingStarted, TrainingStep, drive
+from .events import TrainingEvent, drive
 from .loop import Batch, evaluate_loss, run_training
 from .model import ResJND
 from .pairs import Box, Pair, PatchIndex, augment, checked_patch, cut, patch_origins, split
@@ -105,7 +105,7 @@ def iter_finetune(
     resume: str | Path | None = None,
     should_stop: Callable[[], bool] | None = None,
     override: tuple[str, ...] = (),
-) -> Generator[TrainingStarted | TrainingStep | EpochDone, None, FinetuneResult]:
+) -> Generator[TrainingEvent, None, FinetuneResult]:
     """Fine-tune ``model`` in place on pairs in memory; yields typed events
     (:class:`~.events.TrainingStarted`, a :class:`~.events.TrainingStep` per
     optimiser step, an :class:`~.events.EpochDone` per epoch, epoch 0 being the
@@ -128,7 +128,7 @@ def finetune(
     out: str | Path,
     config: FinetuneConfig | None = None,
     *,
-    on_event: Callable[[TrainingStarted | TrainingStep | EpochDone], object] | None = None,
+    on_event: Callable[[TrainingEvent], object] | None = None,
     **kw: Any,
 ) -> FinetuneResult:
     """:func:`iter_finetune`, driven to the end; ``on_event(event)`` sees each event."""

@@ -20,7 +20,7 @@ import torch
 from .checkpoints import RunFiles, resume_run
 from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult
 from .devices import PRECISIONS, autocast, resolve_device, resolve_precision
-from .events import EpochDone, TrainingStarted, TrainingStep
+from .events import EpochDone, TrainingEvent, TrainingStarted, TrainingStep
 from .model import ResJND
 
 #: (pristine, target) tensors, N x 3 x H x W in [0, 1].
@@ -87,7 +87,7 @@ def run_training(
     dist: Any = None,
     device: torch.device | None = None,
     override: tuple[str, ...] = (),
-) -> Generator[TrainingStarted | TrainingStep | EpochDone, None, FinetuneResult]:
+) -> Generator[TrainingEvent, None, FinetuneResult]:
     """The one training loop, for fine-tuning (:class:`~.finetune.MemoryData`) and for
     dataset-scale training (:class:`~.training.FolderData`, optionally distributed).
 

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .config import DEFAULT_PATCH, FinetuneConfig, FinetuneResult, check_config
-from .events import EpochDone, TrainingStarted, TrainingStep
+from .events import TrainingEvent
 from .images import read_image
 from .loop import Batch, run_training
 from .model import ResJND
@@ -203,7 +203,7 @@ def iter_train(
     dist: Any = None,
     device: torch.device | None = None,
     override: tuple[str, ...] = (),
-) -> Generator[TrainingStarted | TrainingStep | EpochDone, None, FinetuneResult]:
+) -> Generator[TrainingEvent, None, FinetuneResult]:
     """Train ``model`` on a pair folder; a generator like :func:`~.finetune.iter_finetune`."""
     check_config(config)
     data = FolderData(pairs_dir, config, val_dir=val_dir, workers=workers, dist=dist)

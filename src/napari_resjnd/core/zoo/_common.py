@@ -25,6 +25,25 @@ def correlate(y: np.ndarray, kernel: np.ndarray, mode: str = "reflect") -> np.nd
     return ndimage.correlate(y, np.asarray(kernel, np.float64), mode=mode, cval=0.0)
 
 
+def matlab_round(x: np.ndarray) -> np.ndarray:
+    """MATLAB's ``round``: halves away from zero (numpy rounds them to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def gaussian_kernel(size: int, sigma: float) -> np.ndarray:
+    """MATLAB's ``fspecial('gaussian', size, sigma)``: size x size, summing to 1."""
+    x = np.arange(size) - (size - 1) / 2
+    g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def local_std(y: np.ndarray, size: int) -> np.ndarray:
+    """Standard deviation in a size x size window (borders reflected)."""
+    mean = ndimage.uniform_filter(y, size, mode="reflect")
+    var = ndimage.uniform_filter(y * y, size, mode="reflect") - mean**2
+    return np.sqrt(np.clip(var, 0, None))
+
+
 def dct_matrix(n: int = 8) -> np.ndarray:
     """MATLAB's ``dctmtx(n)``: orthonormal DCT-II, rows are basis functions."""
     k, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._common import correlate, luminance
+from ._common import correlate, gaussian_kernel, luminance, matlab_round
 from .canny import canny
 
 #: Background-luminance weights (5 x 5, sum 32).
@@ -52,6 +52,13 @@ def luminance_adaptation(bg: np.ndarray) -> np.ndarray:
     return np.where(bg <= 127, 17 * (1 - np.sqrt(np.clip(bg, 0, None) / 127)) + 3, 3 / 128 * (bg - 127) + 3)
 
 
+def lifted_threshold(y: np.ndarray) -> np.ndarray:
+    """T_l at the background as Wu et al.'s code has it: the background floored to
+    a grey level, and dark ones lifted (bg <= 127 -> round(32 + bg x 95 / 127))."""
+    bg = np.floor(background(y))
+    return luminance_adaptation(np.where(bg <= 127, matlab_round(32 + bg * (127 - 32) / 127), bg))
+
+
 def texture_masking(gm: np.ndarray, bg: np.ndarray) -> np.ndarray:
     return gm * (0.0001 * bg + 0.115) + (0.5 - 0.01 * bg)
 
@@ -78,9 +85,7 @@ def edge_protection(y: np.ndarray, threshold: float = 0.5, side: int = 11) -> np
     """1 - 0.95 x dilated Canny edges, smoothed (7 x 7 Gaussian, sigma 0.8): masking
     is weaker at edges, where the eye notices distortion more."""
     edges = ndimage.binary_dilation(canny(y, threshold), np.ones((side, side), bool))
-    x = np.arange(-3, 4)
-    g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * 0.8**2))
-    return correlate(1 - 0.95 * edges.astype(np.float64), g / g.sum())
+    return correlate(1 - 0.95 * edges.astype(np.float64), gaussian_kernel(7, 0.8))
 
 
 def yang2005(image: np.ndarray) -> np.ndarray:

@@ -29,40 +29,22 @@ import os
 import numpy as np
 from scipy import ndimage
 
-from ._common import correlate, luminance
+from ._common import correlate, gaussian_kernel, local_std, luminance, matlab_round
 from .canny import canny
-from .pixel import max_gradient, namm
-from .wu2017 import BACKGROUND, _gaussian, _round
+from .pixel import background, lifted_threshold, max_gradient, namm
 
 #: Search radius and patch radius of the prediction.
 SEARCH, PATCH = 10, 3
 
 
-def _background(y: np.ndarray) -> np.ndarray:
-    return np.floor(correlate(y, BACKGROUND) / 32)
-
-
-def _lifted_threshold(y: np.ndarray) -> np.ndarray:
-    """Chou & Li's luminance threshold at the background, dark backgrounds lifted."""
-    bg = _background(y)
-    bg = np.where(bg <= 127, _round(32 + bg * (127 - 32) / 127), bg)
-    return np.where(bg <= 127, 17 * (1 - np.sqrt(np.clip(bg, 0, None) / 127)) + 3, 3 / 128 * (bg - 127) + 3)
-
-
-def local_std(y: np.ndarray, r: int = PATCH) -> np.ndarray:
-    mean = ndimage.uniform_filter(y, 2 * r + 1, mode="reflect")
-    var = ndimage.uniform_filter(y * y, 2 * r + 1, mode="reflect") - mean**2
-    return np.sqrt(np.clip(var, 0, None))
-
-
 def predict(y: np.ndarray) -> np.ndarray:
     """The autoregressive prediction of ``y`` (uint8-rounded, as the reference)."""
-    s = np.maximum(_lifted_threshold(y), 8.0)
-    std = local_std(y)
+    s = np.maximum(lifted_threshold(y), 8.0)
+    std = local_std(y, 2 * PATCH + 1)
     sigma2 = np.where(std > s, s**3 / np.where(std > s, std, 1.0), s**2)
     total, weights, best = _weigh_neighbours(y, sigma2)
     estimate = (total + best * y) / (weights + best)
-    return np.clip(_round(estimate), 0, 255)
+    return np.clip(matlab_round(estimate), 0, 255)
 
 
 def _weigh_neighbours(y: np.ndarray, sigma2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,18 +87,18 @@ def _weigh_neighbours(y: np.ndarray, sigma2: np.ndarray) -> tuple[np.ndarray, np
 
 def contrast_masking(pred: np.ndarray) -> np.ndarray:
     height = 80 * np.log10(1 + max_gradient(pred) / 80) / np.log10(4)
-    bg = _background(pred)
+    bg = np.floor(background(pred))
     return np.abs(height * (0.0001 * bg + 0.115) + (0.5 - 0.01 * bg))
 
 
 def disorder(y: np.ndarray, free_energy: np.ndarray) -> np.ndarray:
-    smooth = local_std(y) < 10
-    mean = correlate(free_energy, _gaussian(7, 7 / 3))
+    smooth = local_std(y, 2 * PATCH + 1) < 10
+    mean = correlate(free_energy, gaussian_kernel(7, 7 / 3))
     dis = np.where(smooth, np.minimum(mean, free_energy), free_energy)
     x = np.arange(-2, 3)
     disk = x[:, None] ** 2 + x[None, :] ** 2 <= 4
     edges = ndimage.binary_dilation(canny(y, 0.7), disk)
-    return dis * correlate(1 - 0.8 * edges.astype(np.float64), _gaussian(5, 0.8))
+    return dis * correlate(1 - 0.8 * edges.astype(np.float64), gaussian_kernel(5, 0.8))
 
 
 def wu2013(image: np.ndarray) -> np.ndarray:
@@ -124,5 +106,5 @@ def wu2013(image: np.ndarray) -> np.ndarray:
     the disorderly part's uncertainty (the free energy)."""
     y = luminance(image)
     pred = predict(y)
-    orderly = namm(_lifted_threshold(pred), contrast_masking(pred))
+    orderly = namm(lifted_threshold(pred), contrast_masking(pred))
     return namm(orderly, disorder(y, np.abs(y - pred))).astype(np.float32)

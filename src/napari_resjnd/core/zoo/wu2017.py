@@ -25,37 +25,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._common import correlate, luminance
+from ._common import correlate, gaussian_kernel, local_std, luminance, matlab_round
 from .canny import canny
-from .pixel import max_gradient, namm
-
-BACKGROUND = np.array([[1, 1, 1, 1, 1], [1, 2, 2, 2, 1], [1, 2, 0, 2, 1], [1, 2, 2, 2, 1], [1, 1, 1, 1, 1]], np.float64)
-
-
-def _gaussian(size: int, sigma: float) -> np.ndarray:
-    """MATLAB's ``fspecial('gaussian', size, sigma)``."""
-    x = np.arange(size) - (size - 1) / 2
-    g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def _round(x: np.ndarray) -> np.ndarray:
-    """MATLAB's ``round``: halves away from zero (numpy rounds them to even)."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
-
-
-def luminance_adaptation(y: np.ndarray) -> np.ndarray:
-    bg = np.floor(correlate(y, BACKGROUND) / 32)
-    bg = np.where(bg <= 127, _round(32 + bg * (127 - 32) / 127), bg)
-    t = np.where(bg <= 127, 17 * (1 - np.sqrt(np.clip(bg, 0, None) / 127)) + 3, 3 / 128 * (bg - 127) + 3)
-    return 0.7 * t
-
-
-def luminance_contrast(y: np.ndarray) -> np.ndarray:
-    """Standard deviation in a 5 x 5 window."""
-    mean = ndimage.uniform_filter(y, 5, mode="reflect")
-    var = ndimage.uniform_filter(y * y, 5, mode="reflect") - mean**2
-    return np.sqrt(np.clip(var, 0, None))
+from .pixel import lifted_threshold, max_gradient, namm
 
 
 def pattern_complexity(y: np.ndarray) -> np.ndarray:
@@ -64,11 +36,11 @@ def pattern_complexity(y: np.ndarray) -> np.ndarray:
     k = np.array([[-1, 0, 1]] * 3, np.float64) / 3
     gx, gy = correlate(pad, k, mode="constant"), correlate(pad, k.T, mode="constant")
     smooth = np.hypot(gx, gy) < 5
-    o = _round(np.degrees(np.arctan2(gy, gx)))
+    o = matlab_round(np.degrees(np.arctan2(gy, gx)))
     o = np.where(o > 90, o - 180, o)
     o = np.where(o < -90, o + 180, o) + 90
     o = np.where(smooth, 180 + 12, o)
-    bins = _round(o / 12).astype(np.int64)[1:-1, 1:-1]  # one pixel of padding left around the image
+    bins = matlab_round(o / 12).astype(np.int64)[1:-1, 1:-1]  # one pixel of padding left around the image
     h, w = y.shape
     seen = np.zeros((17, h, w), bool)
     rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
@@ -77,22 +49,22 @@ def pattern_complexity(y: np.ndarray) -> np.ndarray:
             seen[bins[1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w], rows, cols] = True
     count = seen.sum(0).astype(np.float64)
     count[smooth[2:-2, 2:-2]] = 1.0
-    return correlate(count, _gaussian(3, 1.0))
+    return correlate(count, gaussian_kernel(3, 1.0))
 
 
 def edge_protection(y: np.ndarray) -> np.ndarray:
     height = max_gradient(y)[2:-2, 2:-2].max()  # as the reference: the border's gradients are padding
     threshold = min(0.8, 60 / height) if height > 0 else 0.8
     edges = ndimage.binary_dilation(canny(y, threshold), np.ones((5, 5), bool))
-    return correlate(1 - edges.astype(np.float64), _gaussian(5, 0.8))
+    return correlate(1 - edges.astype(np.float64), gaussian_kernel(5, 0.8))
 
 
 def wu2017(image: np.ndarray) -> np.ndarray:
     """Wu et al. 2017: luminance adaptation plus visual masking by contrast and
     pattern complexity, combined by the NAMM sum."""
     y = luminance(image)
-    lc = luminance_contrast(y)
+    lc = local_std(y, 5)
     contrast = 1.84 * lc**2.4 / (lc**2 + 26**2)
     pc = pattern_complexity(y)
     pattern = lc * 0.3 * pc**2.7 / (pc**2 + 1) * edge_protection(y)
-    return namm(luminance_adaptation(y), np.maximum(contrast, pattern)).astype(np.float32)
+    return namm(0.7 * lifted_threshold(y), np.maximum(contrast, pattern)).astype(np.float32)
