@@ -23,10 +23,18 @@ OFFICIAL_NAMES = ["1", "230", "368"]
 JND_REFERENCE = Path(os.environ.get("RESJND_JND_REFERENCE_DIR", ROOT.parent / "shared" / "jnd-reference"))
 
 
+@pytest.fixture(scope="session")
+def int8_cache(tmp_path_factory):
+    """One int8 cache for the session: the official network is quantised once (about 20 s)."""
+    return tmp_path_factory.mktemp("int8-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path, monkeypatch):
-    """Every test gets its own empty cache and model folder, and no downloads."""
+def isolated_dirs(tmp_path, monkeypatch, int8_cache):
+    """Every test gets its own empty cache and model folder, and no downloads
+    (the int8 networks, built from the weights alone, are shared by the session)."""
     monkeypatch.setenv("RESJND_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("RESJND_INT8_CACHE_DIR", str(int8_cache))
     monkeypatch.setenv("RESJND_MODEL_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("RESJND_OFFLINE", "1")
     return tmp_path

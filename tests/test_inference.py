@@ -127,8 +127,8 @@ def test_prepared_copy_follows_weight_changes(tiny, rng):
 
 def test_bad_precision_and_device(tiny):
     img = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(ValueError, match="precision"):
-        predict(tiny, img, precision="int8", device="cpu")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        predict(tiny, img, precision="int4", device="cpu")
     with pytest.raises(ValueError, match="fp16 is for GPUs"):
         predict(tiny, img, precision="fp16", device="cpu")
 

@@ -80,3 +80,26 @@ def test_default_precision_is_within_half_a_grey_level(fp32_maps, official_env, 
         err = np.abs(exact - fast)
         print(f"{n}: JND error of the default precision: mean {err.mean():.3f}, max {err.max():.3f} grey levels")
         assert err.mean() <= 0.5
+
+
+def test_int8_keeps_the_jnd_within_the_bound(fp32_maps, official_env, monkeypatch):
+    """`--precision int8` (OpenVINO) on the official examples, none in its calibration set:
+    mean |dJND| <= 0.25 and 99.9th percentile <= 3 grey levels against fp32, and the
+    authors' maps within 2 grey levels at the 99.9th percentile."""
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("RESJND_CACHE_DIR", str(official_env))
+    images = [str(OFFICIAL / "example" / f"{n}.bmp") for n in OFFICIAL_NAMES]
+    out = official_env / "int8"
+    args = ["predict", *images, "--out", str(out), "--device", "cpu", "--precision", "int8", "--jnd-scale", "max", "-q"]
+    assert main(args) == 0
+    for n in OFFICIAL_NAMES:
+        err = np.abs(tifffile.imread(fp32_maps / f"{n}_jnd.tif") - tifffile.imread(out / f"{n}_jnd.tif"))
+        ours = np.asarray(Image.open(out / f"{n}_jnd.png"), np.float64)
+        authors = np.abs(ours - np.asarray(Image.open(OFFICIAL / "result" / f"{n}.bmp"), np.float64))
+        print(
+            f"{n}: int8 - fp32 JND mean {err.mean():.3f}, p99.9 {np.percentile(err, 99.9):.2f}; "
+            f"authors' map p99.9 {np.percentile(authors, 99.9):.1f}, max {authors.max():.0f} grey levels"
+        )
+        assert err.mean() <= 0.25
+        assert np.percentile(err, 99.9) <= 3
+        assert np.percentile(authors, 99.9) <= 2

@@ -61,6 +61,8 @@ def test_real_network_adds_three_layers(qtbot, viewer_widget, official_cache):
     meta = jnd.metadata["resjnd"]
     assert meta["weights"] == "resjnd-cplset" and meta["source_layer"] == "astro"
     assert meta["weights_sha256"].startswith("de68e9f6") and meta["device"] == "cpu"
+    # the status says which precision ran ("auto" is bf16, int8 or fp32 depending on the CPU)
+    assert meta["precision"] in ("bf16", "int8", "fp32") and f"cpu, {meta['precision']})" in widget.status.value
     assert 0.5 < float(jnd.data.mean()) < 20  # grey levels, absolute
     assert widget.progress.value == widget.progress.max >= 1
     # the picker now says the weights are loaded

@@ -11,7 +11,7 @@ from typing import Any
 from ..core.baselines import ALIASES
 from ..core.baselines import MODELS as CLASSIC_MODELS
 from ..core.config import DEFAULT_PATCH, FINETUNE_CONFIG, LAYERS, PRESETS, TRAIN_CONFIG, FinetuneConfig
-from ..core.devices import AUTO, DEVICE_HELP, PRECISION_CHOICES, PRECISIONS
+from ..core.devices import AUTO, DEVICE_HELP, INFERENCE_PRECISION_CHOICES, INT8, PRECISION_CHOICES, PRECISIONS
 from ..core.finetune import RESUME_KEYS
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from ._common import (
@@ -53,13 +53,19 @@ def _preset_help() -> str:
 def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
     """--device and --precision, with the choices and rules of core.devices."""
     parser.add_argument("--device", default=AUTO, help=f"{DEVICE_HELP} (default: {AUTO}, the best device here)")
-    how = "autocast" if training else "weights and activations"
+    if training:
+        help_ = f"{AUTO} (default): {PRECISIONS[1]} autocast where the hardware runs it natively, else {PRECISIONS[0]}"
+    else:
+        help_ = (
+            f"{AUTO} (default): {PRECISIONS[1]} where the hardware runs it natively, else {INT8} (CPU, "
+            f"published network, needs the int8 extra), else {PRECISIONS[0]}; "
+            f"{PRECISIONS[0]} reproduces the authors' maps exactly"
+        )
     parser.add_argument(
         "--precision",
         default=AUTO,
-        choices=PRECISION_CHOICES,
-        help=f"{AUTO} (default): {PRECISIONS[1]} {how} where the hardware runs it natively, else "
-        f"{PRECISIONS[0]}" + ("" if training else f"; {PRECISIONS[0]} reproduces the authors' maps exactly"),
+        choices=PRECISION_CHOICES if training else INFERENCE_PRECISION_CHOICES,
+        help=help_,
     )
 
 
@@ -255,6 +261,13 @@ def check_args(args: argparse.Namespace) -> None:
     cmd = args.command
     if getattr(args, "device", None) is not None:
         check_device(args.device)
+        if getattr(args, "precision", AUTO) != AUTO:
+            from ..core.devices import check_precision, resolve_device
+
+            try:
+                check_precision(args.precision, resolve_device(args.device), inference=cmd in ("predict", "evaluate"))
+            except ValueError as e:
+                raise UsageError(f"--precision {args.precision}: {e}") from None
     if cmd == "predict":
         out_folder(args.out)
     elif cmd in ("finetune", "train"):

@@ -10,19 +10,26 @@ from contextlib import AbstractContextManager
 
 import torch
 
-#: The concrete precisions, fastest-to-check first.
+#: The concrete precisions PyTorch computes in (training and inference), fastest-to-check first.
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: int8: inference only, on the CPU, through OpenVINO (:mod:`.int8`, an optional extra).
+INT8 = "int8"
+#: The concrete precisions inference offers.
+INFERENCE_PRECISIONS = (*PRECISIONS, INT8)
 #: "auto" resolves to the fastest precision whose accuracy was measured to be
-#: within 0.5 grey level of fp32 (see the docs' Performance page): bf16 where
-#: the hardware runs it natively, else fp32.
+#: within the bound (see the docs' Performance page): on a GPU bf16 (or fp16);
+#: on a CPU bf16 where it runs natively, else int8 for inference with the
+#: published architecture where the int8 extra is installed, else fp32.
 AUTO = "auto"
-#: What users can pick: "auto" then the concrete precisions (the CLI and the widgets list these).
+#: What users can pick for training: "auto" then the concrete precisions.
 PRECISION_CHOICES = (AUTO, *PRECISIONS)
+#: What users can pick for inference (the CLI's predict and the Predict widget list these).
+INFERENCE_PRECISION_CHOICES = (AUTO, *INFERENCE_PRECISIONS)
 #: The torch dtype each precision computes in.
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 #: Peak bytes per pixel of a forward pass at 128 channels, measured on CPU
-#: (oneDNN, channels_last): about 2.1 kB in fp32 and 1.1 kB in bf16.
-BYTES_PER_PX = {"fp32": 2300, "bf16": 1300, "fp16": 1300}
+#: (oneDNN, channels_last): about 2.1 kB in fp32 and 1.1 kB in bf16; int8 (OpenVINO) measured alike.
+BYTES_PER_PX = {"fp32": 2300, "bf16": 1300, "fp16": 1300, INT8: 2300}
 #: What users can pick as a device name besides the concrete ones.
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps"
 
@@ -42,10 +49,13 @@ def device_choices() -> list[str]:
     return [AUTO, *available_devices()]
 
 
-def precision_choices(device: str = AUTO) -> list[str]:
-    """The precisions a picker offers for ``device``: fp16 only where a CUDA GPU runs it."""
+def precision_choices(device: str = AUTO, *, inference: bool = False) -> list[str]:
+    """The precisions a picker offers for ``device``: fp16 only where a CUDA GPU runs
+    it; int8 (inference only) where the device is the CPU."""
     gpu = device.startswith("cuda") or (device == AUTO and available_devices()[0].startswith("cuda"))
-    return [p for p in PRECISION_CHOICES if gpu or p != "fp16"]
+    cpu = device == "cpu" or (device == AUTO and available_devices()[0] == "cpu")
+    choices = INFERENCE_PRECISION_CHOICES if inference else PRECISION_CHOICES
+    return [p for p in choices if (gpu or p != "fp16") and (cpu or p != INT8)]
 
 
 def _mps_available() -> bool:
@@ -81,24 +91,42 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """Turn "auto" into a concrete precision for ``device``; check the others."""
+def resolve_precision(precision: str, device: torch.device, *, inference: bool = False, auto_int8: bool = False) -> str:
+    """Turn "auto" into a concrete precision for ``device``; check the others.
+
+    ``inference``: int8 may be asked for. ``auto_int8``: "auto" may pick int8 (the
+    caller runs the published architecture, whose int8 accuracy was measured).
+    """
     if precision == AUTO:
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         if device.type == "cpu" and cpu_has_fast_bf16():
             return "bf16"
+        if device.type == "cpu" and inference and auto_int8:
+            from . import int8
+
+            if int8.available():
+                return INT8
         return "fp32"
-    check_precision(precision, device)
+    check_precision(precision, device, inference=inference)
     return precision
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """ValueError unless ``precision`` is one of :data:`PRECISIONS` and runs on ``device``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
+def check_precision(precision: str, device: torch.device, *, inference: bool = False) -> None:
+    """ValueError unless ``precision`` is one of the precisions and runs on ``device``."""
+    if precision == INT8 and not inference:
+        raise ValueError("int8 is for inference (predict) only; train in 'fp32' or 'bf16'")
+    if precision not in INFERENCE_PRECISIONS:
+        allowed = INFERENCE_PRECISION_CHOICES if inference else PRECISION_CHOICES
+        raise ValueError(f"precision must be one of {allowed}, got {precision!r}")
     if precision == "fp16" and device.type == "cpu":
-        raise ValueError("fp16 is for GPUs; on the CPU use 'bf16' or 'fp32'")
+        raise ValueError("fp16 is for GPUs; on the CPU use 'bf16', 'int8' or 'fp32'")
+    if precision == INT8:
+        if device.type != "cpu":
+            raise ValueError(f"int8 runs on the CPU (OpenVINO), not on {str(device)!r}; use --device cpu")
+        from . import int8
+
+        int8.require()
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager[object]:

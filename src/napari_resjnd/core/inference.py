@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .devices import BYTES_PER_PX, DTYPES, resolve_device, resolve_precision
+from . import int8
+from .devices import BYTES_PER_PX, DTYPES, INT8, resolve_device, resolve_precision
 from .events import TileDone, drive
 from .images import layout_of, plane_rgb, to_unit_float
 from .jnd import jnd_from_residual
@@ -186,9 +187,19 @@ def iter_predict(
     t_start = time.perf_counter()
     layout = layout_of(np.asarray(image), rgb)
     unit = to_unit_float(np.asarray(image))
+
+    def check_stop(*_):
+        if should_stop is not None and should_stop():
+            raise Cancelled("prediction cancelled")
+
     dev = resolve_device(device)
-    precision = resolve_precision(precision, dev)
-    net = prepared(model, dev, precision)
+    precision = resolve_precision(precision, dev, inference=True, auto_int8=int8.measured(model))
+    if precision == INT8:
+        int8_net = int8.network(model, check_stop=check_stop)
+        run_tile: Callable[[np.ndarray], np.ndarray] = lambda tile_in: int8_net.run(tile_in, check_stop)
+    else:
+        net = prepared(model, dev, precision)
+        run_tile = lambda tile_in: _forward(net, tile_in, dev, check_stop)
     h, w = layout.height, layout.width
     halo = model.receptive_radius
     if tile is None or tile <= 0:
@@ -199,10 +210,6 @@ def iter_predict(
     res = np.empty_like(cpl)
     jnd = np.empty((layout.n_planes, h, w), np.float32)
 
-    def check_stop(*_):
-        if should_stop is not None and should_stop():
-            raise Cancelled("prediction cancelled")
-
     done = 0
     for i in range(layout.n_planes):
         x = plane_rgb(unit, layout, i)
@@ -212,7 +219,7 @@ def iter_predict(
                 plane_cpl = np.empty((h, w, 3), np.float32)
                 for k, ((y0, y1, x0, x1), (py0, py1, px0, px1)) in enumerate(tile_boxes(h, w, tile, halo)):
                     check_stop()
-                    out = _forward(net, x[py0:py1, px0:px1], dev, check_stop)
+                    out = run_tile(x[py0:py1, px0:px1])
                     plane_cpl[y0:y1, x0:x1] = out[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
                     yield TileDone(done + k + 1, total)
                 break

@@ -124,7 +124,7 @@ class PredictWidget(DockContainer):
         return layer_choices(self._viewer, (Image,))
 
     def _precision_choices(self, _=None):
-        return precision_choices(self.device.value if hasattr(self, "device") else AUTO)
+        return precision_choices(self.device.value if hasattr(self, "device") else AUTO, inference=True)
 
     def _refresh_layers(self, _=None):
         self.image.reset_choices()

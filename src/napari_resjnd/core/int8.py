@@ -1,0 +1,264 @@
+"""int8 inference on the CPU through OpenVINO, for CPUs without native bf16.
+
+Needs the optional extra ``pip install "napari-resjnd[int8]"`` (OpenVINO and its
+quantiser, NNCF). The scheme, chosen by measurement (docs: Performance), keeps the
+JND within the project's bound (mean |dJND| <= 0.25 grey levels, 99.9th
+percentile <= 3, against fp32) with room to spare:
+
+- int8, per-channel weights and static activation ranges (global min/max) from
+  five downscaled scikit-image photos: the first 21 recursions' convolutions;
+- fp32: the input and output convolutions, the last :data:`FP32_RECURSIONS`
+  recursions, and every addition (the first feature map added back at each
+  recursion, and the global residual ``+ input``). Quantising the additions
+  was what made OpenVINO's default int8 inaccurate: it rounds the input image
+  itself and the whole residual sum to 8 bits.
+
+The quantised network is built once per weights and kept on disk
+(``<cache>/int8/<key>/``: ``model.xml``, ``model.bin``), the key being the
+sha256 of the weights with the OpenVINO, NNCF and scheme versions.
+This module imports OpenVINO only when int8 is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .model import ResJND
+
+#: Bumped whenever the scheme below changes: it invalidates the disk cache.
+SCHEME = "s1"
+#: The last recursions kept in fp32: with 4, the JND error on photos drops from
+#: about 0.09 to 0.02 grey levels for about 12 % more time (measured; docs: Performance).
+FP32_RECURSIONS = 4
+#: ``$RESJND_INT8_CACHE_DIR`` overrides where quantised networks are kept.
+CACHE_ENV = "RESJND_INT8_CACHE_DIR"
+INSTALL_HINT = 'int8 needs OpenVINO: pip install "napari-resjnd[int8]"'
+
+_compiled: dict[tuple[str, int], Any] = {}
+_lock = threading.Lock()
+_cores: list[Any] = []
+
+
+def _core() -> Any:
+    """The process's one OpenVINO Core, kept for the process's life. OpenVINO's CPU
+    plugin gives the thread that loads it an alternate signal stack; if the plugin
+    were unloaded (the last Core gone), the next signal would land on freed memory
+    and crash the process (seen: at exit, when a child process ended)."""
+    import openvino as ov
+
+    with _lock:
+        if not _cores:
+            _cores.append(ov.Core())
+        return _cores[0]
+
+
+def available() -> bool:
+    """True where the int8 backend (OpenVINO and NNCF) is installed; imports neither."""
+    return all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))
+
+
+def require() -> None:
+    """ValueError with the install command unless :func:`available`."""
+    if not available():
+        raise ValueError(INSTALL_HINT)
+
+
+def measured(model: ResJND) -> bool:
+    """True for weights whose int8 accuracy was measured: a registry entry's, whole.
+    "auto" picks int8 only for these; any weights may ask for int8 explicitly."""
+    from .weights import REGISTRY
+
+    sha = model.provenance.sha256
+    return model.published_architecture and any(e.sha256 == sha for e in REGISTRY.values())
+
+
+def cache_root() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    from .weights import cache_dir
+
+    return cache_dir() / "int8"
+
+
+def weights_sha256(model: ResJND) -> str:
+    """sha256 of the weights as they are now (fine-tuned ones included) and the architecture."""
+    h = hashlib.sha256(repr(model.architecture).encode())
+    for name, p in model.state_dict().items():
+        h.update(name.encode())
+        h.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cache_key(model: ResJND) -> str:
+    from importlib.metadata import version
+
+    return f"{weights_sha256(model)[:24]}-ov{version('openvino')}-nncf{version('nncf')}-{SCHEME}"
+
+
+def calibration_images() -> list[np.ndarray]:
+    """Five public-domain photos shipped with scikit-image, downscaled (about 0.1 MP
+    in all; deterministic). The tests and the docs' figures use other photos."""
+    from skimage import data
+
+    return [
+        data.astronaut()[::4, ::4],
+        data.chelsea()[::4, ::4],
+        data.rocket()[::4, ::4],
+        data.retina()[::8, ::8],
+        data.stereo_motorcycle()[0][::4, ::4],
+    ]
+
+
+def _nchw(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32)
+
+
+def quantize(model: ResJND) -> Any:
+    """The OpenVINO int8 model of ``model`` (about 15 s for the published network on two cores)."""
+    import nncf
+    import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    net = _cpu_copy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fp32 = ov.convert_model(net, example_input=torch.zeros(1, 3, 32, 32), input=[(1, 3, -1, -1)])
+    convs = [op.get_friendly_name() for op in fp32.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    if len(convs) != 2 + 2 * model.recursions:
+        raise RuntimeError(f"int8: expected {2 + 2 * model.recursions} convolutions, OpenVINO traced {len(convs)}")
+    keep = min(FP32_RECURSIONS, model.recursions)
+    fp32_convs = [convs[0], convs[-1], *convs[-1 - 2 * keep : -1]]
+    data = nncf.Dataset([_nchw(img.astype(np.float32) / 255) for img in calibration_images()])
+    nncf.set_log_level(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return nncf.quantize(
+            fp32,
+            data,
+            preset=nncf.QuantizationPreset.MIXED,
+            subset_size=len(calibration_images()),
+            ignored_scope=nncf.IgnoredScope(names=fp32_convs, types=["Add"]),
+            advanced_parameters=AdvancedQuantizationParameters(
+                activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX
+            ),
+        )
+
+
+def cached_model_path(model: ResJND, key: str | None = None) -> Path:
+    """Where the quantised network for ``model``'s weights is (or will be) kept."""
+    return cache_root() / (key or cache_key(model)) / "model.xml"
+
+
+def _build_or_load(model: ResJND, key: str) -> Any:
+    import openvino as ov
+
+    path = cached_model_path(model, key)
+    if path.is_file() and path.with_suffix(".bin").is_file():
+        try:
+            return _core().read_model(path)
+        except RuntimeError:  # a damaged entry: rebuild it
+            shutil.rmtree(path.parent, ignore_errors=True)
+    q = quantize(model)
+    # Written whole into a sibling folder, then renamed: never a half-written entry.
+    path.parent.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent.parent))
+    try:
+        ov.save_model(q, tmp / "model.xml", compress_to_fp16=False)
+        with contextlib.suppress(OSError):  # another process got there first: keep theirs
+            os.replace(tmp, path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return q
+
+
+class Int8Network:
+    """A compiled int8 ResJND: :meth:`run` maps an RGB tile to its CPL tile."""
+
+    def __init__(self, compiled: Any, key: str):
+        self.compiled = compiled
+        self.key = key
+
+    def run(self, tile: np.ndarray, check_stop: Callable[[], None] | None = None) -> np.ndarray:
+        """``tile``: H x W x 3 float32 in [0, 1] -> CPL, H x W x 3 float32.
+
+        Runs asynchronously and calls ``check_stop()`` every 50 ms; if it raises,
+        the inference is cancelled and the exception goes on.
+        """
+        req = self.compiled.create_infer_request()
+        req.start_async({0: _nchw(tile)})
+        while not req.wait_for(50):
+            if check_stop is not None:
+                try:
+                    check_stop()
+                except BaseException:
+                    req.cancel()
+                    with contextlib.suppress(RuntimeError):  # "cancelled": ends in about a second
+                        req.wait()
+                    raise
+        return np.ascontiguousarray(req.get_output_tensor(0).data[0].transpose(1, 2, 0), np.float32)
+
+
+def _cpu_copy(model: ResJND) -> ResJND:
+    net = ResJND(model.channels, model.recursions)
+    net.load_state_dict({k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()})
+    return net.eval()
+
+
+def network(model: ResJND, threads: int | None = None, check_stop: Callable[[], None] | None = None) -> Int8Network:
+    """The int8 network for ``model``'s current weights: compiled once per weights and
+    thread count in this process, quantised once per weights on this machine.
+
+    Quantising (the first call for new weights, about 15-20 s on two cores) runs in
+    a thread on a copy of the weights; ``check_stop()`` is called every 100 ms and
+    may raise to give up waiting: the thread then finishes and fills the disk cache.
+    """
+    require()
+    core = _core()  # before NNCF's own: the CPU plugin then stays loaded
+    threads = int(threads or torch.get_num_threads())
+    key = cache_key(model)
+    with _lock:
+        hit = _compiled.get((key, threads))
+    if hit is not None:
+        return hit
+    result: dict[str, Any] = {}
+    net = _cpu_copy(model)
+
+    def build() -> None:
+        try:
+            result["model"] = _build_or_load(net, key)
+        except BaseException as e:  # handed to the waiting thread
+            result["error"] = e
+
+    worker = threading.Thread(target=build, name="resjnd-int8-quantise", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+        if check_stop is not None:
+            check_stop()
+    if "error" in result:
+        raise result["error"]
+    compiled = core.compile_model(
+        result["model"],
+        "CPU",
+        {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+    )
+    with _lock:
+        if len(_compiled) >= 4:
+            _compiled.pop(next(iter(_compiled)))
+        hit = _compiled[(key, threads)] = Int8Network(compiled, key)
+    return hit

@@ -1,0 +1,151 @@
+"""int8 inference (OpenVINO): the accuracy bound on real images, the disk cache,
+tiling, cancellation, and how "auto" and bad requests are handled."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import JND_REFERENCE, make_tiny
+from PIL import Image
+
+from napari_resjnd import load_model, predict
+from napari_resjnd.cli import main
+from napari_resjnd.core import int8
+from napari_resjnd.core.devices import cpu_has_fast_bf16, resolve_precision
+from napari_resjnd.core.inference import Cancelled
+
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_cache():
+    """Each test starts as a new process would: nothing compiled in memory."""
+    int8._compiled.clear()
+
+
+@pytest.mark.slow
+def test_bound_holds_on_the_reference_photos(official_cache):
+    """The jnd-reference inputs (none in the calibration set), centre crops: mean
+    |JND(int8) - JND(fp32)| <= 0.25 and 99.9th percentile <= 3 grey levels."""
+    model = load_model("resjnd-cplset")
+    paths = sorted((JND_REFERENCE / "inputs").glob("*.png"))
+    if not paths:
+        pytest.skip(f"no reference inputs in {JND_REFERENCE}")
+    for path in paths:
+        img = np.asarray(Image.open(path))[64:192, 64:192]
+        exact = predict(model, img, device="cpu", precision="fp32").jnd
+        fast = predict(model, img, device="cpu", precision="int8")
+        assert fast.metadata["precision"] == "int8"
+        err = np.abs(fast.jnd - exact)
+        print(
+            f"{path.name}: JND {exact.mean():.2f}; int8 error mean {err.mean():.3f}, p99.9 {np.percentile(err, 99.9):.2f}"
+        )
+        assert err.mean() <= 0.25, path.name
+        assert np.percentile(err, 99.9) <= 3, path.name
+        assert exact.mean() > 0.5  # the maps compared are not empty
+
+
+def test_auto_picks_int8_only_for_measured_weights_on_cpus_without_bf16(official_cache):
+    cpu = torch.device("cpu")
+    published = load_model("resjnd-cplset")
+    other = make_tiny()
+    assert int8.measured(published) and not int8.measured(other)
+    want = "bf16" if cpu_has_fast_bf16() else "int8"
+    assert resolve_precision("auto", cpu, inference=True, auto_int8=True) == want
+    assert resolve_precision("auto", cpu, inference=True, auto_int8=False) == (
+        "bf16" if cpu_has_fast_bf16() else "fp32"
+    )
+    assert resolve_precision("auto", cpu) != "int8"  # training never
+    assert predict(other, np.zeros((8, 8, 3), np.uint8), device="cpu", precision="auto").metadata["precision"] != "int8"
+
+
+def test_disk_cache_is_keyed_by_the_weights_and_survives_the_process(tmp_path, monkeypatch):
+    monkeypatch.setenv(int8.CACHE_ENV, str(tmp_path / "int8"))
+    model = make_tiny(channels=8, recursions=6)
+    img = np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)
+    t = time.perf_counter()
+    first = predict(model, img, device="cpu", precision="int8")
+    first_s = time.perf_counter() - t
+    entry = int8.cached_model_path(model).parent
+    assert sorted(p.name for p in entry.iterdir()) == ["model.bin", "model.xml"]
+    assert not [p for p in entry.parent.iterdir() if p.name.startswith(".tmp")]  # nothing half-written
+    print(
+        f"first int8 call, tiny network: {first_s:.1f} s; cache entry {sum(p.stat().st_size for p in entry.iterdir())} B"
+    )
+
+    # A new process (here: an empty in-memory cache) reads the disk cache, quantising nothing.
+    int8._compiled.clear()
+    monkeypatch.setattr(int8, "quantize", lambda m: pytest.fail("quantised again despite the disk cache"))
+    again = predict(model, img, device="cpu", precision="int8")
+    np.testing.assert_array_equal(again.jnd, first.jnd)
+
+    # Changed weights (fine-tuning in place) get their own entry: never the stale network.
+    monkeypatch.undo()
+    monkeypatch.setenv(int8.CACHE_ENV, str(tmp_path / "int8"))
+    with torch.no_grad():
+        model.output.weight.mul_(2)
+    changed = predict(model, img, device="cpu", precision="int8")
+    assert int8.cached_model_path(model).parent != entry
+    exact = predict(model, img, device="cpu", precision="fp32")
+    assert np.abs(changed.jnd - exact.jnd).mean() < np.abs(first.jnd - exact.jnd).mean()
+
+
+def test_a_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv(int8.CACHE_ENV, str(tmp_path / "int8"))
+    model = make_tiny(channels=8, recursions=6)
+    img = np.full((24, 24, 3), 100, np.uint8)
+    good = predict(model, img, device="cpu", precision="int8").jnd
+    int8._compiled.clear()
+    int8.cached_model_path(model).write_text("<not a model")
+    np.testing.assert_array_equal(predict(model, img, device="cpu", precision="int8").jnd, good)
+
+
+def test_tiles_agree_with_the_whole_image_and_report_progress(tmp_path):
+    model = make_tiny(channels=8, recursions=6)
+    img = np.random.default_rng(3).integers(0, 256, (70, 90, 3), np.uint8)
+    whole = predict(model, img, device="cpu", precision="int8", tile=1000)
+    seen: list[tuple[int, int]] = []
+    tiled = predict(model, img, device="cpu", precision="int8", tile=32, progress=lambda d, n: seen.append((d, n)))
+    assert seen == [(k, 9) for k in range(1, 10)]
+    assert tiled.metadata["precision"] == "int8" and tiled.metadata["tile"] == 32
+    np.testing.assert_allclose(tiled.jnd, whole.jnd, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_cancel_stops_inside_a_tile(tmp_path):
+    """A large single tile of the real-size network: cancelled within about a second."""
+    model = make_tiny(channels=128, recursions=25)
+    img = np.zeros((64, 64, 3), np.uint8)
+    predict(model, img, device="cpu", precision="int8")  # quantised and compiled: only the run is timed
+    big = np.random.default_rng(0).integers(0, 256, (512, 512, 3), np.uint8)
+    t0 = time.perf_counter()
+    with pytest.raises(Cancelled):
+        predict(
+            model, big, device="cpu", precision="int8", tile=512, should_stop=lambda: time.perf_counter() - t0 > 0.5
+        )
+    took = time.perf_counter() - t0
+    print(f"cancelled after {took:.2f} s (a whole run takes about 15 s on two cores)")
+    assert took < 3
+
+
+def test_bad_requests_are_one_line_errors(capsys, tmp_path, monkeypatch):
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    out = tmp_path / "out"
+    # int8 is for inference only: training refuses it before any work
+    weights = tmp_path / "w.safetensors"
+    assert main(["finetune", "--pairs", str(tmp_path), "--out", str(weights), "--precision", "int8"]) == 2
+    assert "--precision: invalid choice: 'int8'" in capsys.readouterr().err
+    assert not weights.exists()
+    # without the extra: the install command, exit 2, nothing written
+    monkeypatch.setattr(int8, "available", lambda: False)
+    assert main(["predict", str(img), "--out", str(out), "--precision", "int8", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--precision int8" in err and 'pip install "napari-resjnd[int8]"' in err
+    assert not out.exists()
+    with pytest.raises(ValueError, match="int8 is for inference"):
+        resolve_precision("int8", torch.device("cpu"))
