@@ -39,6 +39,10 @@ for line in metadata.splitlines():
         name = re.split(r"[<>=!~;\[ ]", line.split(":", 1)[1].strip(), maxsplit=1)[0].lower()
         if name in {"napari", "pyqt5", "pyqt6", "pyside2", "pyside6"}:
             problems.append(f"napari and Qt bindings stay out of the core requirements: {line}")
+        if name in {"openvino", "nncf"}:
+            problems.append(f"the int8 backend (about 240 MB) stays in the [int8] extra: {line}")
+if "Provides-Extra: int8" not in metadata:
+    problems.append("no [int8] extra in the metadata")
 with tarfile.open(sdist) as tf:
     snames = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
 for n in (

@@ -42,7 +42,8 @@ def test_bound_holds_on_the_reference_photos(official_cache):
         assert fast.metadata["precision"] == "int8"
         err = np.abs(fast.jnd - exact)
         print(
-            f"{path.name}: JND {exact.mean():.2f}; int8 error mean {err.mean():.3f}, p99.9 {np.percentile(err, 99.9):.2f}"
+            f"{path.name}: JND {exact.mean():.2f}; "
+            f"int8 error mean {err.mean():.3f}, p99.9 {np.percentile(err, 99.9):.2f}"
         )
         assert err.mean() <= 0.25, path.name
         assert np.percentile(err, 99.9) <= 3, path.name
@@ -74,7 +75,8 @@ def test_disk_cache_is_keyed_by_the_weights_and_survives_the_process(tmp_path, m
     assert sorted(p.name for p in entry.iterdir()) == ["model.bin", "model.xml"]
     assert not [p for p in entry.parent.iterdir() if p.name.startswith(".tmp")]  # nothing half-written
     print(
-        f"first int8 call, tiny network: {first_s:.1f} s; cache entry {sum(p.stat().st_size for p in entry.iterdir())} B"
+        f"first int8 call, tiny network: {first_s:.1f} s; "
+        f"cache entry {sum(p.stat().st_size for p in entry.iterdir())} B"
     )
 
     # A new process (here: an empty in-memory cache) reads the disk cache, quantising nothing.
