@@ -151,3 +151,20 @@ def test_bad_requests_are_one_line_errors(capsys, tmp_path, monkeypatch):
     assert not out.exists()
     with pytest.raises(ValueError, match="int8 is for inference"):
         resolve_precision("int8", torch.device("cpu"))
+
+
+def test_cli_says_when_it_quantises_and_only_then(tmp_path, monkeypatch, capsys):
+    from napari_resjnd.core.weights import save_weights
+
+    monkeypatch.setenv(int8.CACHE_ENV, str(tmp_path / "int8"))
+    weights = save_weights(make_tiny(channels=8, recursions=6, seed=7), tmp_path / "tiny.safetensors")
+    img = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 30, 3), np.uint8)).save(img)
+    args = ["predict", str(img), "--weights", str(weights), "--precision", "int8", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    first = capsys.readouterr()
+    assert "int8: quantising these weights once" in first.err and str(tmp_path / "int8") in first.err
+    assert "cpu, int8)" in first.out + first.err
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "quantising" not in capsys.readouterr().err
+    assert (tmp_path / "b" / "a_jnd.tif").is_file()

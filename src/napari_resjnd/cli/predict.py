@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.outputs import write_outputs
 from ..core.weights import WeightsError
 from ._common import fail
+
+if TYPE_CHECKING:
+    from ..core.model import ResJND
 
 __all__ = ["cmd_gui", "cmd_predict", "write_outputs"]
 
@@ -29,6 +33,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except (WeightsError, ValueError) as e:
         return fail(str(e))
     jobs = shard(jobs, i, n)
+    if model is not None and jobs and not args.quiet:
+        _say_if_quantising(model, args.device, args.precision)
     bar = tqdm(total=len(jobs), unit="image", disable=args.quiet)
 
     def compute(image, job):
@@ -91,3 +97,16 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
     launch(args.images, weights=args.weights)
     return 0
+
+
+def _say_if_quantising(model: ResJND, device: str, precision: str) -> None:
+    """The first int8 run of a set of weights quantises them (about 20 s on two cores): say so."""
+    from ..core import int8
+    from ..core.devices import INT8, resolve_device, resolve_precision
+
+    chosen = resolve_precision(precision, resolve_device(device), inference=True, auto_int8=int8.measured(model))
+    if chosen == INT8 and not int8.is_cached(model):
+        print(
+            f"int8: quantising these weights once (about 20 s on two cores); kept in {int8.cache_root()}",
+            file=sys.stderr,
+        )

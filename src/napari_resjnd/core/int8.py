@@ -24,14 +24,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
-import io
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +145,7 @@ def quantize(model: ResJND) -> Any:
     fp32_convs = [convs[0], convs[-1], *convs[-1 - 2 * keep : -1]]
     data = nncf.Dataset([_nchw(img.astype(np.float32) / 255) for img in calibration_images()])
     nncf.set_log_level(logging.ERROR)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with _quiet_rich():  # NNCF's progress bar; our callers report progress their own way
         return nncf.quantize(
             fp32,
             data,
@@ -159,9 +158,31 @@ def quantize(model: ResJND) -> Any:
         )
 
 
+@contextlib.contextmanager
+def _quiet_rich() -> Iterator[None]:
+    """Silence rich's global console (NNCF draws its bars there), not sys.stdout: this
+    runs in a worker thread, and swapping the process's streams would hide other output."""
+    try:
+        from rich import get_console
+    except ImportError:
+        yield
+        return
+    console = get_console()
+    quiet, console.quiet = console.quiet, True
+    try:
+        yield
+    finally:
+        console.quiet = quiet
+
+
 def cached_model_path(model: ResJND, key: str | None = None) -> Path:
     """Where the quantised network for ``model``'s weights is (or will be) kept."""
     return cache_root() / (key or cache_key(model)) / "model.xml"
+
+
+def is_cached(model: ResJND) -> bool:
+    """True if the quantised network for ``model``'s weights is on disk (no quantising to do)."""
+    return available() and cached_model_path(model).is_file()
 
 
 def _build_or_load(model: ResJND, key: str) -> Any:
