@@ -58,7 +58,7 @@ def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
     else:
         help_ = (
             f"{AUTO} (default): {PRECISIONS[1]} where the hardware runs it natively, else {INT8} (CPU, "
-            f"published network, needs the int8 extra), else {PRECISIONS[0]}; "
+            f"the registry weights, needs the int8 extra), else {PRECISIONS[0]}; "
             f"{PRECISIONS[0]} reproduces the authors' maps exactly"
         )
     parser.add_argument(

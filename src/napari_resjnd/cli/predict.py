@@ -102,10 +102,10 @@ def cmd_gui(args: argparse.Namespace) -> int:
 def _say_if_quantising(model: ResJND, device: str, precision: str) -> None:
     """The first int8 run of a set of weights quantises them (about 20 s on two cores): say so."""
     from ..core import int8
-    from ..core.devices import INT8, resolve_device, resolve_precision
+    from ..core.devices import INT8, resolve_device
+    from ..core.inference import inference_precision
 
-    chosen = resolve_precision(precision, resolve_device(device), inference=True, auto_int8=int8.measured(model))
-    if chosen == INT8 and not int8.is_cached(model):
+    if inference_precision(model, precision, resolve_device(device)) == INT8 and not int8.is_cached(model):
         print(
             f"int8: quantising these weights once (about 20 s on two cores); kept in {int8.cache_root()}",
             file=sys.stderr,

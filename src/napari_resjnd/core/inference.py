@@ -150,6 +150,12 @@ def _forward(model: ResJND, x: np.ndarray, device: torch.device, on_step: Callab
     return y[0].float().permute(1, 2, 0).cpu().numpy()
 
 
+def inference_precision(model: ResJND, precision: str, device: torch.device) -> str:
+    """The concrete precision ``predict`` runs ``model`` in: "auto" may pick int8
+    only for weights whose int8 accuracy was measured (:func:`.int8.measured`)."""
+    return resolve_precision(precision, device, inference=True, auto_int8=int8.measured(model))
+
+
 def predict(
     model: ResJND,
     image: np.ndarray,
@@ -193,7 +199,7 @@ def iter_predict(
             raise Cancelled("prediction cancelled")
 
     dev = resolve_device(device)
-    precision = resolve_precision(precision, dev, inference=True, auto_int8=int8.measured(model))
+    precision = inference_precision(model, precision, dev)
     if precision == INT8:
         int8_net = int8.network(model, check_stop=check_stop)
         run_tile: Callable[[np.ndarray], np.ndarray] = lambda tile_in: int8_net.run(tile_in, check_stop)

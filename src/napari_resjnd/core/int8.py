@@ -22,6 +22,7 @@ This module imports OpenVINO only when int8 is used.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -82,8 +83,7 @@ def measured(model: ResJND) -> bool:
     "auto" picks int8 only for these; any weights may ask for int8 explicitly."""
     from .weights import REGISTRY
 
-    sha = model.provenance.sha256
-    return model.published_architecture and any(e.sha256 == sha for e in REGISTRY.values())
+    return any(e.sha256 == model.provenance.sha256 for e in REGISTRY.values())
 
 
 def cache_root() -> Path:
@@ -103,10 +103,15 @@ def weights_sha256(model: ResJND) -> str:
     return h.hexdigest()
 
 
-def cache_key(model: ResJND) -> str:
+@functools.cache
+def _backend_versions() -> str:
     from importlib.metadata import version
 
-    return f"{weights_sha256(model)[:24]}-ov{version('openvino')}-nncf{version('nncf')}-{SCHEME}"
+    return f"ov{version('openvino')}-nncf{version('nncf')}-{SCHEME}"
+
+
+def cache_key(model: ResJND) -> str:
+    return f"{weights_sha256(model)[:24]}-{_backend_versions()}"
 
 
 def calibration_images() -> list[np.ndarray]:
@@ -143,14 +148,14 @@ def quantize(model: ResJND) -> Any:
         raise RuntimeError(f"int8: expected {2 + 2 * model.recursions} convolutions, OpenVINO traced {len(convs)}")
     keep = min(FP32_RECURSIONS, model.recursions)
     fp32_convs = [convs[0], convs[-1], *convs[-1 - 2 * keep : -1]]
-    data = nncf.Dataset([_nchw(img.astype(np.float32) / 255) for img in calibration_images()])
+    images = [_nchw(img.astype(np.float32) / 255) for img in calibration_images()]
     nncf.set_log_level(logging.ERROR)
     with _quiet_rich():  # NNCF's progress bar; our callers report progress their own way
         return nncf.quantize(
             fp32,
-            data,
+            nncf.Dataset(images),
             preset=nncf.QuantizationPreset.MIXED,
-            subset_size=len(calibration_images()),
+            subset_size=len(images),
             ignored_scope=nncf.IgnoredScope(names=fp32_convs, types=["Add"]),
             advanced_parameters=AdvancedQuantizationParameters(
                 activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX

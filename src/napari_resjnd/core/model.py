@@ -92,12 +92,6 @@ class ResJND(nn.Module):
         return receptive_radius(self.recursions)
 
     @property
-    def published_architecture(self) -> bool:
-        """The authors' shape (128 channels, 25 recursions): the one whose reduced
-        precisions were measured against fp32."""
-        return (self.channels, self.recursions) == (CHANNELS, RECURSIONS)
-
-    @property
     def architecture(self) -> dict:
         return {"name": "ResJND", "channels": self.channels, "recursions": self.recursions}
 
