@@ -7,7 +7,8 @@ napari or Qt (the widgets are loaded by napari through ``napari.yaml``).
 from .core.baselines import jnd_map
 from .core.devices import available_devices
 from .core.finetune import FinetuneConfig, finetune, iter_finetune
-from .core.inference import Cancelled, Prediction, iter_predict, predict
+from .core.errors import Cancelled, ResJNDError
+from .core.inference import Prediction, iter_predict, predict
 from .core.jnd import jnd_from_cpl, jnd_from_residual, normalise_max
 from .core.model import RECEPTIVE_RADIUS, ResJND
 from .core.weights import (
@@ -31,6 +32,7 @@ __all__ = [
     "FinetuneConfig",
     "Prediction",
     "ResJND",
+    "ResJNDError",
     "WeightsError",
     "available_devices",
     "fetch",

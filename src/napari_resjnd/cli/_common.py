@@ -11,8 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+from ..core.errors import ResJNDError
 
-class UsageError(ValueError):
+
+class UsageError(ResJNDError):
     """A bad argument or input found before any work started."""
 
 

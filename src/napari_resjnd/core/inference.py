@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import int8
+from .errors import Cancelled
 from .devices import BYTES_PER_PX, DTYPES, INT8, resolve_device, resolve_precision
 from .events import TileDone, drive
 from .images import layout_of, plane_rgb, to_unit_float
@@ -31,10 +32,6 @@ MIN_TILE = 64
 
 #: (y0, y1, x0, x1) in pixels, end exclusive.
 Box = tuple[int, int, int, int]
-
-
-class Cancelled(Exception):
-    """Raised when ``should_stop`` asked to stop; nothing partial is returned."""
 
 
 @dataclass

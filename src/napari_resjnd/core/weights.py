@@ -21,7 +21,7 @@ import torch
 
 from .events import Download
 from .files import atomic_write
-from .inference import Cancelled
+from .errors import Cancelled, ResJNDError
 from .model import Provenance, ResJND
 
 #: Environment variables that override where files live.
@@ -34,7 +34,7 @@ METADATA_KEY = "resjnd"
 FORMAT_VERSION = 1
 
 
-class WeightsError(ValueError):
+class WeightsError(ResJNDError):
     """A weights file is missing, corrupt or does not fit the network."""
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..core.events import Download, Event, Status
-from ..core.inference import Cancelled
+from ..core.errors import Cancelled
 from ..core.weights import REGISTRY, WeightsError, is_cached, iter_fetch
 
 log = logging.getLogger(__name__)

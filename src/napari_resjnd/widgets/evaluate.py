@@ -18,7 +18,7 @@ from magicgui.widgets import CheckBox, ComboBox, LineEdit, PushButton, Select, S
 from ..core import evaluate as ev
 from ..core.baselines import MODELS
 from ..core.events import Event, Status
-from ..core.inference import Cancelled
+from ..core.errors import Cancelled
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
 from ._runner import WorkerRunner
 from ._work import Outcome, guarded

@@ -1,0 +1,20 @@
+"""The two exceptions every layer shares, at the bottom of the core so that any
+module may raise them without importing the stack above.
+
+:class:`ResJNDError` marks a message meant for the user (bad input, a missing
+file, a refused option): the CLI and the widgets print it as one line. Anything
+else is a bug and keeps its traceback (``--debug``, the log, napari's error
+notification). :class:`Cancelled` means the caller asked to stop.
+"""
+
+from __future__ import annotations
+
+
+class ResJNDError(ValueError):
+    """An error meant for the user: one line that names the file or argument and
+    the cause. A ``ValueError`` so that callers that caught ``ValueError`` before
+    still catch it."""
+
+
+class Cancelled(Exception):
+    """Raised when ``should_stop`` asked to stop; nothing partial is returned."""
