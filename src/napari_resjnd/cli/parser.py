@@ -27,6 +27,7 @@ from ._common import (
     positive_int,
     psnr_target,
 )
+from .compress import cmd_compress
 from .predict import cmd_gui, cmd_predict
 from .research import cmd_annotations_merge, cmd_evaluate, cmd_ladder
 from .training import cmd_finetune, cmd_patches, cmd_train
@@ -180,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
+    _add_compress(sub, command)
+
     pa = command(sub, "patches", help="crop aligned training patches from a pair folder")
     pa.add_argument("src", help="folder with data/ (pristine) and label/ (CPL)")
     pa.add_argument("out", help="output folder, same layout")
@@ -246,6 +249,74 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_compress(sub: Any, command: Any) -> None:
+    from ..core.coding import CODECS
+    from ..core.prefilter import DEFAULT_FILTER, DEFAULT_LAMBDA, DEFAULT_SIGMA, FILTERS, RESJND_SMOOTH
+    from ..core.rd import INTERPOLATIONS
+
+    co = command(sub, "compress", help="JND-guided coding: rate-distortion curves and BD-rate per codec and JND model")
+    co.add_argument("images", nargs="+", help="image files or folders")
+    co.add_argument("--out", required=True, help="output folder: rd.csv, bd_rate.csv, codecs.json, streams/, plots/")
+    co.add_argument(
+        "--codec", default="jpeg,webp", help=f"comma-separated: {', '.join(CODECS)} or all (default: jpeg,webp)"
+    )
+    co.add_argument(
+        "--jnd",
+        default="resjnd,yang2005",
+        help=f"comma-separated JND models: resjnd (its CPL image is coded), {RESJND_SMOOTH} (its map bounds the "
+        f"smoothing), the classic models ({', '.join(CLASSIC_MODELS)}), or all (default: resjnd,yang2005)",
+    )
+    co.add_argument(
+        "--quality",
+        default=None,
+        help="START:STOP:STEP (stop included) or a list, e.g. 20,40,60 (default: 10:90:10,95)",
+    )
+    co.add_argument("--weights", default=DEFAULT_WEIGHTS, help="ResJND weights: registry name or file")
+    _add_compute(co, training=False)
+    co.add_argument("--jnd-dir", default=None, help="maps from `resjnd predict --out DIR/MODEL`, reused where present")
+    co.add_argument("--filter", default=DEFAULT_FILTER, choices=list(FILTERS), help="low-pass filter S (smoothing)")
+    co.add_argument("--sigma", type=positive_float, default=DEFAULT_SIGMA, help=f"its width (default: {DEFAULT_SIGMA})")
+    co.add_argument(
+        "--lambda",
+        dest="lam",
+        type=nonnegative_float,
+        default=DEFAULT_LAMBDA,
+        help=f"each pixel moves by at most lambda x JND (default: {DEFAULT_LAMBDA:g})",
+    )
+    co.add_argument("--interp", default="pchip", choices=list(INTERPOLATIONS), help="BD-rate interpolation")
+    co.add_argument("--workers", type=positive_int, default=None, help="encoder processes (default: one per CPU)")
+    co.add_argument("--save-streams", action="store_true", help="keep every stream in OUT/streams/")
+    co.add_argument("--plot", action="store_true", help="RD plots in OUT/plots/ (PNG)")
+    co.add_argument("--recursive", action="store_true", help="look into sub-folders of folder arguments")
+    co.add_argument("-q", "--quiet", action="store_true")
+    co.set_defaults(func=cmd_compress)
+
+
+def _check_compress(args: argparse.Namespace) -> None:
+    import os
+
+    from ..core.coding import CODECS, codec_names, parse_qualities
+    from ..core.errors import ResJNDError
+    from ..core.prefilter import guided_names
+
+    out_folder(args.out)
+    try:
+        args.codec_names = codec_names(args.codec)
+        args.jnd_names = guided_names(args.jnd)
+        given = parse_qualities(args.quality) if args.quality else None
+    except ResJNDError as e:
+        raise UsageError(str(e)) from None
+    args.qualities = {c: list(given or CODECS[c].default_qualities) for c in args.codec_names}
+    for c in args.codec_names:
+        lo, hi = CODECS[c].quality_range
+        bad = [q for q in args.qualities[c] if not lo <= q <= hi]
+        if bad:
+            raise UsageError(f"--quality: {c} takes {lo} to {hi}, got {bad[0]}")
+    if args.jnd_dir:
+        _exists(args.jnd_dir, "--jnd-dir", folder=True)
+    args.workers = args.workers or os.cpu_count() or 1
+
+
 def _exists(path: str, what: str, folder: bool | None = None) -> None:
     p = Path(path)
     if not p.exists():
@@ -254,6 +325,10 @@ def _exists(path: str, what: str, folder: bool | None = None) -> None:
         raise UsageError(f"{what} {p} is a file; give a folder")
     if folder is False and p.is_dir():
         raise UsageError(f"{what} {p} is a folder; give a file")
+
+
+#: The commands that run ResJND for its maps (inference precisions, int8 included).
+INFERENCE_COMMANDS = ("predict", "evaluate", "compress")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -265,7 +340,7 @@ def check_args(args: argparse.Namespace) -> None:
             from ..core.devices import check_precision, resolve_device
 
             try:
-                check_precision(args.precision, resolve_device(args.device), inference=cmd in ("predict", "evaluate"))
+                check_precision(args.precision, resolve_device(args.device), inference=cmd in INFERENCE_COMMANDS)
             except ValueError as e:
                 raise UsageError(f"--precision {args.precision}: {e}") from None
     if cmd == "predict":
@@ -289,6 +364,8 @@ def check_args(args: argparse.Namespace) -> None:
             map_names(args.jnd)
         except ValueError as e:
             raise UsageError(f"--jnd {args.jnd!r}: {e}") from None
+    elif cmd == "compress":
+        _check_compress(args)
     elif cmd == "patches":
         _exists(args.src, "patches SRC", folder=True)
         out_folder(args.out, "patches OUT")

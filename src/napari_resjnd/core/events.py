@@ -123,6 +123,22 @@ class AnnotationDone:
     session: str
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A rate-distortion sweep coded, decoded and scored one stream."""
+
+    #: Streams finished so far.
+    done: int
+    #: Streams in all.
+    total: int
+    #: The codec of this stream.
+    codec: str
+    #: The picture coded: ``none`` (the original) or the JND model that guided it.
+    jnd: str
+    #: Its quality setting.
+    quality: int
+
+
 #: What the training loop yields.
 TrainingEvent = Union[TrainingStarted, TrainingStep, EpochDone]  # noqa: UP007 (a runtime alias)
 #: Every event the core's generators yield.
