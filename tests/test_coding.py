@@ -219,3 +219,11 @@ def test_parallel_sweep_equals_the_serial_one(photo):
     assert [(p.jnd, p.codec, p.quality, p.size, p.metrics) for p in serial] == [
         (p.jnd, p.codec, p.quality, p.size, p.metrics) for p in parallel
     ]
+
+
+def test_cli_refuses_to_start_without_bjontegaard(monkeypatch, tmp_path, capsys):
+    from napari_resjnd.cli import main
+
+    monkeypatch.setitem(sys.modules, "bjontegaard", None)
+    assert main(["compress", "x.png", "--out", str(tmp_path / "o")]) == 2
+    assert "pip install bjontegaard" in capsys.readouterr().err

@@ -300,7 +300,10 @@ def _check_compress(args: argparse.Namespace) -> None:
     from ..core.prefilter import guided_names
 
     out_folder(args.out)
+    from ..core.rd import check_libraries
+
     try:
+        check_libraries()
         args.codec_names = codec_names(args.codec)
         args.jnd_names = guided_names(args.jnd)
         given = parse_qualities(args.quality) if args.quality else None

@@ -172,7 +172,24 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn" if os.name == "nt" else "forkserver")
-    return ProcessPoolExecutor(max(1, workers), mp_context=ctx)
+    return ProcessPoolExecutor(max(1, workers), mp_context=ctx, initializer=_one_thread)
+
+
+def _one_thread() -> None:
+    """Each encoder process computes on one thread (MS-SSIM runs in torch): the
+    processes, not their threads, share the CPUs."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def check_libraries() -> None:
+    """One line naming the pip command when a metric's or BD-rate's library is missing."""
+    _missing_bjontegaard()
+    try:
+        import ssimulacra2  # noqa: F401
+    except ImportError:
+        raise ResJNDError(f"the ssimulacra2 metric needs ssimulacra2: pip install ssimulacra2 (or '{EXTRA}')") from None
 
 
 def _collect(
