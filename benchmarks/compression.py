@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,8 +31,10 @@ from napari_resjnd.cli import main as cli
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-OPENJND = SHARED / "jnd-reference" / "inputs"
-AUTHORS = SHARED / "resjnd-official" / "model_epoch_250_44.9119873046875.pth"
+OPENJND = Path(os.environ.get("RESJND_JND_REFERENCE_DIR", SHARED / "jnd-reference")) / "inputs"
+AUTHORS = (
+    Path(os.environ.get("RESJND_OFFICIAL_DIR", SHARED / "resjnd-official")) / "model_epoch_250_44.9119873046875.pth"
+)
 CODECS = "jpeg,webp,avif,heic,jxl"
 METRICS = ("psnr", "ms_ssim", "ssimulacra2", "vifp", "gmsd")
 
