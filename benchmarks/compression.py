@@ -1,6 +1,7 @@
 """Docs "JND-guided compression": the results table and the sweep benchmark.
 
     python benchmarks/compression.py results [--out bench-compress/] [--size 256] [--workers 2]
+    python benchmarks/compression.py table [--out bench-compress/]   # again, from a finished run
     python benchmarks/compression.py bench [--workers 2]
 
 ``results``: the eight images of the results page (scikit-image's six colour photos and
@@ -70,8 +71,41 @@ def results(args: argparse.Namespace) -> int:
     run += ["--weights", _weights(args.weights), "--precision", args.precision, "--workers", str(args.workers)]
     rc = cli([*run, "--plot", "-q"])
     print(f"\n{len(paths)} images, {time.perf_counter() - t0:.0f} s wall")
-    print(markdown_means(out / "run" / "bd_rate.csv"))
-    return rc
+    return rc or table(args)
+
+
+def table(args: argparse.Namespace) -> int:
+    """The Markdown table and the SSIMULACRA2 heat map of a finished run."""
+    run = Path(args.out) / "run"
+    print(markdown_means(run / "bd_rate.csv"))
+    heatmap(run / "bd_rate.csv", run / "bd_ssimulacra2.png", "ssimulacra2")
+    return 0
+
+
+def heatmap(path: Path, png: Path, metric: str) -> None:
+    """Mean BD-rate for one metric: JND models (rows) x codecs (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in csv.DictReader(path.read_text().splitlines()) if r["image"] == "mean" and r["metric"] == metric]
+    codecs = list(dict.fromkeys(r["codec"] for r in rows))
+    models = list(dict.fromkeys(r["jnd"] for r in rows))
+    grid = np.full((len(models), len(codecs)), np.nan)
+    for r in rows:
+        grid[models.index(r["jnd"]), codecs.index(r["codec"])] = float(r["bd_rate_percent"])
+    lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
+    fig, ax = plt.subplots(figsize=(1.2 * len(codecs) + 2, 0.4 * len(models) + 1.2), constrained_layout=True)
+    ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    for i in range(len(models)):
+        for j in range(len(codecs)):
+            ax.text(j, i, "n/a" if np.isnan(grid[i, j]) else f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(codecs)), codecs)
+    ax.set_yticks(range(len(models)), models)
+    ax.set_title(f"mean BD-rate (%) at equal {metric}; negative: bits saved", fontsize=9)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
 
 
 def markdown_means(path: Path) -> str:
@@ -141,6 +175,8 @@ def main() -> int:
     r.add_argument("--out", default="bench-compress")
     r.add_argument("--size", type=int, default=256)
     r.add_argument("--quality", default="20:95:15")
+    t = sub.add_parser("table", help="the table and heat map of a finished `results` run")
+    t.add_argument("--out", default="bench-compress")
     b = sub.add_parser("bench")
     for p in (r, b):
         p.add_argument("--workers", type=int, default=2)
@@ -149,7 +185,7 @@ def main() -> int:
         )
         p.add_argument("--precision", default="auto")
     args = ap.parse_args()
-    return results(args) if args.what == "results" else bench(args)
+    return {"results": results, "table": table, "bench": bench}[args.what](args)
 
 
 if __name__ == "__main__":
