@@ -64,14 +64,14 @@ def test_official_examples_within_one_grey_level(fp32_maps, name):
 
 
 def test_default_precision_is_within_half_a_grey_level(fp32_maps, official_env, monkeypatch):
-    """The CLI's default precision (bf16 on CPUs that run it natively, else int8 with the
-    extra installed) against fp32."""
+    """The CLI's default precision (int8 with the extra installed, else bf16 on CPUs that
+    run it natively) against fp32."""
     import torch
 
     from napari_resjnd.core import int8
-    from napari_resjnd.core.devices import resolve_precision
+    from napari_resjnd.core.precision import resolve as resolve_precision
 
-    default = resolve_precision("auto", torch.device("cpu"), inference=True, auto_int8=True)
+    default = resolve_precision("auto", torch.device("cpu"), inference=True, registry_weights=True)
     if default == "fp32":
         pytest.skip("the default is fp32 on this CPU (no native bf16, no int8 extra): the exact maps above are it")
     if default == "int8" and not int8.available():

@@ -48,7 +48,7 @@ def test_compute_turns_problems_into_outcomes(tmp_path, rng):
 def test_train_worker_runs_without_a_viewer_and_reports_typed_events(tmp_path, rng):
     from napari_resjnd.core.config import FinetuneConfig
     from napari_resjnd.core.events import EpochDone, TrainingStarted, TrainingStep
-    from napari_resjnd.widgets.finetune import FinetuneJob, train
+    from napari_resjnd.widgets._finetune_worker import FinetuneJob, train
 
     weights = str(save_weights(make_tiny(), tmp_path / "t.safetensors"))
     pristine = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
@@ -71,7 +71,7 @@ def test_train_worker_runs_without_a_viewer_and_reports_typed_events(tmp_path, r
 
 
 def test_evaluate_worker_runs_without_a_viewer(rng):
-    from napari_resjnd.widgets.evaluate import EvaluateJob, Evaluation, evaluate
+    from napari_resjnd.widgets._evaluate_worker import EvaluateJob, Evaluation, evaluate
 
     img = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
     events, out = drive(evaluate(EvaluateJob(img, ("chou", "uniform"), {}, (26.0, 30.0)), threading.Event()))

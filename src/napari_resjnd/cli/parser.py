@@ -11,8 +11,9 @@ from typing import Any
 from ..core.baselines import ALIASES
 from ..core.baselines import MODELS as CLASSIC_MODELS
 from ..core.config import DEFAULT_PATCH, FINETUNE_CONFIG, LAYERS, PRESETS, TRAIN_CONFIG, FinetuneConfig
-from ..core.devices import AUTO, DEVICE_HELP, INFERENCE_PRECISION_CHOICES, INT8, PRECISION_CHOICES, PRECISIONS
+from ..core.devices import AUTO, DEVICE_HELP, INT8, PRECISIONS
 from ..core.finetune import RESUME_KEYS
+from ..core.precision import INFERENCE_PRECISION_CHOICES, PRECISION_CHOICES
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from ._common import (
     Parser,
@@ -57,8 +58,9 @@ def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
         help_ = f"{AUTO} (default): {PRECISIONS[1]} autocast where the hardware runs it natively, else {PRECISIONS[0]}"
     else:
         help_ = (
-            f"{AUTO} (default): {PRECISIONS[1]} where the hardware runs it natively, else {INT8} (CPU, "
-            f"the registry weights, needs the int8 extra), else {PRECISIONS[0]}; "
+            f"{AUTO} (default): on a CUDA GPU bf16 (fp16 where it lacks bf16); on the CPU {INT8} for the "
+            f"registry weights when the int8 extra is installed, else {PRECISIONS[1]} where the CPU runs it "
+            f"natively, else {PRECISIONS[0]}; "
             f"{PRECISIONS[0]} reproduces the authors' maps exactly"
         )
     parser.add_argument(
@@ -112,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="resjnd", description="ResJND just-noticeable-difference maps.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show Python tracebacks (for bug reports)")
+    common.add_argument(
+        "--verbose", "-v", action="store_true", help="log the decisions taken (precision, device, caches, fallbacks)"
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def command(parent: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
@@ -262,7 +267,8 @@ def check_args(args: argparse.Namespace) -> None:
     if getattr(args, "device", None) is not None:
         check_device(args.device)
         if getattr(args, "precision", AUTO) != AUTO:
-            from ..core.devices import check_precision, resolve_device
+            from ..core.devices import resolve_device
+            from ..core.precision import check as check_precision
 
             try:
                 check_precision(args.precision, resolve_device(args.device), inference=cmd in ("predict", "evaluate"))

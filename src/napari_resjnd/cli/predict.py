@@ -105,7 +105,7 @@ def _say_if_quantising(model: ResJND, device: str, precision: str) -> None:
     from ..core.devices import INT8, resolve_device
     from ..core.inference import inference_precision
 
-    if inference_precision(model, precision, resolve_device(device)) == INT8 and not int8.is_cached(model):
+    if inference_precision(model, precision, resolve_device(device)).precision == INT8 and not int8.is_cached(model):
         print(
             f"int8: quantising these weights once (about 20 s on two cores); kept in {int8.cache_root()}",
             file=sys.stderr,

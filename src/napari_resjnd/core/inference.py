@@ -9,6 +9,7 @@ that does.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -18,12 +19,16 @@ import numpy as np
 import torch
 
 from . import int8
-from .errors import Cancelled
-from .devices import BYTES_PER_PX, DTYPES, INT8, resolve_device, resolve_precision
+from . import precision as precisions
+from .devices import BYTES_PER_PX, DTYPES, INT8, resolve_device
+from .errors import Cancelled, ResJNDError
 from .events import TileDone, drive
 from .images import layout_of, plane_rgb, to_unit_float
 from .jnd import jnd_from_residual
 from .model import ResJND
+from .weights import is_registry_weights
+
+log = logging.getLogger(__name__)
 
 #: Working-memory budget for one CPU tile; keeps a 4 MP run near 1 GB RSS.
 CPU_TILE_BUDGET = 700 * 2**20
@@ -147,10 +152,10 @@ def _forward(model: ResJND, x: np.ndarray, device: torch.device, on_step: Callab
     return y[0].float().permute(1, 2, 0).cpu().numpy()
 
 
-def inference_precision(model: ResJND, precision: str, device: torch.device) -> str:
-    """The concrete precision ``predict`` runs ``model`` in: "auto" may pick int8
-    only for weights whose int8 accuracy was measured (:func:`.int8.measured`)."""
-    return resolve_precision(precision, device, inference=True, auto_int8=int8.measured(model))
+def inference_precision(model: ResJND, precision: str, device: torch.device) -> precisions.Choice:
+    """The precision ``predict`` runs ``model`` in, and why (:func:`.precision.choose`):
+    "auto" may pick int8 only for registry weights, whose int8 accuracy was measured."""
+    return precisions.choose(precision, device, inference=True, registry_weights=is_registry_weights(model))
 
 
 def predict(
@@ -196,7 +201,9 @@ def iter_predict(
             raise Cancelled("prediction cancelled")
 
     dev = resolve_device(device)
-    precision = inference_precision(model, precision, dev)
+    choice = inference_precision(model, precision, dev)
+    precision = choice.precision
+    log.info("predict: %s on %s (%s)", precision, dev, choice.reason)
     if precision == INT8:
         int8_net = int8.network(model, check_stop=check_stop)
         run_tile: Callable[[np.ndarray], np.ndarray] = lambda tile_in: int8_net.run(tile_in, check_stop)
@@ -234,7 +241,7 @@ def iter_predict(
         done += n_tiles(h, w, tile)
         if not np.isfinite(plane_cpl).all():
             bad = int(plane_cpl.size - np.count_nonzero(np.isfinite(plane_cpl)))
-            raise ValueError(
+            raise ResJNDError(
                 f"the network gave {bad} NaN or infinite values with weights "
                 f"{model.provenance.name!r}: "
                 "the weights are broken, or too large for this precision"
@@ -254,6 +261,7 @@ def iter_predict(
         "architecture": model.architecture,
         "device": str(dev),
         "precision": precision,
+        "precision_reason": choice.reason,
         "tile": tile,
         "halo": halo,
         "seconds": round(time.perf_counter() - t_start, 3),

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import torch
 
+from .errors import Cancelled, ResJNDError
 from .events import Download
 from .files import atomic_write
-from .errors import Cancelled, ResJNDError
 from .model import Provenance, ResJND
+from .paths import CACHE_ENV, cache_dir, models_dir
 
-#: Environment variables that override where files live.
-CACHE_ENV = "RESJND_CACHE_DIR"
-MODELS_ENV = "RESJND_MODEL_DIR"
+#: Environment variable that forbids downloads.
 OFFLINE_ENV = "RESJND_OFFLINE"
 
 #: Key under which our safetensors files keep their JSON metadata.
@@ -80,24 +79,10 @@ REGISTRY: dict[str, WeightsEntry] = {
 DEFAULT_WEIGHTS = next(iter(REGISTRY))
 
 
-def cache_dir() -> Path:
-    """Where downloaded weights live (``$RESJND_CACHE_DIR`` overrides)."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("napari-resjnd")) / "weights"
-
-
-def models_dir() -> Path:
-    """Where fine-tuned checkpoints live (``$RESJND_MODEL_DIR`` overrides)."""
-    env = os.environ.get(MODELS_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("napari-resjnd")) / "models"
+def is_registry_weights(model: ResJND) -> bool:
+    """True for a registry entry's weights, whole (unchanged by fine-tuning): the
+    weights whose reduced-precision accuracy was measured, so "auto" may pick int8."""
+    return any(e.sha256 == model.provenance.sha256 for e in REGISTRY.values())
 
 
 def local_models() -> list[Path]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from magicgui.widgets import ProgressBar, PushButton
 
+from ..core.errors import ResJNDError
 from ..core.events import Download, Event, Status, TileDone
 from ._common import StatusLine, report_error
 from ._work import Outcome
@@ -86,6 +87,31 @@ class WorkerRunner:
         worker.start()
         return True
 
+    def launch(
+        self,
+        make_args: Callable[[], tuple[Any, ...]],
+        body: Body,
+        *,
+        on_value: Callable[[Any], None],
+        on_event: Callable[[Event], None] | None = None,
+        on_failure: Callable[[Outcome[Any]], bool] | None = None,
+        before: Callable[[], None] | None = None,
+    ) -> bool:
+        """What every widget's Run button does: nothing while busy; ``make_args()``
+        reads the widget into plain values (a :class:`ResJNDError` is reported and
+        nothing starts); ``before()`` resets the widget's display; then
+        :meth:`start` runs ``body(*args, stop_event)``."""
+        if self.busy:
+            return False
+        try:
+            args = make_args()
+        except ResJNDError as e:
+            self.report(str(e))
+            return False
+        if before is not None:
+            before()
+        return self.start(body, *args, on_value=on_value, on_event=on_event, on_failure=on_failure)
+
     def cancel(self, message: str = "cancelling…") -> None:
         """Ask the running worker to stop at its next check."""
         if self.worker is not None:
@@ -103,9 +129,15 @@ class WorkerRunner:
             self._pbar.total = total
             self._pbar.update(min(done, total) - self._pbar.n)
 
-    def report(self, message: str, detail: str | None = None) -> None:
-        """A failure: status line, napari notification, log."""
-        report_error(self.status, self.title, message, detail)
+    def report(self, message: str, detail: str | None = None, bug: BaseException | None = None) -> None:
+        """A failure: status line, napari notification (with the traceback for a bug), log."""
+        if bug is None:
+            report_error(self.status, self.title, message, detail)
+            return
+        from napari.utils.notifications import notification_manager
+
+        self.status.value = f"error: {message}"
+        notification_manager.receive_error(type(bug), bug, bug.__traceback__)
 
     def hold(self) -> None:
         """Stay busy after the worker ends, until :meth:`release`."""
@@ -144,7 +176,7 @@ class WorkerRunner:
             self.status.value = "cancelled"
         elif out.error is not None:
             if on_failure is None or not on_failure(out):
-                self.report(out.error)
+                self.report(out.error, bug=out.bug)
         else:
             on_value(out.value)
 

@@ -19,11 +19,12 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEd
 from psygnal import Signal
 
 from ..core.annotation import PatchRecord, Session, assemble_target, export_pairs, image_sha256, ladders_for
+from ..core.errors import ResJNDError
 from ..core.events import AnnotationDone, TrialShown
 from ..core.ladders import GENERATORS
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
-from .finetune import annotation
+from ._regions import annotation
 
 if TYPE_CHECKING:
     from napari.viewer import Viewer
@@ -117,13 +118,15 @@ class AnnotateWidget(DockContainer):
     def start(self, _=None) -> None:
         try:
             self._start()
-        except (ValueError, OSError) as e:
+        except ResJNDError as e:
             report_error(self.status, "ResJND annotation", str(e))
+        except OSError as e:
+            report_error(self.status, "ResJND annotation", f"{type(e).__name__}: {e}")
 
     def _start(self) -> None:
         src, shapes = self.pristine.value, self.shapes.value
         if src is None or shapes is None:
-            raise ValueError("pick the pristine image and a Shapes layer of rectangles")
+            raise ResJNDError("pick the pristine image and a Shapes layer of rectangles")
         boxes, _ = annotation(shapes, src)
         h, w = src.data.shape[:2]
         boxes = [(max(0, y0), min(h, y1), max(0, x0), min(w, x1)) for y0, y1, x0, x1 in boxes]
@@ -132,12 +135,12 @@ class AnnotateWidget(DockContainer):
         settings = (self.generator.value, self.levels.value)
         session = Session.load(path) if path.exists() else None
         if session is not None and (session.generator, session.levels) != settings:
-            raise ValueError(
+            raise ResJNDError(
                 f"{path} was made with {session.generator}/{session.levels} levels: "
                 "choose those, or another session file"
             )
         if session is not None and session.image_sha256 not in (None, image_sha256(np.asarray(src.data))):
-            raise ValueError(
+            raise ResJNDError(
                 f"{path} was made on another image than {src.name!r}: pick that image, or another session file"
             )
         if session is None:

@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, ProgressBar, PushButton, SpinBox
 
-from ..core.devices import AUTO, device_choices, precision_choices
+from ..core.devices import AUTO, device_choices
+from ..core.errors import ResJNDError
 from ..core.inference import Prediction
-from ..core.weights import DEFAULT_WEIGHTS, REGISTRY, cache_dir
+from ..core.paths import cache_dir
+from ..core.precision import choices as precision_choices
+from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from . import _layers
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
 from ._models import OPEN_FILE, STORE, ModelStore
@@ -236,26 +239,25 @@ class PredictWidget(DockContainer):
 
     def run(self, layer=None) -> None:
         """Start a run on ``layer`` (default: the picked layer)."""
-        if self.busy:
-            return
         layer = self.image.value if layer is None else layer
-        problem = check_layer(layer)
         settings = self.settings()
-        if problem is None and not settings.outputs:
-            problem = "nothing to add: tick CPL, residual or JND"
-        if problem is None and settings.weights in (None, OPEN_FILE):
-            problem = "choose weights first"
-        if problem:
-            self.report_error(problem)
-            return
-        data, plane = self._input(layer, settings.scope)
-        self.runner.start(
+        plane: list[tuple[int, ...] | None] = [None]
+
+        def make_args() -> tuple[object, ...]:
+            problem = check_layer(layer)
+            if problem is None and not settings.outputs:
+                problem = "nothing to add: tick CPL, residual or JND"
+            if problem is None and settings.weights in (None, OPEN_FILE):
+                problem = "choose weights first"
+            if problem:
+                raise ResJNDError(problem)
+            data, plane[0] = self._input(layer, settings.scope)
+            return self._store, settings, data, bool(layer.rgb)
+
+        self.runner.launch(
+            make_args,
             compute,
-            self._store,
-            settings,
-            data,
-            bool(layer.rgb),
-            on_value=lambda pred: self._show(pred, layer, settings, plane),
+            on_value=lambda pred: self._show(pred, layer, settings, plane[0]),
             on_failure=self._on_failure,
         )
 
