@@ -10,8 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.devices import AUTO
-from ..core.events import Event, Status
+from ..core.events import Event, Status, TileDone
+from ..core.images import to_unit_float
 from ..core.inference import Prediction, iter_predict
+from ..core.jnd import jnd_from_residual
 from . import _layers
 from ._models import CLASSIC, ModelStore
 from ._work import Outcome, ensure_weights, guarded
@@ -27,11 +29,29 @@ class PredictSettings:
     tile: int | None = None
     outputs: tuple[str, ...] = _layers.OUTPUTS
     scope: str = "current plane"
+    #: Show each tile's result as it finishes (one-plane runs of ResJND).
+    live: bool = True
+    #: The (y, x) pixel the viewer looks at: its tiles run first.
+    first: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class TilePreview:
+    """One finished tile, ready to paint: the final values of that box."""
+
+    #: (y0, y1, x0, x1) in the plane's pixels.
+    box: tuple[int, int, int, int]
+    #: The plane's size (height, width).
+    size: tuple[int, int]
+    #: CPL (h x w x 3, [0, 1]), residual (h x w x 3, grey levels) and JND (h x w) of the box.
+    cpl: np.ndarray
+    residual: np.ndarray
+    jnd: np.ndarray
 
 
 def compute(
     store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb: bool, stop: threading.Event
-) -> Generator[Event, None, Outcome[Prediction]]:
+) -> Generator[Event | TilePreview, None, Outcome[Prediction]]:
     """Worker body: yields typed events (:class:`~napari_resjnd.core.events.Status`,
     :class:`~napari_resjnd.core.events.Download`, :class:`~napari_resjnd.core.events.TileDone`),
     returns an :class:`~._work.Outcome` holding the :class:`Prediction`. Never raises."""
@@ -40,7 +60,7 @@ def compute(
 
 def _predict(
     store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb: bool, stop: threading.Event
-) -> Generator[Event, None, Prediction]:
+) -> Generator[Event | TilePreview, None, Prediction]:
     if settings.weights.startswith(CLASSIC):
         from ..core.baselines import predict_classic
 
@@ -50,17 +70,38 @@ def _predict(
     yield Status("loading weights…")
     model = store.get(settings.weights)
     yield Status("running…")
-    return (
-        yield from iter_predict(
-            model,
-            data,
-            tile=settings.tile,
-            device=settings.device,
-            precision=settings.precision,
-            should_stop=stop.is_set,
-            rgb=rgb,
-        )
+    steps = iter_predict(
+        model,
+        data,
+        tile=settings.tile,
+        device=settings.device,
+        precision=settings.precision,
+        should_stop=stop.is_set,
+        rgb=rgb,
+        first=settings.first,
     )
+    live = settings.live and data.ndim == (3 if rgb else 2)
+    return (yield from (_with_previews(steps, data) if live else steps))
+
+
+def _with_previews(
+    steps: Generator[TileDone, None, Prediction], data: np.ndarray
+) -> Generator[TileDone | TilePreview, None, Prediction]:
+    """``steps``' events, each tile of a run of several followed by its :class:`TilePreview` (computed
+    here, in the worker, as :func:`~napari_resjnd.core.inference.iter_predict` does)."""
+    unit = to_unit_float(np.asarray(data))
+    x = unit if unit.ndim == 3 else unit[..., None]
+    size = (int(x.shape[0]), int(x.shape[1]))
+    while True:
+        try:
+            ev = next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        yield ev
+        if ev.box is not None and ev.cpl is not None and ev.total > 1:  # one tile is the whole result
+            y0, y1, x0, x1 = ev.box
+            r = (ev.cpl - x[y0:y1, x0:x1, :3]) * np.float32(255)
+            yield TilePreview(ev.box, size, ev.cpl, r, jnd_from_residual(r))
 
 
 def check_layer(layer) -> str | None:

@@ -60,8 +60,10 @@ class WorkerRunner:
         on_value: Callable[[Any], None],
         on_event: Callable[[Event], None] | None = None,
         on_failure: Callable[[Outcome[Any]], bool] | None = None,
+        on_end: Callable[[Outcome[Any]], None] | None = None,
     ) -> bool:
         """Run ``body(*args, stop_event)``; False (and nothing started) when busy.
+        ``on_end(outcome)`` is called first whenever the body returns (any outcome).
 
         ``on_failure(outcome)`` may handle a failed outcome itself (return True);
         otherwise its error is reported. ``on_value`` may call :meth:`hold` to keep
@@ -75,7 +77,7 @@ class WorkerRunner:
         self.stop_event = threading.Event()
         worker = create_worker(body, *args, self.stop_event, _start_thread=False)
         worker.yielded.connect(lambda ev: self._on_event(ev, on_event))
-        worker.returned.connect(lambda out: self._on_returned(out, on_value, on_failure))
+        worker.returned.connect(lambda out: (on_end and on_end(out), self._on_returned(out, on_value, on_failure)))
         worker.finished.connect(self._on_finished)
         self.worker, self.busy, self._held = worker, True, False
         self.start_button.enabled = False
@@ -96,6 +98,7 @@ class WorkerRunner:
         on_event: Callable[[Event], None] | None = None,
         on_failure: Callable[[Outcome[Any]], bool] | None = None,
         before: Callable[[], None] | None = None,
+        on_end: Callable[[Outcome[Any]], None] | None = None,
     ) -> bool:
         """What every widget's Run button does: nothing while busy; ``make_args()``
         reads the widget into plain values (a :class:`ResJNDError` is reported and
@@ -110,7 +113,7 @@ class WorkerRunner:
             return False
         if before is not None:
             before()
-        return self.start(body, *args, on_value=on_value, on_event=on_event, on_failure=on_failure)
+        return self.start(body, *args, on_value=on_value, on_event=on_event, on_failure=on_failure, on_end=on_end)
 
     def cancel(self, message: str = "cancelling…") -> None:
         """Ask the running worker to stop at its next check."""

@@ -10,6 +10,7 @@ the look of the results lives in :mod:`._layers`, the weights on offer in
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,8 +24,9 @@ from ..core.precision import choices as precision_choices
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from . import _layers
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._live import LivePreview
 from ._models import OPEN_FILE, STORE, ModelStore
-from ._predict_worker import PredictSettings, check_layer, compute
+from ._predict_worker import PredictSettings, TilePreview, check_layer, compute
 from ._runner import WorkerRunner
 from ._work import Outcome
 
@@ -44,6 +46,7 @@ class PredictWidget(DockContainer):
         self._viewer = viewer = napari_viewer
         self._store = store
         self._last_model = None
+        self._preview: LivePreview | None = None
         self._resetting = False
 
         self.model = ComboBox(label="weights", choices=self._model_choices)
@@ -242,6 +245,7 @@ class PredictWidget(DockContainer):
         layer = self.image.value if layer is None else layer
         settings = self.settings()
         plane: list[tuple[int, ...] | None] = [None]
+        self._close_preview()
 
         def make_args() -> tuple[object, ...]:
             problem = check_layer(layer)
@@ -252,14 +256,38 @@ class PredictWidget(DockContainer):
             if problem:
                 raise ResJNDError(problem)
             data, plane[0] = self._input(layer, settings.scope)
-            return self._store, settings, data, bool(layer.rgb)
+            run = replace(settings, first=self._view_centre(layer))
+            return self._store, run, data, bool(layer.rgb)
 
         self.runner.launch(
             make_args,
             compute,
             on_value=lambda pred: self._show(pred, layer, settings, plane[0]),
+            on_event=lambda ev: self._paint(ev, layer, settings, plane[0]),
             on_failure=self._on_failure,
+            on_end=lambda out: None if out.ok else self._close_preview(),
         )
+
+    def _view_centre(self, layer) -> tuple[float, float] | None:
+        """The (y, x) pixel of ``layer`` at the centre of the view: its tiles run first."""
+        world = list(self._viewer.dims.point)
+        scene = getattr(self._viewer, "scene", None)  # napari >= 0.9; before: viewer.camera
+        camera = scene.camera if scene is not None else self._viewer.camera
+        world[-2:] = list(camera.center)[-2:]
+        y, x = layer.world_to_data(world)[-2:]
+        return float(y), float(x)
+
+    def _paint(self, ev, layer, settings: PredictSettings, plane) -> None:
+        if not isinstance(ev, TilePreview):
+            return
+        if self._preview is None:
+            self._preview = LivePreview(self._viewer, layer, settings.outputs, bool(layer.rgb), plane)
+        self._preview.paint(ev)
+
+    def _close_preview(self) -> None:
+        if self._preview is not None:
+            self._preview.close()
+            self._preview = None
 
     def cancel(self, _=None) -> None:
         self.runner.cancel()
@@ -305,6 +333,7 @@ class PredictWidget(DockContainer):
         from qtpy.QtCore import QTimer
 
         if not pending:
+            self._close_preview()
             self.status.value = final_status
             self.runner.release()
             return
