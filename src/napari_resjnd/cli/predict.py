@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..core.errors import ResJNDError
 from ..core.outputs import write_outputs
-from ..core.weights import WeightsError
 from ._common import fail
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         jobs = list_jobs(args.images, args.out, recursive=args.recursive)
         i, n = parse_shard(args.shard) if args.shard else (0, 1)
         model = None if classic else load_model(args.weights)
-    except (WeightsError, ValueError) as e:
+    except ResJNDError as e:
         return fail(str(e))
     jobs = shard(jobs, i, n)
     if model is not None and jobs and not args.quiet:

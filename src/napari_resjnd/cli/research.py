@@ -45,7 +45,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 print(f"resjnd: {path.name}: map {name} left out at {target:g} dB: {why}", file=sys.stderr)
             if not args.quiet:
                 print(f"{path.name}: {len(maps)} maps x {len(targets)} PSNR targets", file=sys.stderr)
-        except (OSError, ValueError) as e:
+        except (OSError, ResJNDError) as e:
             failed += 1
             print(f"resjnd: skipping {path}: {e}", file=sys.stderr)
     if not rows:
@@ -89,7 +89,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         if y1 > image.shape[0] or x1 > image.shape[1] or y0 < 0 or x0 < 0 or y1 <= y0 or x1 <= x0:
             raise ResJNDError(f"box {args.box} does not lie inside the {image.shape[1]} x {image.shape[0]} image")
         lad = make_ladder(image[y0:y1, x0:x1], args.generator, args.levels, seed=args.seed)
-    except (OSError, ValueError) as e:
+    except (OSError, ResJNDError) as e:
         return fail(str(e))
     from ..core.files import atomic_write, png_writer
 

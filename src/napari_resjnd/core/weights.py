@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from .events import Download
 from .files import atomic_write
 from .model import Provenance, ResJND
 from .paths import CACHE_ENV, cache_dir, models_dir
+
+log = logging.getLogger(__name__)
 
 #: Environment variable that forbids downloads.
 OFFLINE_ENV = "RESJND_OFFLINE"
@@ -181,13 +184,16 @@ def fetch(
     path = cache_dir() / entry.filename
     if path.is_file():
         if _cached_sha(path) == entry.sha256:
+            log.info("weights %s: cached at %s (sha256 checked)", name, path)
             return path
         path.replace(path.with_name(path.name + ".corrupt"))
+        log.warning("weights %s: the cached file's sha256 is wrong; set aside as %s.corrupt", name, path.name)
     hint = download_hint(name)
     if os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}:
         raise WeightsError(f"weights {name!r} are not cached and ${OFFLINE_ENV} is set: {hint}")
     import pooch
 
+    log.info("weights %s: downloading %s (%s) into %s", name, entry.url, entry.size_text, path.parent)
     bar = _DownloadProgress(progress, should_stop, entry.size) if (progress or should_stop) else progressbar
     try:
         got = pooch.retrieve(
