@@ -116,3 +116,18 @@ def test_no_module_of_the_core_imports_qt_or_napari():
     done = subprocess.run([str(lint)], cwd=SRC.parents[1], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:]
     assert "0 broken" in done.stdout
+
+
+def test_the_architecture_page_draws_the_imports_as_they_are():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "architecture_graph", SRC.parents[1] / "docs" / "architecture_graph.py"
+    )
+    graph = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(graph)
+    page = graph.PAGE.read_text(encoding="utf-8")
+    assert page == graph.page_with_graph(page), "run: python docs/architecture_graph.py"
+    edges = graph.reduce(graph.import_graph())
+    assert "core.inference" in edges["core.outputs"]  # a real arrow, drawn
+    assert not any(n.startswith(("widgets", "cli")) for n in set().union(*edges.values()) if n != "launcher")
