@@ -96,7 +96,7 @@ def _with_previews(
         try:
             ev = next(steps)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            return done.value
         yield ev
         if ev.box is not None and ev.cpl is not None and ev.total > 1:  # one tile is the whole result
             y0, y1, x0, x1 = ev.box

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, TypeVar
 
 from magicgui.widgets import ProgressBar, PushButton
 
 from ..core.errors import ResJNDError
-from ..core.events import Download, Event, Status, TileDone
+from ..core.events import Download, Status, TileDone
 from ._common import StatusLine, report_error
 from ._work import Outcome
 
-Body = Callable[..., Generator[Event, None, Outcome[Any]]]
+#: The events a body yields: the core's (:data:`~napari_resjnd.core.events.Event`), or a
+#: widget's own too (Predict's tile previews); its ``on_event`` takes the same kind.
+E = TypeVar("E")
+#: A worker body: ``body(*args, stop_event)`` yields events of type ``E`` and returns an Outcome.
+Body = Callable[..., Generator[E, None, Outcome[Any]]]
 
 
 class WorkerRunner:
@@ -55,10 +59,10 @@ class WorkerRunner:
 
     def start(
         self,
-        body: Body,
+        body: Body[E],
         *args: Any,
         on_value: Callable[[Any], None],
-        on_event: Callable[[Event], None] | None = None,
+        on_event: Callable[[E], None] | None = None,
         on_failure: Callable[[Outcome[Any]], bool] | None = None,
         on_end: Callable[[Outcome[Any]], None] | None = None,
     ) -> bool:
@@ -76,8 +80,14 @@ class WorkerRunner:
 
         self.stop_event = threading.Event()
         worker = create_worker(body, *args, self.stop_event, _start_thread=False)
+
+        def returned(out: Outcome[Any]) -> None:
+            if on_end is not None:
+                on_end(out)
+            self._on_returned(out, on_value, on_failure)
+
         worker.yielded.connect(lambda ev: self._on_event(ev, on_event))
-        worker.returned.connect(lambda out: (on_end and on_end(out), self._on_returned(out, on_value, on_failure)))
+        worker.returned.connect(returned)
         worker.finished.connect(self._on_finished)
         self.worker, self.busy, self._held = worker, True, False
         self.start_button.enabled = False
@@ -92,10 +102,10 @@ class WorkerRunner:
     def launch(
         self,
         make_args: Callable[[], tuple[Any, ...]],
-        body: Body,
+        body: Body[E],
         *,
         on_value: Callable[[Any], None],
-        on_event: Callable[[Event], None] | None = None,
+        on_event: Callable[[E], None] | None = None,
         on_failure: Callable[[Outcome[Any]], bool] | None = None,
         before: Callable[[], None] | None = None,
         on_end: Callable[[Outcome[Any]], None] | None = None,
@@ -157,7 +167,7 @@ class WorkerRunner:
             self._pbar.close()
             self._pbar = None
 
-    def _on_event(self, ev: Event, on_event: Callable[[Event], None] | None) -> None:
+    def _on_event(self, ev: E, on_event: Callable[[E], None] | None) -> None:
         if isinstance(ev, Status):
             self.status.value = ev.message
         elif isinstance(ev, Download):

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..core.errors import Cancelled, ResJNDError
-from ..core.events import Download, Event, Status
+from ..core.events import Download, Status
 from ..core.weights import REGISTRY, WeightsError, is_cached, iter_fetch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: The kind of progress a worker body yields (core events, or a widget's own such as TilePreview).
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class MissingWeights(WeightsError):
         self.name = name
 
 
-def guarded(title: str, work: Generator[Event, None, T]) -> Generator[Event, None, Outcome[T]]:
+def guarded(title: str, work: Generator[E, None, T]) -> Generator[E, None, Outcome[T]]:
     """Run ``work``, passing its events on; its value, a cancel or an error becomes
     an :class:`Outcome`. Errors meant for the user (:class:`ResJNDError`) and the
     system's own (a missing file, a full disk) give their one-line message; anything

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -23,6 +24,7 @@ from magicgui.widgets import (
     PushButton,
     Select,
     SpinBox,
+    Widget,
 )
 
 from ..core.config import FINETUNE_CONFIG
@@ -54,15 +56,43 @@ class FinetuneWidget(DockContainer):
         self._store = store
         self._t0 = 0.0
         self._steps_done = 0
+        self._steps_total = 1
 
         self.pristine = ComboBox(label="pristine", choices=self._images)
         self.target = ComboBox(label="target (CPL)", choices=self._images)
         self.annotation = ComboBox(label="patches from", choices=self._annotations)
-        self.folder = FileEdit(label="or folder", mode="d", value="", tooltip="DIR/data and DIR/label pairs")
-        self.weights = ComboBox(
-            label="start from", choices=lambda _=None: [c for c in store.choices() if c[1] != OPEN_FILE]
+        self.folder = FileEdit(
+            label="or folder", mode=FileDialogMode.EXISTING_DIRECTORY, tooltip="DIR/data and DIR/label pairs"
         )
+        self.weights = ComboBox(label="start from", choices=self._start_choices)
         self.out_name = LineEdit(label="save as", value=time.strftime("finetuned-%Y%m%d-%H%M"))
+        training = self._training_controls()
+        self.advanced = self._advanced_controls()
+        self.start_button = PushButton(text="Start")
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.progress = ProgressBar(label="progress", value=0, max=1)
+        self.status = StatusLine("ready")
+        self.plot = LossPlot()
+        self.runner = WorkerRunner(
+            "ResJND fine-tuning", self.status, self.start_button, self.stop_button, self.progress
+        )
+        buttons = Container(widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False)
+        self.extend([self.pristine, self.target, self.annotation, self.folder, self.weights, self.out_name, *training])
+        from superqt import QCollapsible
+
+        fold = QCollapsible("Advanced")
+        fold.addWidget(self.advanced.native)
+        self.body.layout().addWidget(fold)
+        self.extend([buttons, self.progress, self.status])
+        self.body.layout().addWidget(self.plot.native)
+
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(self.stop)
+        follow_layers(napari_viewer, self.reset_choices)
+        dockable(self, "finetune")
+
+    def _training_controls(self) -> list[Widget]:
+        """The hyperparameters shown at once: preset, epochs, patch, batch, learning rate."""
         self.preset = ComboBox(label="preset", choices=list(PRESETS), value=FINETUNE_CONFIG.preset)
         self.epochs = SpinBox(label="epochs", min=1, max=10000, value=FINETUNE_CONFIG.epochs)
         self.patch = SpinBox(
@@ -79,6 +109,11 @@ class FinetuneWidget(DockContainer):
         )
         self.lr.native.setSpecialValueText("preset")
         self.lr.native.setDecimals(6)
+        return [self.preset, self.epochs, self.patch, self.batch, self.lr]
+
+    def _advanced_controls(self) -> Container:
+        """The hyperparameters folded under "Advanced": seed, validation, early stop,
+        augmentation, frozen layers, device and precision."""
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=FINETUNE_CONFIG.seed)
         self.val_fraction = FloatSpinBox(
             label="validation share", min=0, max=0.9, step=0.05, value=FINETUNE_CONFIG.val_fraction
@@ -95,55 +130,21 @@ class FinetuneWidget(DockContainer):
         self.freeze = Select(label="freeze", choices=list(LAYERS), value=[])
         self.device = ComboBox(label="device", choices=device_choices(), value="auto")
         self.precision = ComboBox(label="precision", choices=precision_choices(), value="auto")
-        self.advanced = Container(
-            widgets=[
-                self.seed,
-                self.val_fraction,
-                self.val_by,
-                self.patience,
-                self.augment,
-                self.freeze,
-                self.device,
-                self.precision,
-            ],
-            labels=True,
-        )
-        self.start_button = PushButton(text="Start")
-        self.stop_button = PushButton(text="Stop", enabled=False)
-        self.progress = ProgressBar(label="progress", value=0, max=1)
-        self.status = StatusLine("ready")
-        self.plot = LossPlot()
-        self.runner = WorkerRunner(
-            "ResJND fine-tuning", self.status, self.start_button, self.stop_button, self.progress
-        )
-        buttons = Container(widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False)
-        self.extend(
-            [
-                self.pristine,
-                self.target,
-                self.annotation,
-                self.folder,
-                self.weights,
-                self.out_name,
-                self.preset,
-                self.epochs,
-                self.patch,
-                self.batch,
-                self.lr,
-            ]
-        )
-        from superqt import QCollapsible
+        controls: list[Widget] = [
+            self.seed,
+            self.val_fraction,
+            self.val_by,
+            self.patience,
+            self.augment,
+            self.freeze,
+            self.device,
+            self.precision,
+        ]
+        return Container(widgets=controls, labels=True)
 
-        fold = QCollapsible("Advanced")
-        fold.addWidget(self.advanced.native)
-        self.body.layout().addWidget(fold)
-        self.extend([buttons, self.progress, self.status])
-        self.body.layout().addWidget(self.plot.native)
-
-        self.start_button.changed.connect(self.start)
-        self.stop_button.changed.connect(self.stop)
-        follow_layers(napari_viewer, self.reset_choices)
-        dockable(self, "finetune")
+    def _start_choices(self, _=None) -> list[tuple[str, str]]:
+        """Weights to start from: the store's choices less its "Open weights file…" entry."""
+        return [c for c in self._store.choices() if c[1] != OPEN_FILE]
 
     def _images(self, _=None):
         from napari.layers import Image

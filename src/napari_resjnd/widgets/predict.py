@@ -190,7 +190,11 @@ class PredictWidget(DockContainer):
         from qtpy.QtWidgets import QApplication
 
         entry = REGISTRY[self._missing_weights or DEFAULT_WEIGHTS]
-        QApplication.clipboard().setText(entry.url)
+        clipboard = QApplication.clipboard()
+        if clipboard is None:  # no Qt application: nothing to copy to
+            self.status.value = f"download the file, put it in the cache folder, then Run ({entry.url})"
+            return
+        clipboard.setText(entry.url)
         self.status.value = f"link copied: download the file, put it in the cache folder, then Run ({entry.url})"
 
     def open_cache_folder(self, _=None) -> None:
