@@ -60,13 +60,15 @@ def _preset_help() -> str:
 def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
     """--device and --precision, with the choices and rules of core.devices."""
     parser.add_argument("--device", default=AUTO, help=f"{DEVICE_HELP} (default: {AUTO}, the best device here)")
+    fp32, bf16, fp16 = PRECISIONS
+    gpu = f"on a CUDA GPU {bf16} where it supports it, else {fp16}"
     if training:
-        help_ = f"{AUTO} (default): {PRECISIONS[1]} autocast where the hardware runs it natively, else {PRECISIONS[0]}"
+        help_ = f"{AUTO} (default): {gpu}; on a CPU {bf16} autocast where it runs natively, else {fp32}; MPS: {fp32}"
     else:
         help_ = (
-            f"{AUTO} (default): {PRECISIONS[1]} where the hardware runs it natively, else {INT8} (CPU, "
-            f"the registry weights, needs the int8 extra), else {PRECISIONS[0]}; "
-            f"{PRECISIONS[0]} reproduces the authors' maps exactly"
+            f"{AUTO} (default): {gpu}; on a CPU {bf16} where it runs natively, else {INT8} (the registry "
+            f"weights, with the int8 extra installed), else {fp32}; MPS: {fp32}. "
+            f"{fp32} reproduces the authors' maps exactly (docs: Precision and exactness)"
         )
     parser.add_argument(
         "--precision",
@@ -233,7 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--pairs", required=True, help="folder with data/ and label/ (e.g. from `resjnd patches`)")
     tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
     tr.add_argument(
-        "--val-dir", dest="val", default=None, help="validation pair folder (default: hold out --val-fraction)"
+        "--val-dir",
+        dest="val",
+        default=None,
+        metavar="DIR",
+        help="validation pair folder (default: hold out --val-fraction)",
     )
     tr.add_argument(
         "--val", dest="val", action=_Deprecated, new="--val-dir", metavar="DIR", help="deprecated spelling of --val-dir"
