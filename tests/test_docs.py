@@ -198,3 +198,19 @@ def test_links_to_pages_and_headings_resolve(path):
         elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
             broken.append(f"{target}: no heading with id {anchor!r} in {dest.name}")
     assert broken == []
+
+
+def test_citation_file_is_valid_and_matches_the_docs():
+    """CITATION.cff validates against the CFF 1.2.0 schema (cffconvert, in the dev extra), and
+    its ResJND authors and version are the ones the How to cite page gives."""
+    cffconvert = pytest.importorskip("cffconvert.cli.create_citation", reason="pip install -e '.[dev]'")
+    import napari_resjnd
+
+    citation = cffconvert.create_citation(str(ROOT / "CITATION.cff"), None)
+    citation.validate()  # raises on a schema violation
+    cff = citation.cffobj
+    page = (DOCS / "citing.md").read_text(encoding="utf-8")
+    authors = " and ".join(f"{a['family-names']}, {a['given-names']}" for a in cff["preferred-citation"]["authors"])
+    assert f"author  = {{{authors}}}" in page
+    assert cff["version"] == napari_resjnd.__version__
+    assert f"version = {{{cff['version']}}}" in page
