@@ -5,6 +5,8 @@ the core (:class:`~napari_resjnd.core.config.FinetuneConfig`, :data:`TRAIN_CONFI
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,11 @@ PATCH_HELP = (
 )
 
 
+#: The recorded settings each command has an option for: what --override can name.
+FINETUNE_OVERRIDABLE = ("patch", "batch", "preset", "lr", "seed", "val_fraction", "freeze")
+TRAIN_OVERRIDABLE = ("patch", "batch", "preset", "lr", "seed", "val_fraction", "val_every")
+
+
 def _preset_help() -> str:
     def describe(p: dict) -> str:
         opt = f"{p['optimizer'].upper() if p['optimizer'] == 'sgd' else p['optimizer'].title()} {p['lr']:g}"
@@ -52,16 +59,17 @@ def _preset_help() -> str:
 
 
 def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
-    """--device and --precision, with the choices and rules of core.devices."""
+    """--device and --precision, with the choices and rules of core.devices and core.precision."""
     parser.add_argument("--device", default=AUTO, help=f"{DEVICE_HELP} (default: {AUTO}, the best device here)")
+    fp32, bf16, fp16 = PRECISIONS
+    gpu = f"on a CUDA GPU {bf16} where it supports it, else {fp16}"
     if training:
-        help_ = f"{AUTO} (default): {PRECISIONS[1]} autocast where the hardware runs it natively, else {PRECISIONS[0]}"
+        help_ = f"{AUTO} (default): {gpu}; on a CPU {bf16} autocast where it runs natively, else {fp32}; MPS: {fp32}"
     else:
         help_ = (
-            f"{AUTO} (default): on a CUDA GPU bf16 (fp16 where it lacks bf16); on the CPU {INT8} for the "
-            f"registry weights when the int8 extra is installed, else {PRECISIONS[1]} where the CPU runs it "
-            f"natively, else {PRECISIONS[0]}; "
-            f"{PRECISIONS[0]} reproduces the authors' maps exactly"
+            f"{AUTO} (default): {gpu}; on a CPU {INT8} for the registry weights when the int8 extra is "
+            f"installed, else {bf16} where the CPU runs it natively, else {fp32}; MPS: {fp32}. "
+            f"{fp32} reproduces the authors' maps exactly (docs: Precision and exactness)"
         )
     parser.add_argument(
         "--precision",
@@ -71,11 +79,36 @@ def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
     )
 
 
-def _config_args(parser: argparse.ArgumentParser, defaults: FinetuneConfig, per: str) -> None:
+class _Deprecated(argparse.Action):
+    """An old option spelling: still works, and says once on stderr which one replaces it."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str, **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        print(f"resjnd: warning: {option} is deprecated; use {self.new} (same meaning)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _config_args(
+    parser: argparse.ArgumentParser, defaults: FinetuneConfig, per: str, overridable: Sequence[str]
+) -> None:
     """The hyperparameters a run records, their defaults shown from ``defaults``.
 
     Their parser default is SUPPRESS: an option not given takes the recorded run's
-    value with --resume, else ``defaults`` (:func:`.training.config_from_args`)."""
+    value with --resume, else ``defaults`` (:func:`.training.config_from_args`).
+    ``overridable``: the recorded settings this command has an option for; only
+    these can differ on resume, so only these are offered to --override."""
+    assert set(overridable) <= set(RESUME_KEYS), overridable
+    parser.add_argument(
+        "--val-fraction",
+        type=fraction,
+        default=argparse.SUPPRESS,
+        help=f"share of the patches held out for validation, in [0, 1) (default: {defaults.val_fraction})",
+    )
     d = defaults
     parser.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS, help=f"default: {d.epochs}")
     parser.add_argument(
@@ -103,10 +136,10 @@ def _config_args(parser: argparse.ArgumentParser, defaults: FinetuneConfig, per:
         "--override",
         nargs="+",
         default=(),
-        choices=RESUME_KEYS,
+        choices=overridable,
         metavar="SETTING",
         help="with --resume: settings that may differ from the recorded run "
-        f"({', '.join(RESUME_KEYS)}); recorded in the history",
+        f"({', '.join(overridable)}); recorded in the history",
     )
 
 
@@ -156,13 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--pairs", required=True, help="folder with data/ (pristine) and label/ (target CPL)")
     ft.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
     ft.add_argument("--weights", default=DEFAULT_WEIGHTS, help="starting weights: registry name or file")
-    _config_args(ft, FINETUNE_CONFIG, "")
+    _config_args(ft, FINETUNE_CONFIG, "", FINETUNE_OVERRIDABLE)
     ft.add_argument(
         "--val",
         dest="val_fraction",
         type=fraction,
         default=argparse.SUPPRESS,
-        help=f"fraction of patches held out for validation (default: {FINETUNE_CONFIG.val_fraction})",
+        action=_Deprecated,
+        new="--val-fraction",
+        metavar="FRACTION",
+        help="deprecated spelling of --val-fraction",
     )
     ft.add_argument("--freeze", nargs="*", choices=list(LAYERS), default=argparse.SUPPRESS)
     _add_compute(ft, training=True)
@@ -202,12 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr = command(sub, "train", help="train on a pair folder (random init or given weights); torchrun-ready")
     tr.add_argument("--pairs", required=True, help="folder with data/ and label/ (e.g. from `resjnd patches`)")
     tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
-    tr.add_argument("--val", default=None, help="validation pair folder (default: hold out --val-fraction)")
     tr.add_argument(
-        "--val-fraction",
-        type=fraction,
-        default=argparse.SUPPRESS,
-        help=f"default: {TRAIN_CONFIG.val_fraction}",
+        "--val-dir",
+        dest="val",
+        default=None,
+        metavar="DIR",
+        help="validation pair folder (default: hold out --val-fraction)",
+    )
+    tr.add_argument(
+        "--val", dest="val", action=_Deprecated, new="--val-dir", metavar="DIR", help="deprecated spelling of --val-dir"
     )
     tr.add_argument(
         "--val-every",
@@ -220,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--channels", type=positive_int, default=128, help="feature channels of a new network (published: 128)"
     )
     tr.add_argument("--recursions", type=positive_int, default=25, help="recursions of a new network (published: 25)")
-    _config_args(tr, TRAIN_CONFIG, ", the global batch split over processes")
+    _config_args(tr, TRAIN_CONFIG, ", the global batch split over processes", TRAIN_OVERRIDABLE)
     tr.add_argument(
         "--workers", type=nonnegative_int, default=2, help="DataLoader worker processes per training process"
     )
@@ -280,7 +319,7 @@ def check_args(args: argparse.Namespace) -> None:
         _exists(args.pairs, "--pairs", folder=True)
         out_file(args.out, suffixes=(".safetensors",))
         if getattr(args, "val", None) and cmd == "train":
-            _exists(args.val, "--val", folder=True)
+            _exists(args.val, "--val-dir", folder=True)
         if args.resume:
             _exists(args.resume, "--resume", folder=False)
         elif args.override:
