@@ -78,9 +78,8 @@ def main() -> None:
     base = rows[0][1]
     for name, t, j in rows:
         d = np.abs(j - ref)
-        print(
-            f"| {name} | {t / mp:.1f} | {base / t:.2f} | {d.mean():.3f} / {np.percentile(d, 99.9):.2f} / {d.max():.2f} |"
-        )
+        err = f"{d.mean():.3f} / {np.percentile(d, 99.9):.2f} / {d.max():.2f}"
+        print(f"| {name} | {t / mp:.1f} | {base / t:.2f} | {err} |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from conftest import make_tiny
 from skimage import data as skdata
 
 from napari_resjnd.core import weights as W
+from napari_resjnd.core.devices import resolve_device
 from napari_resjnd.core.weights import REGISTRY, save_weights
 from napari_resjnd.core.zoo import MODELS as CLASSIC_MODELS
 from napari_resjnd.widgets._models import ModelStore
@@ -360,3 +361,13 @@ def test_tiles_fill_in_while_the_run_goes_on_and_the_end_is_exact(qtbot, viewer_
     assert widget.status.value == "cancelled"
     assert [layer.name for layer in viewer.layers] == ["coffee", "coffee CPL", "coffee residual", "coffee JND"]
     assert np.array_equal(viewer.layers["coffee JND"].data, before)
+
+
+def test_the_precision_picker_says_what_auto_takes_here_and_why(viewer_widget):
+    from napari_resjnd.core.precision import choose
+
+    _, widget = viewer_widget
+    widget.device.value = "cpu"
+    widget.model.value = "resjnd-cplset"
+    want = choose("auto", resolve_device("cpu"), inference=True, registry_weights=True)
+    assert widget.precision.tooltip.startswith(f"auto here: {want.precision} ({want.reason})")

@@ -30,6 +30,7 @@ from ._common import (
     positive_int,
     psnr_target,
 )
+from .doctor import cmd_doctor
 from .predict import cmd_gui, cmd_predict
 from .research import cmd_annotations_merge, cmd_evaluate, cmd_ladder
 from .training import cmd_finetune, cmd_patches, cmd_train
@@ -282,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--out", required=True, help="pair folder (data/, label/) plus merged.json")
     mg.add_argument("--image", default=None, help="the pristine image (default: the path in the session)")
     mg.set_defaults(func=cmd_annotations_merge)
+
+    d = command(sub, "doctor", help="this machine, what auto picks and why, every path's speed and error")
+    d.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"weights to measure with (default: {DEFAULT_WEIGHTS})")
+    d.add_argument("--no-measure", dest="measure", action="store_false", help="only say what auto picks")
+    d.add_argument("--size", type=positive_int, default=128, help="side of the photo crop measured (default: 128)")
+    d.add_argument("--repeat", type=positive_int, default=1, help="runs per path, best kept (default: 1)")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=cmd_doctor)
 
     g = command(sub, "gui", help="open napari with the ResJND widget")
     g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")

@@ -29,6 +29,22 @@ INFERENCE_PRECISION_CHOICES = (AUTO, *INFERENCE_PRECISIONS)
 
 
 @dataclass(frozen=True)
+class Bound:
+    """How far a reduced precision's JND may be from fp32's, in grey levels, on
+    held-out photos: the one accuracy bound every faster path is held to."""
+
+    mean: float = 0.25
+    p999: float = 3.0
+
+    def holds(self, mean_error: float, p999_error: float) -> bool:
+        return mean_error <= self.mean and p999_error <= self.p999
+
+
+#: The bound: mean |JND - JND(fp32)| <= 0.25 and 99.9th percentile <= 3 grey levels.
+ACCURACY_BOUND = Bound()
+
+
+@dataclass(frozen=True)
 class Choice:
     """A concrete precision and why it was taken."""
 

@@ -111,7 +111,7 @@ class PredictWidget(DockContainer):
         self.cache_button.changed.connect(self.open_cache_folder)
 
         self.model.changed.connect(self._on_model_changed)
-        self.device.changed.connect(lambda _: self.precision.reset_choices())
+        self.device.changed.connect(lambda _: (self.precision.reset_choices(), self.explain_auto()))
         self.image.changed.connect(self._on_image_changed)
         self.run_button.changed.connect(self.run)
         self._store.new_weights.connect(self._on_new_weights)
@@ -169,9 +169,24 @@ class PredictWidget(DockContainer):
             return
         if value != OPEN_FILE:
             self._last_model = value
+            self.explain_auto()
             return
         if not self.ask_weights_file() and self._last_model is not None:
             self.model.value = self._last_model
+
+    def explain_auto(self) -> str:
+        """The precision picker's tooltip: what "auto" takes here for the chosen
+        weights, and why (the rule of :func:`napari_resjnd.core.precision.choose`)."""
+        from ..core.devices import resolve_device
+        from ..core.precision import choose
+
+        try:
+            device = resolve_device(self.device.value)
+        except ResJNDError:
+            return ""
+        c = choose(AUTO, device, inference=True, registry_weights=self.model.value in REGISTRY)
+        self.precision.tooltip = f"auto here: {c.precision} ({c.reason}); fp32 reproduces the authors' maps"
+        return self.precision.tooltip
 
     def ask_weights_file(self) -> bool:
         """A file dialog for a weights file; True when one was chosen (and selected)."""
