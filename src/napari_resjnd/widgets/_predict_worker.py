@@ -12,8 +12,9 @@ import numpy as np
 from ..core.devices import AUTO
 from ..core.events import Event, Status, TileDone
 from ..core.images import to_unit_float
-from ..core.inference import Prediction, iter_predict
+from ..core.inference import Prediction, iter_predict, predict
 from ..core.jnd import jnd_from_residual
+from ..core.model import ResJND
 from . import _layers
 from ._models import CLASSIC, ModelStore
 from ._work import Outcome, ensure_weights, guarded
@@ -70,6 +71,9 @@ def _predict(
     yield Status("loading weights…")
     model = store.get(settings.weights)
     yield Status("running…")
+    live = settings.live and data.ndim == (3 if rgb else 2)
+    if live and settings.first is not None and data.shape[0] * data.shape[1] > PEEK_ABOVE:
+        yield _peek(model, data, settings, stop)
     steps = iter_predict(
         model,
         data,
@@ -80,8 +84,34 @@ def _predict(
         rgb=rgb,
         first=settings.first,
     )
-    live = settings.live and data.ndim == (3 if rgb else 2)
     return (yield from (_with_previews(steps, data) if live else steps))
+
+
+#: The side (px) of the first look at the view on a big image: one small tile, a few
+#: seconds even on a slow CPU, computed before the run's own tiles (which it does
+#: not change: the final result is the run's).
+PEEK = 128
+#: Images over this many pixels get that first look.
+PEEK_ABOVE = 1_000_000
+
+
+def _peek(model: ResJND, data: np.ndarray, settings: PredictSettings, stop: threading.Event) -> TilePreview:
+    """The network on a PEEK-px box around ``settings.first`` (with its halo, so the
+    values are those the run's tiles give there, up to float rounding)."""
+    unit = to_unit_float(np.asarray(data))
+    x = unit[..., :3] if unit.ndim == 3 else np.repeat(unit[..., None], 3, axis=-1)
+    h, w, halo = x.shape[0], x.shape[1], model.receptive_radius
+    assert settings.first is not None
+    y0 = int(np.clip(round(settings.first[0]) - PEEK // 2, 0, max(0, h - PEEK)))
+    x0 = int(np.clip(round(settings.first[1]) - PEEK // 2, 0, max(0, w - PEEK)))
+    y1, x1 = min(h, y0 + PEEK), min(w, x0 + PEEK)
+    py0, px0 = max(0, y0 - halo), max(0, x0 - halo)
+    crop = x[py0 : min(h, y1 + halo), px0 : min(w, x1 + halo)]
+    pred = predict(model, crop, device=settings.device, precision=settings.precision, should_stop=stop.is_set)
+    assert pred.cpl is not None
+    cpl = pred.cpl[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
+    r = (cpl - x[y0:y1, x0:x1]) * np.float32(255)
+    return TilePreview((y0, y1, x0, x1), (h, w), cpl, r, jnd_from_residual(r))
 
 
 def _with_previews(

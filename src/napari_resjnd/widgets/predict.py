@@ -111,7 +111,7 @@ class PredictWidget(DockContainer):
         self.cache_button.changed.connect(self.open_cache_folder)
 
         self.model.changed.connect(self._on_model_changed)
-        self.device.changed.connect(lambda _: (self.precision.reset_choices(), self.explain_auto()))
+        self.device.changed.connect(self._on_device_changed)
         self.image.changed.connect(self._on_image_changed)
         self.run_button.changed.connect(self.run)
         self._store.new_weights.connect(self._on_new_weights)
@@ -173,6 +173,10 @@ class PredictWidget(DockContainer):
             return
         if not self.ask_weights_file() and self._last_model is not None:
             self.model.value = self._last_model
+
+    def _on_device_changed(self, _=None) -> None:
+        self.precision.reset_choices()
+        self.explain_auto()
 
     def explain_auto(self) -> str:
         """The precision picker's tooltip: what "auto" takes here for the chosen
