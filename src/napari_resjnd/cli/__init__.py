@@ -4,9 +4,15 @@ annotations, gui. Each command lives in the module of its concern, the parser in
 
 from __future__ import annotations
 
+import logging
 import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 
-from ._common import UsageError, fail
+from ..core.errors import ResJNDError
+from ._common import fail
 from .parser import build_parser, check_args
 from .predict import write_outputs
 
@@ -14,27 +20,54 @@ __all__ = ["build_parser", "main", "write_outputs"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command. Errors are one line and a non-zero exit (2: bad input,
-    1: some files failed, 130: interrupted); ``--debug`` shows tracebacks."""
+    """Run one command. Errors meant for the user (:class:`ResJNDError`, and the
+    system's own: a missing file, a full disk) are one line and exit 2 (1: some
+    files failed, 130: interrupted). Anything else is a bug: one line that names a
+    log file holding the traceback, exit 1; ``--debug`` raises it instead."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a bad argument (its one line is printed)
         return e.code if isinstance(e.code, int) else 0
+    if args.verbose:
+        _log_to_stderr()
     try:
         check_args(args)
-        return args.func(args)
+        return int(args.func(args))
     except KeyboardInterrupt:
         print("resjnd: interrupted", file=sys.stderr)
         return 130
-    except UsageError as e:
+    except ResJNDError as e:
+        if args.debug:
+            raise
         return fail(e)
-    except (ValueError, OSError, MemoryError) as e:  # bad input met during the work
+    except (OSError, MemoryError) as e:  # the machine said no: a missing file, a full disk
         if args.debug:
             raise
-        return fail(f"{e}" if isinstance(e, ValueError) else f"{type(e).__name__}: {e}")
-    except Exception as e:  # a bug: one line, the traceback on request
+        return fail(f"{type(e).__name__}: {e}")
+    except Exception as e:
         if args.debug:
             raise
-        return fail(
-            f"{type(e).__name__}: {e} (this looks like a bug; run again with --debug for the traceback)", code=1
-        )
+        log = _write_crash_log(argv)
+        return fail(f"{type(e).__name__}: {e} (a bug: the traceback is in {log}; please attach it to a report)", code=1)
+
+
+def _log_to_stderr() -> None:
+    """``--verbose``: the package's decisions (logged at INFO) on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("resjnd: %(name)s: %(message)s"))
+    package = logging.getLogger("napari_resjnd")
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+
+
+def _write_crash_log(argv: list[str] | None) -> Path:
+    """The current exception's traceback, with the command line, in a new file."""
+    from .. import __version__
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    with tempfile.NamedTemporaryFile(
+        "w", prefix=f"resjnd-crash-{stamp}-", suffix=".log", delete=False, encoding="utf-8"
+    ) as f:
+        f.write(f"resjnd {__version__}; argv: {sys.argv[:1] + (argv if argv is not None else sys.argv[1:])}\n")
+        traceback.print_exc(file=f)
+    return Path(f.name)

@@ -5,14 +5,17 @@ the core (:class:`~napari_resjnd.core.config.FinetuneConfig`, :data:`TRAIN_CONFI
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..core.baselines import ALIASES
 from ..core.baselines import MODELS as CLASSIC_MODELS
 from ..core.config import DEFAULT_PATCH, FINETUNE_CONFIG, LAYERS, PRESETS, TRAIN_CONFIG, FinetuneConfig
-from ..core.devices import AUTO, DEVICE_HELP, INFERENCE_PRECISION_CHOICES, INT8, PRECISION_CHOICES, PRECISIONS
+from ..core.devices import AUTO, DEVICE_HELP, INT8, PRECISIONS
 from ..core.finetune import RESUME_KEYS
+from ..core.precision import INFERENCE_PRECISION_CHOICES, PRECISION_CHOICES
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from ._common import (
     Parser,
@@ -28,6 +31,7 @@ from ._common import (
     psnr_target,
 )
 from .compress import cmd_compress
+from .doctor import cmd_doctor
 from .predict import cmd_gui, cmd_predict
 from .research import cmd_annotations_merge, cmd_evaluate, cmd_ladder
 from .training import cmd_finetune, cmd_patches, cmd_train
@@ -36,6 +40,11 @@ PATCH_HELP = (
     f"patch side in px (default: {DEFAULT_PATCH}, or the pairs' own side when every pair in the folder "
     f"has one size smaller than {DEFAULT_PATCH}, as `resjnd patches --size 16` writes)"
 )
+
+
+#: The recorded settings each command has an option for: what --override can name.
+FINETUNE_OVERRIDABLE = ("patch", "batch", "preset", "lr", "seed", "val_fraction", "freeze")
+TRAIN_OVERRIDABLE = ("patch", "batch", "preset", "lr", "seed", "val_fraction", "val_every")
 
 
 def _preset_help() -> str:
@@ -52,15 +61,17 @@ def _preset_help() -> str:
 
 
 def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
-    """--device and --precision, with the choices and rules of core.devices."""
+    """--device and --precision, with the choices and rules of core.devices and core.precision."""
     parser.add_argument("--device", default=AUTO, help=f"{DEVICE_HELP} (default: {AUTO}, the best device here)")
+    fp32, bf16, fp16 = PRECISIONS
+    gpu = f"on a CUDA GPU {bf16} where it supports it, else {fp16}"
     if training:
-        help_ = f"{AUTO} (default): {PRECISIONS[1]} autocast where the hardware runs it natively, else {PRECISIONS[0]}"
+        help_ = f"{AUTO} (default): {gpu}; on a CPU {bf16} autocast where it runs natively, else {fp32}; MPS: {fp32}"
     else:
         help_ = (
-            f"{AUTO} (default): {PRECISIONS[1]} where the hardware runs it natively, else {INT8} (CPU, "
-            f"the registry weights, needs the int8 extra), else {PRECISIONS[0]}; "
-            f"{PRECISIONS[0]} reproduces the authors' maps exactly"
+            f"{AUTO} (default): {gpu}; on a CPU {INT8} for the registry weights when the int8 extra is "
+            f"installed, else {bf16} where the CPU runs it natively, else {fp32}; MPS: {fp32}. "
+            f"{fp32} reproduces the authors' maps exactly (docs: Precision and exactness)"
         )
     parser.add_argument(
         "--precision",
@@ -70,11 +81,36 @@ def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
     )
 
 
-def _config_args(parser: argparse.ArgumentParser, defaults: FinetuneConfig, per: str) -> None:
+class _Deprecated(argparse.Action):
+    """An old option spelling: still works, and says once on stderr which one replaces it."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str, **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        print(f"resjnd: warning: {option} is deprecated; use {self.new} (same meaning)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _config_args(
+    parser: argparse.ArgumentParser, defaults: FinetuneConfig, per: str, overridable: Sequence[str]
+) -> None:
     """The hyperparameters a run records, their defaults shown from ``defaults``.
 
     Their parser default is SUPPRESS: an option not given takes the recorded run's
-    value with --resume, else ``defaults`` (:func:`.training.config_from_args`)."""
+    value with --resume, else ``defaults`` (:func:`.training.config_from_args`).
+    ``overridable``: the recorded settings this command has an option for; only
+    these can differ on resume, so only these are offered to --override."""
+    assert set(overridable) <= set(RESUME_KEYS), overridable
+    parser.add_argument(
+        "--val-fraction",
+        type=fraction,
+        default=argparse.SUPPRESS,
+        help=f"share of the patches held out for validation, in [0, 1) (default: {defaults.val_fraction})",
+    )
     d = defaults
     parser.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS, help=f"default: {d.epochs}")
     parser.add_argument(
@@ -102,10 +138,10 @@ def _config_args(parser: argparse.ArgumentParser, defaults: FinetuneConfig, per:
         "--override",
         nargs="+",
         default=(),
-        choices=RESUME_KEYS,
+        choices=overridable,
         metavar="SETTING",
         help="with --resume: settings that may differ from the recorded run "
-        f"({', '.join(RESUME_KEYS)}); recorded in the history",
+        f"({', '.join(overridable)}); recorded in the history",
     )
 
 
@@ -113,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="resjnd", description="ResJND just-noticeable-difference maps.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show Python tracebacks (for bug reports)")
+    common.add_argument(
+        "--verbose", "-v", action="store_true", help="log the decisions taken (precision, device, caches, fallbacks)"
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def command(parent: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
@@ -152,13 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--pairs", required=True, help="folder with data/ (pristine) and label/ (target CPL)")
     ft.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
     ft.add_argument("--weights", default=DEFAULT_WEIGHTS, help="starting weights: registry name or file")
-    _config_args(ft, FINETUNE_CONFIG, "")
+    _config_args(ft, FINETUNE_CONFIG, "", FINETUNE_OVERRIDABLE)
     ft.add_argument(
         "--val",
         dest="val_fraction",
         type=fraction,
         default=argparse.SUPPRESS,
-        help=f"fraction of patches held out for validation (default: {FINETUNE_CONFIG.val_fraction})",
+        action=_Deprecated,
+        new="--val-fraction",
+        metavar="FRACTION",
+        help="deprecated spelling of --val-fraction",
     )
     ft.add_argument("--freeze", nargs="*", choices=list(LAYERS), default=argparse.SUPPRESS)
     _add_compute(ft, training=True)
@@ -200,12 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr = command(sub, "train", help="train on a pair folder (random init or given weights); torchrun-ready")
     tr.add_argument("--pairs", required=True, help="folder with data/ and label/ (e.g. from `resjnd patches`)")
     tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
-    tr.add_argument("--val", default=None, help="validation pair folder (default: hold out --val-fraction)")
     tr.add_argument(
-        "--val-fraction",
-        type=fraction,
-        default=argparse.SUPPRESS,
-        help=f"default: {TRAIN_CONFIG.val_fraction}",
+        "--val-dir",
+        dest="val",
+        default=None,
+        metavar="DIR",
+        help="validation pair folder (default: hold out --val-fraction)",
+    )
+    tr.add_argument(
+        "--val", dest="val", action=_Deprecated, new="--val-dir", metavar="DIR", help="deprecated spelling of --val-dir"
     )
     tr.add_argument(
         "--val-every",
@@ -218,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--channels", type=positive_int, default=128, help="feature channels of a new network (published: 128)"
     )
     tr.add_argument("--recursions", type=positive_int, default=25, help="recursions of a new network (published: 25)")
-    _config_args(tr, TRAIN_CONFIG, ", the global batch split over processes")
+    _config_args(tr, TRAIN_CONFIG, ", the global batch split over processes", TRAIN_OVERRIDABLE)
     tr.add_argument(
         "--workers", type=nonnegative_int, default=2, help="DataLoader worker processes per training process"
     )
@@ -241,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--out", required=True, help="pair folder (data/, label/) plus merged.json")
     mg.add_argument("--image", default=None, help="the pristine image (default: the path in the session)")
     mg.set_defaults(func=cmd_annotations_merge)
+
+    d = command(sub, "doctor", help="this machine, what auto picks and why, every path's speed and error")
+    d.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"weights to measure with (default: {DEFAULT_WEIGHTS})")
+    d.add_argument("--no-measure", dest="measure", action="store_false", help="only say what auto picks")
+    d.add_argument("--size", type=positive_int, default=128, help="side of the photo crop measured (default: 128)")
+    d.add_argument("--repeat", type=positive_int, default=1, help="runs per path, best kept (default: 1)")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=cmd_doctor)
 
     g = command(sub, "gui", help="open napari with the ResJND widget")
     g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")
@@ -340,7 +393,8 @@ def check_args(args: argparse.Namespace) -> None:
     if getattr(args, "device", None) is not None:
         check_device(args.device)
         if getattr(args, "precision", AUTO) != AUTO:
-            from ..core.devices import check_precision, resolve_device
+            from ..core.devices import resolve_device
+            from ..core.precision import check as check_precision
 
             try:
                 check_precision(args.precision, resolve_device(args.device), inference=cmd in INFERENCE_COMMANDS)
@@ -352,7 +406,7 @@ def check_args(args: argparse.Namespace) -> None:
         _exists(args.pairs, "--pairs", folder=True)
         out_file(args.out, suffixes=(".safetensors",))
         if getattr(args, "val", None) and cmd == "train":
-            _exists(args.val, "--val", folder=True)
+            _exists(args.val, "--val-dir", folder=True)
         if args.resume:
             _exists(args.resume, "--resume", folder=False)
         elif args.override:

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..core.errors import ResJNDError
 from ..core.outputs import write_outputs
-from ..core.weights import WeightsError
 from ._common import fail
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         jobs = list_jobs(args.images, args.out, recursive=args.recursive)
         i, n = parse_shard(args.shard) if args.shard else (0, 1)
         model = None if classic else load_model(args.weights)
-    except (WeightsError, ValueError) as e:
+    except ResJNDError as e:
         return fail(str(e))
     jobs = shard(jobs, i, n)
     if model is not None and jobs and not args.quiet:
@@ -105,7 +105,7 @@ def _say_if_quantising(model: ResJND, device: str, precision: str) -> None:
     from ..core.devices import INT8, resolve_device
     from ..core.inference import inference_precision
 
-    if inference_precision(model, precision, resolve_device(device)) == INT8 and not int8.is_cached(model):
+    if inference_precision(model, precision, resolve_device(device)).precision == INT8 and not int8.is_cached(model):
         print(
             f"int8: quantising these weights once (about 20 s on two cores); kept in {int8.cache_root()}",
             file=sys.stderr,

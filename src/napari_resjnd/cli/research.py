@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import ResJNDError
 from ..core.weights import WeightsError
 from ._common import fail
 
@@ -44,7 +45,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 print(f"resjnd: {path.name}: map {name} left out at {target:g} dB: {why}", file=sys.stderr)
             if not args.quiet:
                 print(f"{path.name}: {len(maps)} maps x {len(targets)} PSNR targets", file=sys.stderr)
-        except (OSError, ValueError) as e:
+        except (OSError, ResJNDError) as e:
             failed += 1
             print(f"resjnd: skipping {path}: {e}", file=sys.stderr)
     if not rows:
@@ -73,7 +74,7 @@ def _box(text: str) -> tuple[int, int, int, int]:
     try:
         x, y, w, h = (int(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"--box takes x,y,w,h in pixels, got {text!r}") from None
+        raise ResJNDError(f"--box takes x,y,w,h in pixels, got {text!r}") from None
     return y, y + h, x, x + w
 
 
@@ -86,9 +87,9 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         image = read_image(args.image)
         y0, y1, x0, x1 = _box(args.box)
         if y1 > image.shape[0] or x1 > image.shape[1] or y0 < 0 or x0 < 0 or y1 <= y0 or x1 <= x0:
-            raise ValueError(f"box {args.box} does not lie inside the {image.shape[1]} x {image.shape[0]} image")
+            raise ResJNDError(f"box {args.box} does not lie inside the {image.shape[1]} x {image.shape[0]} image")
         lad = make_ladder(image[y0:y1, x0:x1], args.generator, args.levels, seed=args.seed)
-    except (OSError, ValueError) as e:
+    except (OSError, ResJNDError) as e:
         return fail(str(e))
     from ..core.files import atomic_write, png_writer
 

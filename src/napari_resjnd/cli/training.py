@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from ..core.config import FINETUNE_CONFIG, TRAIN_CONFIG, FinetuneConfig
+from ..core.errors import ResJNDError
 from ..core.events import EpochDone, TrainingEvent, TrainingStarted, TrainingStep, drive
-from ..core.weights import WeightsError
 from ._common import fail
 
 
@@ -99,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             override=tuple(args.override),
         )
         result = drive(gen, on_event)
-    except (WeightsError, ValueError, OSError) as e:
+    except (ResJNDError, OSError) as e:
         on_event.close()
         if dist is not None:
             dist.destroy_process_group()
@@ -128,7 +128,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         result = finetune(
             model, pairs, args.out, config, on_event=on_event, resume=args.resume, override=tuple(args.override)
         )
-    except (WeightsError, ValueError, OSError) as e:
+    except (ResJNDError, OSError) as e:
         on_event.close()
         return fail(str(e))
     print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(args.out)}")
@@ -149,7 +149,7 @@ def cmd_patches(args: argparse.Namespace) -> int:
 
     try:
         counts = write_patches(args.src, args.out, args.size, args.stride, args.min_std, progress)
-    except (ValueError, OSError) as e:
+    except (ResJNDError, OSError) as e:
         bar.close()  # first, so that the message gets its own line
         return fail(str(e))
     bar.close()

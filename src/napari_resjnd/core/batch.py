@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ResJNDError
 from .files import atomic_write
 from .images import ImageFile, load_image
 from .pairs import IMAGE_SUFFIXES
@@ -55,7 +56,7 @@ def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = F
             found = p.rglob("*") if recursive else p.glob("*")
             images = [f for f in found if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
             if not images:
-                raise ValueError(
+                raise ResJNDError(
                     f"{p}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
                     + ("" if recursive else "; add --recursive to look into sub-folders")
                 )
@@ -86,7 +87,7 @@ def _unique_names(jobs: list[Job]) -> list[Job]:
     for clash in groups(out).values():
         if len(clash) > 1:
             names = " and ".join(str(j.source) for j in clash)
-            raise ValueError(
+            raise ResJNDError(
                 f"{names} would write the same files in {clash[0].out_dir}: give their folders "
                 "(sub-folders are kept below --out) or predict them into different --out folders"
             )
@@ -98,9 +99,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard takes I/N, e.g. 0/4, got {text!r}") from None
+        raise ResJNDError(f"--shard takes I/N, e.g. 0/4, got {text!r}") from None
     if not (n >= 1 and 0 <= i < n):
-        raise ValueError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+        raise ResJNDError(f"--shard I/N needs 0 <= I < N, got {text!r}")
     return i, n
 
 
@@ -149,7 +150,7 @@ def run_batch(
             todo.append(job)
 
     def fail(job, e):
-        summary.failed[str(job.source)] = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+        summary.failed[str(job.source)] = str(e) if isinstance(e, ResJNDError) else f"{type(e).__name__}: {e}"
         if on_done:
             on_done(job, None, e)
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .config import FinetuneConfig
+from .errors import ResJNDError
 from .files import atomic_write
 from .model import ResJND
 from .weights import save_weights
@@ -31,20 +32,20 @@ def read_resume(checkpoint: str | Path, map_location: str | torch.device = "cpu"
     foreign file is a one-line ``ValueError`` naming it."""
     p = resume_path(checkpoint)
     if not p.is_file():
-        raise ValueError(f"{checkpoint}: no {p.name} beside it to resume from (every epoch of a run writes one)")
+        raise ResJNDError(f"{checkpoint}: no {p.name} beside it to resume from (every epoch of a run writes one)")
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:
         why = (str(e).strip().splitlines() or ["empty or cut short"])[0]
-        raise ValueError(f"{p}: not a napari-resjnd resume file ({type(e).__name__}: {why})") from None
+        raise ResJNDError(f"{p}: not a napari-resjnd resume file ({type(e).__name__}: {why})") from None
     missing = _STATE_KEYS - set(state) if isinstance(state, dict) else _STATE_KEYS
     if missing:
-        raise ValueError(f"{p}: not a napari-resjnd resume file (missing {sorted(missing)})")
+        raise ResJNDError(f"{p}: not a napari-resjnd resume file (missing {sorted(missing)})")
     try:
         history = json.loads(state["history"])
         history["config"]["patch"], history["epochs"]
     except (TypeError, ValueError, KeyError) as e:
-        raise ValueError(f"{p}: its training history is unreadable ({type(e).__name__}: {e})") from None
+        raise ResJNDError(f"{p}: its training history is unreadable ({type(e).__name__}: {e})") from None
     return state
 
 
@@ -95,7 +96,7 @@ def resume_run(
     }
     refused = sorted(set(changed) - set(override))
     if refused:
-        raise ValueError(
+        raise ResJNDError(
             "resuming "
             + "; ".join(
                 f"{k} {changed[k][1]!r} differs from the {changed[k][0]!r} recorded in {resume}" for k in refused
@@ -109,7 +110,7 @@ def resume_run(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
     except (RuntimeError, ValueError, KeyError) as e:
-        raise ValueError(
+        raise ResJNDError(
             f"{resume_path(resume)} does not fit this network or optimiser ({str(e).splitlines()[0]})"
         ) from None
     if changed:

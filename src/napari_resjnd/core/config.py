@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .devices import AUTO, PRECISIONS
+from .errors import ResJNDError
 from .model import ResJND
 
 LAYERS = ("input", "conv1", "conv2", "output")
@@ -82,9 +83,9 @@ class FinetuneResult:
 
 def check_config(config: FinetuneConfig) -> None:
     if config.preset not in PRESETS:
-        raise ValueError(f"preset must be one of {list(PRESETS)}, got {config.preset!r}")
+        raise ResJNDError(f"preset must be one of {list(PRESETS)}, got {config.preset!r}")
     bad = set(config.freeze) - set(LAYERS)
     if bad:
-        raise ValueError(f"cannot freeze {sorted(bad)}; layers are {list(LAYERS)}")
+        raise ResJNDError(f"cannot freeze {sorted(bad)}; layers are {list(LAYERS)}")
     if (config.patch is not None and config.patch < 8) or config.batch < 1 or config.epochs < 0 or config.val_every < 1:
-        raise ValueError("patch must be >= 8 px, batch >= 1, epochs >= 0 and val_every >= 1")
+        raise ResJNDError("patch must be >= 8 px, batch >= 1, epochs >= 0 and val_every >= 1")

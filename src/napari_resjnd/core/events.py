@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TypeVar, Union
+from typing import Any, TypeVar, Union
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,19 @@ class Download:
 
 @dataclass(frozen=True)
 class TileDone:
-    """Inference finished one tile of the image (or stack)."""
+    """Inference finished one tile of the image (or stack). The tile's result
+    rides along, so a viewer can show it while the rest computes."""
 
     #: Tiles finished so far, over all planes.
     done: int
     #: Tiles in all.
     total: int
+    #: The plane of the stack (0 for a single image).
+    plane: int = 0
+    #: The tile's core box (y0, y1, x0, x1) in pixels, end exclusive.
+    box: tuple[int, int, int, int] | None = None
+    #: The network's output on the box (h x w x 3, [0, 1]); the final result holds the same values.
+    cpl: Any = None
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import ResJNDError
 from .model import ResJND
+from .paths import cache_dir
 
 #: Bumped whenever the scheme below changes: it invalidates the disk cache.
 SCHEME = "s1"
@@ -73,24 +75,14 @@ def available() -> bool:
 
 
 def require() -> None:
-    """ValueError with the install command unless :func:`available`."""
+    """:class:`ResJNDError` with the install command unless :func:`available`."""
     if not available():
-        raise ValueError(INSTALL_HINT)
-
-
-def measured(model: ResJND) -> bool:
-    """True for weights whose int8 accuracy was measured: a registry entry's, whole.
-    "auto" picks int8 only for these; any weights may ask for int8 explicitly."""
-    from .weights import REGISTRY
-
-    return any(e.sha256 == model.provenance.sha256 for e in REGISTRY.values())
+        raise ResJNDError(INSTALL_HINT)
 
 
 def cache_root() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    from .weights import cache_dir
-
     return cache_dir() / "int8"
 
 

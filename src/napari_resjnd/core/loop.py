@@ -17,9 +17,11 @@ from typing import Any, Protocol
 
 import torch
 
+from . import precision as precisions
 from .checkpoints import RunFiles, resume_run
 from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult
-from .devices import PRECISIONS, autocast, resolve_device, resolve_precision
+from .devices import PRECISIONS, autocast, resolve_device
+from .errors import ResJNDError
 from .events import EpochDone, TrainingEvent, TrainingStarted, TrainingStep
 from .model import ResJND
 
@@ -99,11 +101,11 @@ def run_training(
     in ``override`` (recorded in the history as overrides).
     """
     if config.lr is not None and not config.lr > 0:
-        raise ValueError(f"learning rate must be above 0, got {config.lr}")
+        raise ResJNDError(f"learning rate must be above 0, got {config.lr}")
     hp = {**PRESETS[config.preset], **({"lr": config.lr} if config.lr else {})}
     out = Path(out)
     device = device or resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
+    precision = precisions.resolve(config.precision, device)
     world = dist.get_world_size() if dist is not None else 1
     writer = dist is None or dist.get_rank() == 0
 
@@ -112,7 +114,7 @@ def run_training(
         getattr(model, name).weight.requires_grad_(name not in config.freeze)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError("every layer is frozen: nothing to train")
+        raise ResJNDError("every layer is frozen: nothing to train")
     opt: torch.optim.Optimizer
     if hp["optimizer"] == "sgd":
         opt = torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ResJNDError
 from .files import atomic_write
 from .images import image_size, layout_of, plane_rgb, read_image, to_unit_float
 
@@ -33,7 +34,7 @@ def as_rgb(image: np.ndarray, what: str) -> np.ndarray:
     a = np.asarray(image)
     layout = layout_of(a)
     if layout.n_planes != 1:
-        raise ValueError(f"{what}: expected one 2-D image, got shape {a.shape}")
+        raise ResJNDError(f"{what}: expected one 2-D image, got shape {a.shape}")
     return plane_rgb(to_unit_float(a), layout, 0)
 
 
@@ -42,7 +43,7 @@ def make_pair(pristine: np.ndarray, target: np.ndarray, name: str = "pair") -> P
     p = as_rgb(pristine, f"{name} (pristine)")
     t = as_rgb(target, f"{name} (target)")
     if p.shape != t.shape:
-        raise ValueError(
+        raise ResJNDError(
             f"{name}: pristine is {p.shape[1]} x {p.shape[0]} but target is {t.shape[1]} x {t.shape[0]}; "
             "a target CPL image must match its pristine image"
         )
@@ -56,7 +57,7 @@ def pair_files(root: str | Path) -> list[tuple[str, Path, Path]]:
     data, label = root / "data", root / "label"
     for d in (data, label):
         if not d.is_dir():
-            raise ValueError(f"{root}: expected sub-folders data/ (pristine) and label/ (CPL), missing {d.name}/")
+            raise ResJNDError(f"{root}: expected sub-folders data/ (pristine) and label/ (CPL), missing {d.name}/")
 
     def names(d):
         return {p.name: p for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
@@ -65,11 +66,11 @@ def pair_files(root: str | Path) -> list[tuple[str, Path, Path]]:
     missing = sorted(set(dn) ^ set(ln))
     if missing:
         where = ["label/" if m in dn else "data/" for m in missing]
-        raise ValueError(
+        raise ResJNDError(
             f"{root}: files without a partner: " + ", ".join(f"{m} (not in {w})" for m, w in zip(missing, where))
         )
     if not dn:
-        raise ValueError(f"{root}: no images in data/")
+        raise ResJNDError(f"{root}: no images in data/")
     return [(n, dn[n], ln[n]) for n in sorted(dn)]
 
 
@@ -85,7 +86,7 @@ def folder_patch(files: list[tuple[str, Path, Path]], patch: int | None, default
     for name, pp, tp in files:
         a, b = image_size(pp), image_size(tp)
         if a != b:
-            raise ValueError(f"{name}: pristine is {a[1]} x {a[0]}, target is {b[1]} x {b[0]}; they must match")
+            raise ResJNDError(f"{name}: pristine is {a[1]} x {a[0]}, target is {b[1]} x {b[0]}; they must match")
         sizes[name] = a
     return checked_patch(sizes, patch, default)
 
@@ -99,7 +100,7 @@ def checked_patch(sizes: dict[str, tuple[int, int]], patch: int | None, default:
             patch = min(next(iter(distinct)))
     name, (h, w) = min(sizes.items(), key=lambda kv: min(kv[1]))
     if patch > min(h, w):
-        raise ValueError(
+        raise ResJNDError(
             f"{name}: {w} x {h} is smaller than the patch size {patch}; use a patch size of {min(h, w)} or less"
         )
     return patch
@@ -137,7 +138,7 @@ def write_patches(
         for k, ((name, pp, tp), stem) in enumerate(zip(files, stems)):
             a, b = read_image(pp), read_image(tp)
             if a.shape != b.shape or a.dtype != b.dtype:
-                raise ValueError(
+                raise ResJNDError(
                     f"{name}: pristine is {a.shape} {a.dtype}, target is {b.shape} {b.dtype}; they must match"
                 )
             rgb = as_rgb(a, name)
@@ -183,7 +184,7 @@ Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (pixels, end exclusive)
 def check_patch(pair: Pair, patch: int) -> None:
     h, w = pair.pristine.shape[:2]
     if patch > h or patch > w:
-        raise ValueError(f"{pair.name}: patch size {patch} is larger than the image ({w} x {h})")
+        raise ResJNDError(f"{pair.name}: patch size {patch} is larger than the image ({w} x {h})")
 
 
 def grid_origins(y0: int, y1: int, x0: int, x1: int, patch: int, h: int, w: int, stride: int) -> list:
@@ -220,15 +221,15 @@ def patch_origins(
         for i, (y0, y1, x0, x1) in enumerate(boxes):
             y0, y1, x0, x1 = max(0, y0), min(h, y1), max(0, x0), min(w, x1)
             if y1 <= y0 or x1 <= x0:
-                raise ValueError(f"{pair.name}: rectangle {i} lies outside the image")
+                raise ResJNDError(f"{pair.name}: rectangle {i} lies outside the image")
             out += grid_origins(y0, y1, x0, x1, patch, h, w, stride)
         return sorted(set(out))
     if mask is not None:
         m = np.asarray(mask).astype(bool)
         if m.shape != (h, w):
-            raise ValueError(f"{pair.name}: mask is {m.shape[1]} x {m.shape[0]}, image is {w} x {h}")
+            raise ResJNDError(f"{pair.name}: mask is {m.shape[1]} x {m.shape[0]}, image is {w} x {h}")
         if not m.any():
-            raise ValueError(f"{pair.name}: the mask marks no pixel")
+            raise ResJNDError(f"{pair.name}: the mask marks no pixel")
         cands = grid_origins(0, h, 0, w, patch, h, w, max(1, stride // 2))
         out = [(y, x) for y, x in cands if m[y + patch // 2, x + patch // 2]]
         if not out:  # small regions: centre a patch on each marked pixel's bounding box
@@ -267,7 +268,7 @@ def split(
     rng = np.random.default_rng(seed)
     if by == "images":
         if len(pairs) < 2:
-            raise ValueError("a validation split by images needs at least two image pairs")
+            raise ResJNDError("a validation split by images needs at least two image pairs")
         order = rng.permutation(len(pairs))
         n_val = max(1, round(val_fraction * len(pairs)))
         val_pairs = set(order[:n_val].tolist())
@@ -278,9 +279,9 @@ def split(
         order = rng.permutation(len(every))
         n_val = max(1, round(val_fraction * len(every))) if val_fraction > 0 else 0
         if len(every) - n_val < 1:
-            raise ValueError(f"only {len(every)} patches: too few to hold {n_val} out for validation")
+            raise ResJNDError(f"only {len(every)} patches: too few to hold {n_val} out for validation")
         val = [every[i] for i in sorted(order[:n_val])]
         train = [every[i] for i in sorted(order[n_val:])]
     else:
-        raise ValueError(f"validation split must be by 'patches' or 'images', got {by!r}")
+        raise ResJNDError(f"validation split must be by 'patches' or 'images', got {by!r}")
     return train, val

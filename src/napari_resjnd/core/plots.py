@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ResJNDError
+
 PANEL = (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"), ("vifp", "VIFp"), ("gmsd", "GMSD (lower is better)"))
 
 
@@ -18,7 +20,7 @@ def quality_plot(rows: list[dict[str, Any]], path: str | Path, fmt: str | None =
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise ValueError("--plot needs matplotlib: pip install matplotlib") from e
+        raise ResJNDError("--plot needs matplotlib: pip install matplotlib") from e
     fig, axes = plt.subplots(1, len(PANEL), figsize=(4 * len(PANEL), 3.4), constrained_layout=True)
     maps = list(dict.fromkeys(r["jnd"] for r in rows))
     targets = sorted({r["target_psnr"] for r in rows})

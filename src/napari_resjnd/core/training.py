@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .config import DEFAULT_PATCH, FinetuneConfig, FinetuneResult, check_config
+from .errors import ResJNDError
 from .events import TrainingEvent
 from .images import read_image
 from .loop import Batch, run_training
@@ -34,7 +35,7 @@ def _read(path: Path) -> np.ndarray:
     try:
         return read_image(path)
     except Exception as e:  # in a worker: say which file, in one line
-        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+        raise ResJNDError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 class PairFolder(Dataset):
@@ -51,10 +52,10 @@ class PairFolder(Dataset):
         name, p, t = self.files[i]
         a, b = as_rgb(_read(p), name), as_rgb(_read(t), name)
         if a.shape != b.shape:
-            raise ValueError(f"{name}: pristine is {a.shape}, target is {b.shape}; they must match")
+            raise ResJNDError(f"{name}: pristine is {a.shape}, target is {b.shape}; they must match")
         h, w = a.shape[:2]
         if h < self.patch or w < self.patch:
-            raise ValueError(f"{name}: {w} x {h} is smaller than the patch size {self.patch}")
+            raise ResJNDError(f"{name}: {w} x {h} is smaller than the patch size {self.patch}")
         rng = np.random.default_rng([self.seed, self.epoch, i])
         y, x = int(rng.integers(0, h - self.patch + 1)), int(rng.integers(0, w - self.patch + 1))
         a, b = a[y : y + self.patch, x : x + self.patch], b[y : y + self.patch, x : x + self.patch]
@@ -90,7 +91,7 @@ def _unwrapped(loader):
         shutdown = getattr(batches, "_shutdown_workers", None)  # no public way in torch
         if shutdown is not None:
             shutdown()
-    raise ValueError(message)
+    raise ResJNDError(message)
 
 
 class FolderData:
@@ -113,13 +114,13 @@ class FolderData:
             val_files = [files[i] for i in sorted(order[:n_val])]
             files = [files[i] for i in sorted(order[n_val:])]
         if not files:
-            raise ValueError(f"{pairs_dir}: no training pairs left after the validation split")
+            raise ResJNDError(f"{pairs_dir}: no training pairs left after the validation split")
         patch = folder_patch(files + val_files, config.patch, DEFAULT_PATCH)
         config = replace(config, patch=patch)
         self.world = dist.get_world_size() if dist is not None else 1
         self.rank = dist.get_rank() if dist is not None else 0
         if config.batch % self.world:
-            raise ValueError(f"batch {config.batch} must be divisible by the {self.world} processes")
+            raise ResJNDError(f"batch {config.batch} must be divisible by the {self.world} processes")
         self.config, self.workers = config, workers
         self.train_set = PairFolder(files, patch, config.augment, config.seed)
         self.val_set = PairFolder(val_files, patch, False, config.seed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 from magicgui.widgets import Container, Label
 
@@ -19,7 +20,7 @@ STATUS_CHARS = 180
 WORD_CHARS = 40
 
 
-def layer_choices(viewer, kinds: tuple[type, ...], where: Callable = lambda layer: True) -> list:
+def layer_choices(viewer, kinds: tuple[type[Any], ...], where: Callable[[Any], bool] = lambda layer: True) -> list:
     """(name, layer) pairs of the viewer's layers of ``kinds`` that pass ``where``."""
     return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kinds) and where(layer)]
 
