@@ -149,7 +149,7 @@ class Encoded:
 #: What the training loop yields.
 TrainingEvent = Union[TrainingStarted, TrainingStep, EpochDone]  # noqa: UP007 (a runtime alias)
 #: Every event the core's generators yield.
-Event = Union[Status, Download, TileDone, TrainingStarted, TrainingStep, EpochDone]  # noqa: UP007 (a runtime alias)
+Event = Union[Status, Download, TileDone, TrainingStarted, TrainingStep, EpochDone, Encoded]  # noqa: UP007 (a runtime alias)
 
 E = TypeVar("E")
 R = TypeVar("R")

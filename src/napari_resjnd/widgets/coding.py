@@ -18,6 +18,7 @@ from magicgui.widgets import ComboBox, LineEdit, PushButton, Select, Slider, Tab
 from ..core.baselines import MODELS, TITLES
 from ..core.coding import CODECS, available_codecs, parse_qualities
 from ..core.errors import ResJNDError
+from ..core.events import Encoded
 from ..core.prefilter import RESJND_SMOOTH
 from ..core.weights import DEFAULT_WEIGHTS
 from ._coding_worker import CodingJob, CodingResult, code
@@ -107,7 +108,14 @@ class CodingWidget(DockContainer):
             return
         self._pending = False
         source = self.image.value
-        self.runner.start(code, STORE, job, self._cache, on_value=lambda out: self._show(out, source, job))
+        self.runner.start(
+            code, STORE, job, self._cache, on_value=lambda out: self._show(out, source, job), on_event=self._on_event
+        )
+
+    def _on_event(self, ev: object) -> None:
+        if isinstance(ev, Encoded):
+            self.status.value = f"RD sweep: {ev.codec} {ev.jnd} q{ev.quality} ({ev.done} of {ev.total})"
+            self.runner.set_progress(ev.done, ev.total)
 
     def _show(self, out: CodingResult, source, job: CodingJob) -> None:
         self.result = out
@@ -115,8 +123,9 @@ class CodingWidget(DockContainer):
         self._plot(out)
         for d in out.decoded:
             name = f"{source.name} {job.codec} {d.jnd} ({d.match})"
-            meta = {"resjnd": {"output": "decoded", "codec": job.codec, "jnd": d.jnd, "match": d.match}}
-            meta["resjnd"] |= {"quality": d.quality, "bpp": d.bpp, "metrics": d.metrics, "source_layer": source.name}
+            info: dict[str, object] = {"output": "decoded", "codec": job.codec, "jnd": d.jnd, "match": d.match}
+            info |= {"quality": d.quality, "bpp": d.bpp, "metrics": d.metrics, "source_layer": source.name}
+            meta = {"resjnd": info}
             data = d.image if source.rgb else d.image[..., 0]
             if name in self._viewer.layers:
                 self._viewer.layers[name].data = data
