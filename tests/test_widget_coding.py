@@ -44,6 +44,20 @@ def test_worker_codes_at_equal_quality_and_equal_rate_and_caches_the_sweep(photo
     assert again.ok and again.value.decoded[0].quality == 80
 
 
+def test_worker_codes_resjnds_cpl_image(photo, tmp_path):
+    from conftest import make_tiny
+
+    from napari_resjnd.core.weights import save_weights
+
+    weights = str(save_weights(make_tiny(), tmp_path / "tiny.safetensors"))
+    job = CodingJob(photo, "webp", ("resjnd", "resjnd-smooth"), quality=60, sweep=(30, 60, 90), weights=weights)
+    out = drive(code(ModelStore(), job, {}, threading.Event()))
+    assert out.ok, out.error
+    assert [d.jnd for d in out.value.decoded] == ["none", "resjnd", "resjnd", "resjnd-smooth", "resjnd-smooth"]
+    plain, cpl = out.value.decoded[0], out.value.decoded[1]
+    assert not np.array_equal(plain.image, cpl.image)  # the CPL image, not the original, was coded
+
+
 def test_worker_reports_errors_and_stops(photo):
     bad = drive(code(ModelStore(), CodingJob(photo, "bpg", ("yang2005",), 50), {}, threading.Event()))
     assert not bad.ok and "unknown codec" in bad.error
