@@ -111,12 +111,15 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 
 
 def cmd_annotations_merge(args: argparse.Namespace) -> int:
-    from ..core.annotation import Session, check_same_image, export_pairs, ladders_for, merge
+    from ..core.annotation import Session, check_mergeable, check_same_image, export_pairs, ladders_for, merge
     from ..core.files import atomic_write
     from ..core.images import read_image
+    from ..core.pairs import refuse_earlier_pairs
 
     try:  # every session checked (complete, same image) before anything is written
         sessions = [Session.load(p) for p in args.sessions]
+        check_mergeable(sessions, [str(p) for p in args.sessions])
+        refuse_earlier_pairs(args.out, also=("merged.json",))
         image_path = args.image or sessions[0].image
         image = read_image(image_path)
         check_same_image(sessions, [str(p) for p in args.sessions], image, str(image_path), read=read_image)

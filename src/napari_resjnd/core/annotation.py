@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ResJNDError
 from .files import atomic_write, png_writer
 from .ladders import make_ladder
 from .pairs import Box
@@ -107,6 +108,9 @@ class Session:
             d = json.loads(Path(path).read_text())
             d["patches"] = [PatchRecord(**{**p, "box": tuple(int(v) for v in p["box"])}) for p in d["patches"]]
             d["image_shape"] = tuple(int(v) for v in d["image_shape"])
+            for key in ("observer", "image", "generator"):
+                if not isinstance(d.get(key), str):
+                    raise TypeError(f"{key!r} must be text, not {type(d.get(key)).__name__}")
             session = cls(**d)
         except OSError as e:
             raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
@@ -180,6 +184,31 @@ def check_same_image(
             raise ValueError(
                 f"{name}: the session judged another image than {image_name} (same shape, different pixels)"
             )
+
+
+def check_mergeable(sessions: list[Session], names: list[str]) -> None:
+    """Refuse what would make :func:`merge` count wrongly: a session without patches,
+    one that judges the same box twice (one of its levels would be dropped), and the
+    same session given twice (under one name or as a copy), which would count as
+    two observers in full agreement."""
+    seen: dict[str, str] = {}
+    for s, name in zip(sessions, names):
+        if not s.patches:
+            raise ResJNDError(f"{name}: {s.observer}'s session has no patches to merge")
+        boxes = [p.box for p in s.patches]
+        for j, box in enumerate(boxes):
+            if box in boxes[:j]:
+                raise ResJNDError(
+                    f"{name}: patches {boxes.index(box)} and {j} judge the same box {box}; "
+                    "keep one of them (a box is merged once per observer)"
+                )
+        key = json.dumps(asdict(s), sort_keys=True, default=str)
+        if key in seen:
+            raise ResJNDError(
+                f"{seen[key]} and {name} are the same session ({s.observer}, the same answers); "
+                "give each observer's session once"
+            )
+        seen[key] = name
 
 
 def ladders_for(image: np.ndarray, session: Session, jnd: np.ndarray | None = None) -> list:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ResJNDError
 from .files import atomic_write
 from .images import image_size, layout_of, plane_rgb, read_image, to_unit_float
 
@@ -131,6 +132,7 @@ def write_patches(
     stems = [Path(name).stem for name, _, _ in files]
     if len({s.casefold() for s in stems}) < len(stems):  # x.png and x.bmp: name patches after whole names
         stems = [name for name, _, _ in files]
+    refuse_earlier_pairs(out)
     counts = {"pairs": len(files), "patches": 0, "skipped_flat": 0}
     written: list[Path] = []
     try:
@@ -161,6 +163,20 @@ def write_patches(
             path.unlink(missing_ok=True)
         raise
     return counts
+
+
+def refuse_earlier_pairs(out: str | Path, also: tuple[str, ...] = ()) -> None:
+    """Refuse an ``out`` whose ``data/`` or ``label/`` (or the files ``also``) hold an
+    earlier run's files: writing beside them would mix two sets of pairs (a later
+    fine-tune trains on both), and overwriting them would lose the earlier run."""
+    out = Path(out)
+    earlier = [p for sub in ("data", "label") if (out / sub).is_dir() for p in (out / sub).iterdir()]
+    earlier += [out / name for name in also if (out / name).exists()]
+    if earlier:
+        raise ResJNDError(
+            f"{out}: holds {len(earlier)} files of an earlier run ({earlier[0].relative_to(out)}, ...); "
+            "give a new or empty folder (nothing was written)"
+        )
 
 
 def _image_writer(array: np.ndarray, suffix: str) -> Callable[[str], None]:
