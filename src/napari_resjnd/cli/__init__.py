@@ -13,6 +13,19 @@ from .predict import write_outputs
 __all__ = ["build_parser", "main", "write_outputs"]
 
 
+def _exit_now_if_native_work_runs(code: int) -> None:
+    """End the process at once while OpenVINO still quantises in its thread: letting
+    the interpreter shut down under it aborts in C++ ("terminate called without an
+    active exception", exit 134). The outputs are atomic, so nothing is left half-written."""
+    import os
+    import threading
+
+    if any(t.name == "resjnd-int8-quantise" and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Errors are one line and a non-zero exit (2: bad input,
     1: some files failed, 130: interrupted); ``--debug`` shows tracebacks."""
@@ -25,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         print("resjnd: interrupted", file=sys.stderr)
+        _exit_now_if_native_work_runs(130)
         return 130
     except UsageError as e:
         return fail(e)

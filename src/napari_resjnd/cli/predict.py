@@ -124,7 +124,6 @@ def _say_if_quantising(model: ResJND, device: str, precision: str) -> None:
     from ..core.inference import inference_precision
 
     if inference_precision(model, precision, resolve_device(device)) == INT8 and not int8.is_cached(model):
-        print(
-            f"int8: quantising these weights once (about 20 s on two cores); kept in {int8.cache_root()}",
-            file=sys.stderr,
-        )
+        problem = int8.cache_problem()
+        where = f"kept in {int8.cache_root()}" if problem is None else f"{problem}: kept in memory for this run only"
+        print(f"int8: quantising these weights once (about 20 s on two cores); {where}", file=sys.stderr)

@@ -35,13 +35,20 @@ def as_rgb(image: np.ndarray, what: str) -> np.ndarray:
     layout = layout_of(a)
     if layout.n_planes != 1:
         raise ValueError(f"{what}: expected one 2-D image, got shape {a.shape}")
-    return plane_rgb(to_unit_float(a), layout, 0)
+    try:
+        unit = to_unit_float(a)
+    except ValueError as e:  # NaN, another scale: say which image
+        raise ResJNDError(f"{what}: {e}") from None
+    return plane_rgb(unit, layout, 0)
 
 
-def make_pair(pristine: np.ndarray, target: np.ndarray, name: str = "pair") -> Pair:
-    """Check and convert one pair (any input kind that ``predict`` takes)."""
-    p = as_rgb(pristine, f"{name} (pristine)")
-    t = as_rgb(target, f"{name} (target)")
+def make_pair(
+    pristine: np.ndarray, target: np.ndarray, name: str = "pair", files: tuple[str, str] | None = None
+) -> Pair:
+    """Check and convert one pair (any input kind that ``predict`` takes); ``files``
+    (pristine, target) name them in errors."""
+    p = as_rgb(pristine, files[0] if files else f"{name} (pristine)")
+    t = as_rgb(target, files[1] if files else f"{name} (target)")
     if p.shape != t.shape:
         raise ValueError(
             f"{name}: pristine is {p.shape[1]} x {p.shape[0]} but target is {t.shape[1]} x {t.shape[0]}; "
@@ -108,7 +115,7 @@ def checked_patch(sizes: dict[str, tuple[int, int]], patch: int | None, default:
 
 def load_pair_folder(root: str | Path) -> list[Pair]:
     """All pairs of a folder in the authors' layout, in memory (see :func:`pair_files`)."""
-    return [make_pair(read_image(p), read_image(t), n) for n, p, t in pair_files(root)]
+    return [make_pair(read_image(p), read_image(t), n, (str(p), str(t))) for n, p, t in pair_files(root)]
 
 
 def write_patches(
