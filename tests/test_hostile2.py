@@ -25,7 +25,6 @@ import pytest
 import tifffile
 import torch
 from conftest import make_tiny
-from PIL import Image
 from test_hostile import pair_folder, photo, png, session_file, tiny_weights
 
 from napari_resjnd.cli import main
@@ -46,6 +45,7 @@ class Case:
     check: Callable[[Path, str], Any] | None = None  # (tmp, stdout + stderr of the last run)
     patch: Callable[[pytest.MonkeyPatch, Path], Any] | None = None  # applied before the last run
     marks: list = field(default_factory=list)
+    api: Callable[[Path], Any] | None = None  # a Python API case (argv unused), or a real process
 
 
 def files_in(folder: Path) -> dict[str, bytes]:
@@ -215,6 +215,10 @@ CASES = [
          check=lambda tmp, out: (out.count("kept in memory for this run only") == 1 and QUANTISED == [1]
                                  and len(list((tmp / "out").glob("*_jnd.tif"))) == 3) or pytest.fail(out),
          marks=[pytest.mark.slow]),
+    Case("ctrl-c-early-in-quantising", "3b", [], 0, api=lambda tmp: ctrl_c_while_quantising(tmp, 2.0),
+         marks=[pytest.mark.slow]),
+    Case("ctrl-c-late-in-quantising", "3b", [], 0, api=lambda tmp: ctrl_c_while_quantising(tmp, 6.0),
+         marks=[pytest.mark.slow]),
     # -- 4 one bad input stops the batch ----------------------------------------------------
     Case("symlink-loop-among-inputs", "4a", [*PREDICT, "{tmp}/a.png", "{tmp}/loop.png", "--out", "{tmp}/out"], 1,
          r"skipping .*loop\.png: a broken symbolic link or a symlink loop",
@@ -258,6 +262,9 @@ CASES = [
          r"s\.json: patches 0 and 1 judge the same box",
          lambda tmp: (png(tmp / "img.png"), session_file(tmp / "s.json", photo()),
                       _edit_json(tmp / "s.json", same_box=True))),
+    # -- 7 readers (Python API) -----------------------------------------------------------------
+    Case("tiff-lzw-and-jpeg", "7a", [], 0, api=lambda tmp: _compressed_tiffs(tmp)),
+    Case("big-endian-uint16-array", "7b", [], 0, api=lambda tmp: _big_endian(tmp)),
     # -- 8 environment ------------------------------------------------------------------------
     Case("gui-without-display", "8a", ["gui"], 2, r"no display .*xvfb-run", patch=_no_display),
     Case("files-respect-umask", "8b", [*PREDICT, "{tmp}/a.png", "--out", "{tmp}/out"], 0, "",
@@ -280,6 +287,31 @@ CASES = [
 # fmt: on
 
 
+def _compressed_tiffs(tmp: Path) -> None:
+    """ImageJ saves LZW, Photoshop often JPEG: both read like the PNG they came from."""
+    from napari_resjnd.core.images import read_image
+
+    img = photo(48, 64)
+    tifffile.imwrite(tmp / "lzw.tif", img, photometric="rgb", compression="lzw")
+    np.testing.assert_array_equal(read_image(tmp / "lzw.tif"), img)
+    smooth = np.broadcast_to(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (48, 64, 3)).copy()
+    tifffile.imwrite(tmp / "jpeg.tif", smooth, photometric="rgb", compression="jpeg")
+    got = read_image(tmp / "jpeg.tif")
+    assert got.shape == smooth.shape and np.abs(got.astype(int) - smooth).mean() < 3
+
+
+def _big_endian(tmp: Path) -> None:
+    """A big-endian uint16 array (FITS, some TIFF writers) predicts like the native one."""
+    from napari_resjnd import jnd_map, predict
+
+    native = photo(32, 32, dtype=np.uint16)
+    big = native.astype(">u2")
+    assert big.dtype.byteorder == ">" and big.dtype != np.uint16
+    model = make_tiny()
+    np.testing.assert_allclose(predict(model, big, device="cpu").jnd, predict(model, native, device="cpu").jnd)
+    np.testing.assert_allclose(jnd_map("chou1995", big), jnd_map("chou1995", native))
+
+
 def _edit_json(path: Path, image: Any = "keep", same_box: bool = False) -> None:
     d = json.loads(path.read_text())
     if image != "keep":
@@ -296,7 +328,10 @@ def _argv(argv: list[str], tmp: Path, weights: Path | None) -> list[str]:
 @pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.cls}-{c.id}", marks=c.marks) for c in CASES])
 def test_hostile2(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
     tmp = tmp_path
-    weights = tiny_weights(tmp) if any("{w}" in a for a in case.argv + sum(case.before, [])) else None
+    if case.api is not None:
+        case.api(tmp)
+        return
+    weights = tiny_weights(tmp) if any("{w}" in a for a in [*case.argv, *(a for b in case.before for a in b)]) else None
     if case.setup:
         case.setup(tmp)
     for argv in case.before:
@@ -311,7 +346,8 @@ def test_hostile2(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = captured.err
     assert rc == case.rc, err
     assert "Traceback" not in err and BUG not in err, err
-    errors = [l for l in err.replace("\r", "\n").splitlines() if l.startswith(("resjnd: error:", "resjnd: skipping"))]
+    lines = err.replace("\r", "\n").splitlines()
+    errors = [line for line in lines if line.startswith(("resjnd: error:", "resjnd: skipping"))]
     if case.message:
         assert any(re.search(case.message, line) for line in errors), errors or err
     else:
@@ -321,6 +357,35 @@ def test_hostile2(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_every_class_and_bullet_has_a_case():
-    bullets = {"1a", "1b", "1c", "1d", "2a", "2b", "2c", "2d", "3a", "4a", "4b", "4c", "4d", "5a", "5b", "6a", "6b"}
-    bullets |= {"8a", "8b", "9a", "9b", "9c", "9d"}
+    bullets = {"1a", "1b", "1c", "1d", "2a", "2b", "2c", "2d", "3a", "3b", "4a", "4b", "4c", "4d", "5a", "5b"}
+    bullets |= {"6a", "6b", "7a", "7b", "8a", "8b", "9a", "9b", "9c", "9d"}
     assert bullets <= {c.cls for c in CASES}
+
+
+# ---- 3b: Ctrl-C while int8 quantises (a real process and a real signal) -------------------
+def ctrl_c_while_quantising(tmp_path: Path, after_s: float) -> None:
+    """SIGINT while OpenVINO quantises in its thread: exit 130 and one line, not
+    SIGABRT (134) from native threads torn down at interpreter exit."""
+    png(tmp_path / "in" / "0.png", photo(64, 64))
+    w = save_weights(make_tiny(128, 25), tmp_path / "w.safetensors")  # the published size: quantising takes ~15 s
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RESJND_OFFLINE": "1", "RESJND_INT8_CACHE_DIR": str(tmp_path / "c")}
+    argv = ["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights", str(w)]
+    p = subprocess.Popen(
+        [sys.executable, "-m", "napari_resjnd.cli", *argv, "--precision", "int8", "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert p.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "quantising" not in seen and time.monotonic() < deadline:
+        seen += p.stderr.readline()
+    time.sleep(after_s)  # NNCF is at work in its thread by now
+    p.send_signal(signal.SIGINT)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, seen + err
+    assert "terminate called" not in err and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "resjnd: interrupted"
+    assert not list((tmp_path / "out").glob("*")), "nothing half-written"

@@ -106,9 +106,7 @@ def _earlier_ladder(out: Path) -> int | None:
         raise ValueError(f"--out {out}: its ladder.json is unreadable ({e}); give a new or empty folder") from None
     unrecorded = [p.name for p in levels if p.name not in {f"level_{k:02d}.png" for k in range(n)}]
     if unrecorded:
-        raise ValueError(
-            f"--out {out}: {unrecorded[0]} is not recorded in its ladder.json; give a new or empty folder"
-        )
+        raise ValueError(f"--out {out}: {unrecorded[0]} is not recorded in its ladder.json; give a new or empty folder")
     return n
 
 

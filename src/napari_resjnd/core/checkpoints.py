@@ -20,8 +20,8 @@ import torch
 from .config import FinetuneConfig
 from .errors import ResJNDError
 from .files import atomic_write
-from .outputs import _disk_full
 from .model import ResJND
+from .outputs import _disk_full
 from .weights import save_weights
 
 #: Settings a resumed run keeps from the run it continues (they shape the data or

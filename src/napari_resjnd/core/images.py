@@ -216,7 +216,7 @@ def _load_tiff(path: Path) -> ImageFile:
         data = np.moveaxis(data, axes.index("S"), -1)
         axes = axes.replace("S", "") + "S"
     samples = data.shape[-1] if axes.endswith("S") else 1
-    rgb = photometric == 2  # tifffile.PHOTOMETRIC.RGB
+    rgb = photometric in (2, 6)  # RGB, or YCbCr (JPEG-compressed: tifffile decodes it to RGB)
     if "C" in axes and data.shape[axes.index("C")] != 1:
         raise ValueError(
             f"{data.shape[axes.index('C')]} channels (axes {series.axes!r}, shape {shape}); "

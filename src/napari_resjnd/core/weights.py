@@ -311,8 +311,9 @@ def _check_metadata_types(path: Path, info: dict) -> None:
     """A key of the wrong type (hand-edited or foreign metadata) named in one line."""
     for key, types in _METADATA_TYPES.items():
         if key in info and (not isinstance(info[key], types) or isinstance(info[key], bool)):
-            want = " or ".join("null" if t is type(None) else {"dict": "a JSON object"}.get(t.__name__, t.__name__)
-                               for t in types)
+            want = " or ".join(
+                "null" if t is type(None) else {"dict": "a JSON object"}.get(t.__name__, t.__name__) for t in types
+            )
             raise WeightsError(
                 f"{path}: metadata key {key!r} must be {want}, not {type(info[key]).__name__} ({info[key]!r:.40})"
             )
