@@ -164,8 +164,15 @@ TRAIN += ["--device", "cpu", "--precision", "fp32", "--batch", "2", "--patch", "
 CASES = [
     # -- 1 an output folder that already holds an earlier run ------------------------------
     Case("patches-failing-run-into-earlier-run", "1a", ["patches", "{tmp}/pairs2", "{tmp}/p", "--size", "20"],
-         2, r"p: holds .* earlier run", _late_bad_pairs, before=[["patches", "{tmp}/pairs", "{tmp}/p", "--size", "20"]],
-         check=unchanged("p")),
+         2, r"3\.png: not a readable image", _late_bad_pairs,
+         before=[["patches", "{tmp}/pairs", "{tmp}/p", "--size", "20"]], check=unchanged("p")),
+    Case("patches-rerun-replaces-its-recorded-set", "1a", ["patches", "{tmp}/pairs", "{tmp}/p", "--size", "40"], 0,
+         "", _late_bad_pairs, before=[["patches", "{tmp}/pairs", "{tmp}/p", "--size", "20"]],
+         check=lambda tmp, out: (
+             sorted(p.name for p in (tmp / "p" / "data").iterdir()) == [f"{i}_y0_x0.png" for i in range(4)]
+             and "replaced the earlier run's 16 pairs" in out) or pytest.fail(out)),
+    Case("patches-into-unrecorded-pairs", "1a", ["patches", "{tmp}/pairs", "{tmp}/pairs2", "--size", "20"], 2,
+         r"pairs2: holds 8 files of an earlier run", _late_bad_pairs, check=unchanged("pairs2")),
     Case("ladder-fewer-levels-into-earlier-ladder", "1b",
          ["ladder", "{tmp}/img.png", "--box", "0,0,16,16", "--levels", "3", "--out", "{tmp}/l"], 0, "",
          lambda tmp: png(tmp / "img.png"),

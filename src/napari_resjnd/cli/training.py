@@ -160,5 +160,6 @@ def cmd_patches(args: argparse.Namespace) -> int:
     print(
         f"{counts['patches']} patch pairs of {args.size} px from {counts['pairs']} image pairs"
         + (f"; {counts['skipped_flat']} flat patches skipped" if args.min_std else "")
+        + (f"; replaced the earlier run's {counts['replaced']} pairs in {args.out}" if counts["replaced"] else "")
     )
     return 0
