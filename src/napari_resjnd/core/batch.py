@@ -78,7 +78,8 @@ def _folder_images(p: Path, out: Path, recursive: bool) -> list[Path]:
     found = p.rglob("*") if recursive else p.glob("*")
     images = []
     for f in found:
-        if not (f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()):
+        broken = f.is_symlink() and not f.exists()  # a loop or a dangling link: reported, not skipped silently
+        if not (f.suffix.lower() in IMAGE_SUFFIXES and (f.is_file() or broken)):
             continue
         parent = _resolved(f.parent)
         in_out = parent == out_r or out_r in parent.parents

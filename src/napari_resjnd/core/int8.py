@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .files import current_umask
 from .model import ResJND
 
 #: Bumped whenever the scheme below changes: it invalidates the disk cache.
@@ -211,6 +212,7 @@ def _build_or_load(model: ResJND, key: str) -> Any:
     try:
         path.parent.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent.parent))
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700: a shared cache must be readable
     except OSError as e:
         log.info("int8: %s; the quantised network is kept in memory for this run only", cache_problem() or e)
         return _keep_in_memory(key, q)
