@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         print("resjnd: interrupted", file=sys.stderr)
-        _exit_now_if_native_work_runs(130)
+        if argv is None:  # the program itself (not a caller in this process): end it now
+            _exit_now_if_native_work_runs(130)
         return 130
     except UsageError as e:
         return fail(e)
