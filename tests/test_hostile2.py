@@ -262,6 +262,11 @@ CASES = [
          r"s\.json: .*'image' must be", lambda tmp: (png(tmp / "img.png"), session_file(tmp / "s.json", photo()),
                                                      _edit_json(tmp / "s.json", image=None)),
          check=lambda tmp, out: not (tmp / "pairs").exists() or pytest.fail("left files")),
+    Case("merge-session-seed-is-text", "5b", ["annotations", "merge", "{tmp}/s.json", "--out", "{tmp}/pairs"], 2,
+         r"s\.json: not a CPL annotation session \(TypeError: 'seed' must be int, not str\)",
+         lambda tmp: (png(tmp / "img.png"), session_file(tmp / "s.json", photo()),
+                      _edit_json(tmp / "s.json", seed="x")),
+         check=lambda tmp, out: not (tmp / "pairs").exists() or pytest.fail("left files")),
     # -- 6 merge counts -----------------------------------------------------------------------
     Case("merge-same-session-twice", "6a", ["annotations", "merge", "{tmp}/s.json", "{tmp}/s.json", "--out",
                                             "{tmp}/pairs"], 2, r"s\.json and .*s\.json are the same session",
@@ -323,8 +328,8 @@ def _big_endian(tmp: Path) -> None:
     np.testing.assert_allclose(jnd_map("chou1995", big), jnd_map("chou1995", native))
 
 
-def _edit_json(path: Path, image: Any = "keep", same_box: bool = False) -> None:
-    d = json.loads(path.read_text())
+def _edit_json(path: Path, image: Any = "keep", same_box: bool = False, **fields: Any) -> None:
+    d = {**json.loads(path.read_text()), **fields}
     if image != "keep":
         d["image"] = image
     if same_box:

@@ -108,9 +108,7 @@ class Session:
             d = json.loads(Path(path).read_text())
             d["patches"] = [PatchRecord(**{**p, "box": tuple(int(v) for v in p["box"])}) for p in d["patches"]]
             d["image_shape"] = tuple(int(v) for v in d["image_shape"])
-            for key in ("observer", "image", "generator"):
-                if not isinstance(d.get(key), str):
-                    raise TypeError(f"{key!r} must be text, not {type(d.get(key)).__name__}")
+            _check_field_types(d)
             session = cls(**d)
         except OSError as e:
             raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
@@ -138,6 +136,28 @@ class Session:
 
     def unfinished(self) -> list[int]:
         return [i for i, p in enumerate(self.patches) if p.critical is None]
+
+
+#: The JSON types of a session's fields (a hand-edited file may hold anything).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "observer": (str,),
+    "image": (str,),
+    "generator": (str,),
+    "levels": (int,),
+    "seed": (int,),
+    "mode": (str,),
+    "image_sha256": (str, type(None)),
+}
+
+
+def _check_field_types(d: dict) -> None:
+    """TypeError naming the first field of the wrong type (read by :meth:`Session.load`)."""
+    for key, types in _FIELD_TYPES.items():
+        if key in d and (not isinstance(d[key], types) or isinstance(d[key], bool)):
+            raise TypeError(f"{key!r} must be {types[0].__name__}, not {type(d[key]).__name__}")
+    for i, p in enumerate(d["patches"]):
+        if not isinstance(p.trials, list) or not all(isinstance(t, dict) and "same" in t for t in p.trials):
+            raise TypeError(f"patch {i}'s trials must be a list of {{'level': L, 'same': true/false}}")
 
 
 def image_sha256(image: np.ndarray) -> str:
