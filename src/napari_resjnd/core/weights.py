@@ -297,26 +297,19 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return {k.removeprefix("module."): v for k, v in obj.items()}, {}
 
 
-#: The JSON types each metadata key may hold (None: the key may be null).
-_METADATA_TYPES: dict[str, tuple[type, ...]] = {
-    "format_version": (int,),
-    "architecture": (dict,),
-    "base_weights": (str, type(None)),
-    "base_sha256": (str, type(None)),
-    "training": (dict, type(None)),
-}
+#: The JSON types each metadata key may hold, and how to say so.
+_METADATA_TYPES: dict[str, tuple[tuple[type, ...], str]] = {"format_version": ((int,), "int")}
+_METADATA_TYPES["architecture"] = ((dict,), "a JSON object")
+_METADATA_TYPES |= {k: ((str, type(None)), "text or null") for k in ("base_weights", "base_sha256")}
+_METADATA_TYPES["training"] = ((dict, type(None)), "a JSON object or null")
 
 
 def _check_metadata_types(path: Path, info: dict) -> None:
     """A key of the wrong type (hand-edited or foreign metadata) named in one line."""
-    for key, types in _METADATA_TYPES.items():
+    for key, (types, want) in _METADATA_TYPES.items():
         if key in info and (not isinstance(info[key], types) or isinstance(info[key], bool)):
-            want = " or ".join(
-                "null" if t is type(None) else {"dict": "a JSON object"}.get(t.__name__, t.__name__) for t in types
-            )
-            raise WeightsError(
-                f"{path}: metadata key {key!r} must be {want}, not {type(info[key]).__name__} ({info[key]!r:.40})"
-            )
+            got = f"{type(info[key]).__name__} ({info[key]!r:.40})"
+            raise WeightsError(f"{path}: metadata key {key!r} must be {want}, not {got}")
 
 
 def load_model(
