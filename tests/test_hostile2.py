@@ -244,6 +244,13 @@ CASES = [
              json.loads((tmp / "in" / "out" / "summary.json").read_text())["counts"]
              == {"done": 0, "skipped": 1, "failed": 0} and not (tmp / "in" / "out" / "out").exists()
          ) or pytest.fail(out)),
+    Case("out-above-the-input-folder", "4c", [*PREDICT, "{tmp}/in", "--recursive", "--out", "{tmp}"], 0, "",
+         lambda tmp: png(tmp / "in" / "sub" / "a.png"),
+         check=lambda tmp, out: (tmp / "sub" / "a_jnd.tif").is_file() or pytest.fail(out)),
+    Case("out-is-the-input-folder", "4c", [*PREDICT, "{tmp}/in", "--out", "{tmp}/in", "--skip-existing"], 0, "",
+         lambda tmp: png(tmp / "in" / "a.png"), before=[[*PREDICT, "{tmp}/in", "--out", "{tmp}/in"]],
+         check=lambda tmp, out: json.loads((tmp / "in" / "summary.json").read_text())["counts"]
+         == {"done": 0, "skipped": 1, "failed": 0} or pytest.fail(out)),
     Case("skip-existing-incomplete-set", "4d", [*PREDICT, "{tmp}/a.png", "--out", "{tmp}/out", "--skip-existing"], 0,
          "", lambda tmp: png(tmp / "a.png"), before=[[*PREDICT, "{tmp}/a.png", "--out", "{tmp}/out"]],
          patch=lambda mp, tmp: (tmp / "out" / "a_cpl.png").unlink(),

@@ -75,14 +75,15 @@ def _folder_images(p: Path, out: Path, recursive: bool) -> list[Path]:
     except OSError as e:
         raise ResJNDError(f"{p}: cannot list the folder ({e.strerror or e})") from None
     out_r, p_r = _resolved(out), _resolved(p)
+    out_inside = out_r == p_r or p_r in out_r.parents
     found = p.rglob("*") if recursive else p.glob("*")
     images = []
     for f in found:
         broken = f.is_symlink() and not f.exists()  # a loop or a dangling link: reported, not skipped silently
         if not (f.suffix.lower() in IMAGE_SUFFIXES and (f.is_file() or broken)):
             continue
-        parent = _resolved(f.parent)
-        in_out = parent == out_r or out_r in parent.parents
+        parent = _resolved(f.parent) if out_inside else None
+        in_out = parent is not None and (parent == out_r or out_r in parent.parents)
         if in_out and (out_r != p_r or f.name.endswith(OUTPUT_SUFFIXES)):
             continue  # outputs of an earlier run: mapping them would map maps
         images.append(f)
