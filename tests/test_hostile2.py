@@ -52,12 +52,10 @@ def files_in(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def keep(folder_rel: str):
-    """setup hook: snapshot a folder after the earlier runs (see ``unchanged``)."""
-    return folder_rel
-
-
 def unchanged(folder_rel: str):
+    """A check: ``folder_rel`` holds exactly what it held after the earlier runs (the
+    test snapshots every folder before the last run)."""
+
     def check(tmp: Path, out: str) -> None:
         snap = tmp / ".snapshot.json"
         before = json.loads(snap.read_text())[folder_rel]
