@@ -19,6 +19,19 @@ from .predict import write_outputs
 __all__ = ["build_parser", "main", "write_outputs"]
 
 
+def _exit_now_if_native_work_runs(code: int) -> None:
+    """End the process at once when OpenVINO is loaded: interrupted while it
+    quantises or runs, its threads are still joinable when the interpreter's
+    teardown runs the C++ destructors, which aborts ("terminate called without an
+    active exception", exit 134). Outputs are atomic: nothing is left half-written."""
+    import os
+
+    if "openvino" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Errors meant for the user (:class:`ResJNDError`, and the
     system's own: a missing file, a full disk) are one line and exit 2 (1: some
@@ -35,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         print("resjnd: interrupted", file=sys.stderr)
+        if argv is None:  # the program itself (not a caller in this process): end it now
+            _exit_now_if_native_work_runs(130)
         return 130
     except ResJNDError as e:
         if args.debug:

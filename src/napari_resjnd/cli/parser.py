@@ -260,9 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--weights", default=None, help="start from these weights (default: random initialisation)")
     tr.add_argument(
-        "--channels", type=positive_int, default=128, help="feature channels of a new network (published: 128)"
+        "--channels",
+        type=positive_int,
+        default=None,
+        help="feature channels of a new network (default: the published 128, or the resumed run's)",
     )
-    tr.add_argument("--recursions", type=positive_int, default=25, help="recursions of a new network (published: 25)")
+    tr.add_argument(
+        "--recursions",
+        type=positive_int,
+        default=None,
+        help="recursions of a new network (default: the published 25, or the resumed run's)",
+    )
     _config_args(tr, TRAIN_CONFIG, ", the global batch split over processes", TRAIN_OVERRIDABLE)
     tr.add_argument(
         "--workers", type=nonnegative_int, default=2, help="DataLoader worker processes per training process"

@@ -70,8 +70,9 @@ def config_from_args(args: argparse.Namespace, defaults: FinetuneConfig) -> Fine
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from ..core.checkpoints import recorded_architecture
     from ..core.finetune import history_path
-    from ..core.model import Provenance, ResJND
+    from ..core.model import CHANNELS, RECURSIONS, Provenance, ResJND
     from ..core.training import init_distributed, iter_train
     from ..core.weights import load_model
 
@@ -84,7 +85,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             model = load_model(args.weights)
         else:  # the authors' initialisation, the same on every rank
             torch.manual_seed(config.seed)
-            model = ResJND(args.channels, args.recursions)
+            arch = (recorded_architecture(args.resume) if args.resume else None) or {}
+            model = ResJND(
+                args.channels or arch.get("channels", CHANNELS), args.recursions or arch.get("recursions", RECURSIONS)
+            )
             model.provenance = Provenance(weights="random-init")
         gen = iter_train(
             model,
@@ -156,5 +160,6 @@ def cmd_patches(args: argparse.Namespace) -> int:
     print(
         f"{counts['patches']} patch pairs of {args.size} px from {counts['pairs']} image pairs"
         + (f"; {counts['skipped_flat']} flat patches skipped" if args.min_std else "")
+        + (f"; replaced the earlier run's {counts['replaced']} pairs in {args.out}" if counts["replaced"] else "")
     )
     return 0

@@ -108,6 +108,7 @@ class Session:
             d = json.loads(Path(path).read_text())
             d["patches"] = [PatchRecord(**{**p, "box": tuple(int(v) for v in p["box"])}) for p in d["patches"]]
             d["image_shape"] = tuple(int(v) for v in d["image_shape"])
+            _check_field_types(d)
             session = cls(**d)
         except OSError as e:
             raise ResJNDError(f"{path}: cannot read it ({e.strerror or e})") from None
@@ -135,6 +136,28 @@ class Session:
 
     def unfinished(self) -> list[int]:
         return [i for i, p in enumerate(self.patches) if p.critical is None]
+
+
+#: The JSON types of a session's fields (a hand-edited file may hold anything).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "observer": (str,),
+    "image": (str,),
+    "generator": (str,),
+    "levels": (int,),
+    "seed": (int,),
+    "mode": (str,),
+    "image_sha256": (str, type(None)),
+}
+
+
+def _check_field_types(d: dict) -> None:
+    """TypeError naming the first field of the wrong type (read by :meth:`Session.load`)."""
+    for key, types in _FIELD_TYPES.items():
+        if key in d and (not isinstance(d[key], types) or isinstance(d[key], bool)):
+            raise TypeError(f"{key!r} must be {types[0].__name__}, not {type(d[key]).__name__}")
+    for i, p in enumerate(d["patches"]):
+        if not isinstance(p.trials, list) or not all(isinstance(t, dict) and "same" in t for t in p.trials):
+            raise TypeError(f"patch {i}'s trials must be a list of {{'level': L, 'same': true/false}}")
 
 
 def image_sha256(image: np.ndarray) -> str:
@@ -181,6 +204,31 @@ def check_same_image(
             raise ResJNDError(
                 f"{name}: the session judged another image than {image_name} (same shape, different pixels)"
             )
+
+
+def check_mergeable(sessions: list[Session], names: list[str]) -> None:
+    """Refuse what would make :func:`merge` count wrongly: a session without patches,
+    one that judges the same box twice (one of its levels would be dropped), and the
+    same session given twice (under one name or as a copy), which would count as
+    two observers in full agreement."""
+    seen: dict[str, str] = {}
+    for s, name in zip(sessions, names):
+        if not s.patches:
+            raise ResJNDError(f"{name}: {s.observer}'s session has no patches to merge")
+        boxes = [p.box for p in s.patches]
+        for j, box in enumerate(boxes):
+            if box in boxes[:j]:
+                raise ResJNDError(
+                    f"{name}: patches {boxes.index(box)} and {j} judge the same box {box}; "
+                    "keep one of them (a box is merged once per observer)"
+                )
+        key = json.dumps(asdict(s), sort_keys=True, default=str)
+        if key in seen:
+            raise ResJNDError(
+                f"{seen[key]} and {name} are the same session ({s.observer}, the same answers); "
+                "give each observer's session once"
+            )
+        seen[key] = name
 
 
 def ladders_for(image: np.ndarray, session: Session, jnd: np.ndarray | None = None) -> list:

@@ -6,6 +6,7 @@ with compute. Used by ``resjnd predict``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +32,63 @@ class Job:
         """Written last: its presence marks the job as done."""
         return self.out_dir / f"{self.stem}.json"
 
+    def complete(self) -> bool:
+        """The sidecar and every file it lists are there (a set someone thinned out,
+        or one written by another tool under the same name, is not complete)."""
+        try:
+            meta = json.loads(self.sidecar.read_text())
+            files = meta["files"] if "files" in meta else [f"{self.stem}_jnd.tif"]  # sets from before the list
+            return all((self.out_dir / str(name)).is_file() for name in files) and bool(files)
+        except (OSError, ValueError, TypeError, KeyError):
+            return False
+
+
+#: Names ``resjnd predict`` keeps for itself in ``--out``: an input with such a stem
+#: is named after its whole file name (``summary.png.json``).
+RESERVED_STEMS = ("summary",)
+
+#: Suffixes of the files a prediction writes: never taken for inputs in ``--out``.
+OUTPUT_SUFFIXES = ("_jnd.tif", "_jnd.png", "_cpl.png", "_cpl.tif")
+
+
+def _reserved(stem: str) -> bool:
+    s = stem.casefold()
+    return s in RESERVED_STEMS or s.startswith("summary-shard-")
+
+
+def _resolved(p: Path) -> Path:
+    """``p`` resolved, or as given when a symlink loop makes that impossible (it is
+    then reported when read, and the other inputs go on)."""
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return p.absolute()
+
+
+def _folder_images(p: Path, out: Path, recursive: bool) -> list[Path]:
+    """Image files in folder ``p``, leaving out what an earlier run wrote into ``out``
+    when ``out`` lies inside ``p``."""
+    try:
+        next(os.scandir(p), None)
+    except PermissionError:
+        raise ResJNDError(f"{p}: permission denied (the folder cannot be listed)") from None
+    except OSError as e:
+        raise ResJNDError(f"{p}: cannot list the folder ({e.strerror or e})") from None
+    out_r, p_r = _resolved(out), _resolved(p)
+    out_inside = out_r == p_r or p_r in out_r.parents
+    found = p.rglob("*") if recursive else p.glob("*")
+    images = []
+    for f in found:
+        broken = f.is_symlink() and not f.exists()  # a loop or a dangling link: reported, not skipped silently
+        if not (f.suffix.lower() in IMAGE_SUFFIXES and (f.is_file() or broken)):
+            continue
+        parent = _resolved(f.parent) if out_inside else None
+        in_out = parent is not None and (parent == out_r or out_r in parent.parents)
+        if in_out and (out_r != p_r or f.name.endswith(OUTPUT_SUFFIXES)):
+            continue  # outputs of an earlier run: mapping them would map maps
+        images.append(f)
+    return images
+
 
 def _pending(read: Future[ImageFile] | None) -> Future[ImageFile]:
     """A read still to collect (each is collected once, then dropped)."""
@@ -53,8 +111,7 @@ def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = F
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = p.rglob("*") if recursive else p.glob("*")
-            images = [f for f in found if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+            images = _folder_images(p, out, recursive)
             if not images:
                 raise ResJNDError(
                     f"{p}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
@@ -64,7 +121,7 @@ def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = F
                 jobs.append(Job(f, out / f.relative_to(p).parent, f.stem))
         else:  # missing files are reported when read
             jobs.append(Job(p, out, p.stem))
-    jobs = sorted({j.source.resolve(): j for j in jobs}.values(), key=lambda j: str(j.source))
+    jobs = sorted({_resolved(j.source): j for j in jobs}.values(), key=lambda j: str(j.source))
     return _unique_names(jobs)
 
 
@@ -80,7 +137,7 @@ def _unique_names(jobs: list[Job]) -> list[Job]:
 
     renamed = {id(j): j for j in jobs}
     for clash in groups(jobs).values():
-        if len(clash) > 1:
+        if len(clash) > 1 or _reserved(clash[0].stem):
             for j in clash:
                 renamed[id(j)] = Job(j.source, j.out_dir, j.source.name)
     out = [renamed[id(j)] for j in jobs]
@@ -144,7 +201,7 @@ def run_batch(
     t0 = time.perf_counter()
     todo = []
     for job in jobs:
-        if skip_existing and job.sidecar.exists():
+        if skip_existing and job.complete():
             summary.skipped.append(str(job.source))
         else:
             todo.append(job)

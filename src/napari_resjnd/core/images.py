@@ -75,7 +75,7 @@ def layout_of(image: np.ndarray, rgb: bool | None = None) -> ImageLayout:
 
 def to_unit_float(image: np.ndarray) -> np.ndarray:
     """Scale to float32 in [0, 1] by dtype; NaN or inf raise ``ValueError``."""
-    a = np.asarray(image)
+    a = native_order(np.asarray(image))
     if a.dtype == np.uint8:
         return a.astype(np.float32) / np.float32(255)
     if a.dtype == np.uint16:
@@ -100,6 +100,14 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
             )
         return f
     raise ResJNDError(f"unsupported pixel type {a.dtype}; use uint8, uint16, or float in [0, 1]")
+
+
+def native_order(a: np.ndarray) -> np.ndarray:
+    """``a`` in the machine's byte order: a big-endian array (``>u2``, from a file or
+    another tool) has the same values but does not compare equal to ``np.uint16``."""
+    if a.dtype.byteorder in ("=", "|") or a.dtype.byteorder == np.dtype(a.dtype.type).byteorder:
+        return a
+    return a.astype(a.dtype.newbyteorder("="))
 
 
 def plane_rgb(unit: np.ndarray, layout: ImageLayout, index: int) -> np.ndarray:
@@ -138,6 +146,8 @@ def load_image(path: str | Path) -> ImageFile:
     """
     path = Path(path)
     if not path.is_file():
+        if path.is_symlink() and not path.exists():
+            raise ResJNDError(f"{path}: a broken symbolic link or a symlink loop")
         raise ResJNDError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     try:
         if path.suffix.lower() in {".tif", ".tiff"}:
@@ -208,7 +218,7 @@ def _load_tiff(path: Path) -> ImageFile:
         data = np.moveaxis(data, axes.index("S"), -1)
         axes = axes.replace("S", "") + "S"
     samples = data.shape[-1] if axes.endswith("S") else 1
-    rgb = photometric == 2  # tifffile.PHOTOMETRIC.RGB
+    rgb = photometric in (2, 6)  # RGB, or YCbCr (JPEG-compressed: tifffile decodes it to RGB)
     if "C" in axes and data.shape[axes.index("C")] != 1:
         raise ResJNDError(
             f"{data.shape[axes.index('C')]} channels (axes {series.axes!r}, shape {shape}); "
@@ -274,7 +284,7 @@ def _load_pillow(path: Path) -> ImageFile:
 
 def rgb255(image: np.ndarray) -> np.ndarray:
     """One 2-D image as H x W x 3 float64 in [0, 255], exact for uint8 input."""
-    a = np.asarray(image)
+    a = native_order(np.asarray(image))
     layout = layout_of(a)
     if layout.n_planes != 1:
         raise ResJNDError(f"expected one 2-D image, got shape {a.shape}")

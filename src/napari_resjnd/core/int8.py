@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .errors import ResJNDError
+from .files import current_umask
 from .model import ResJND
 from .paths import cache_dir
 
@@ -52,6 +53,9 @@ CACHE_ENV = "RESJND_INT8_CACHE_DIR"
 INSTALL_HINT = 'int8 needs OpenVINO: pip install "napari-resjnd[int8]"'
 
 _compiled: dict[tuple[str, int], Any] = {}
+#: Quantised networks of this process, by cache key: used when the disk cache is unusable.
+_in_memory: dict[str, Any] = {}
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _cores: list[Any] = []
 
@@ -191,17 +195,57 @@ def _build_or_load(model: ResJND, key: str) -> Any:
             return _core().read_model(path)
         except RuntimeError:  # a damaged entry: rebuild it
             shutil.rmtree(path.parent, ignore_errors=True)
+    with _lock:
+        kept = _in_memory.get(key)
+    if kept is not None:  # quantised earlier in this process, the disk cache unusable
+        return kept
     q = quantize(model)
     # Written whole into a sibling folder, then renamed: never a half-written entry.
-    path.parent.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent.parent))
+    try:
+        path.parent.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent.parent))
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700: a shared cache must be readable
+    except OSError as e:
+        log.info("int8: %s; the quantised network is kept in memory for this run only", cache_problem() or e)
+        return _keep_in_memory(key, q)
     try:
         ov.save_model(q, tmp / "model.xml", compress_to_fp16=False)
         with contextlib.suppress(OSError):  # another process got there first: keep theirs
             os.replace(tmp, path.parent)
+    except (OSError, RuntimeError) as e:  # a full disk: OpenVINO raises RuntimeError
+        log.info("int8: could not keep the quantised network in %s (%s); kept in memory", tmp.parent, e)
+        _keep_in_memory(key, q)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return q
+
+
+def _keep_in_memory(key: str, q: Any) -> Any:
+    with _lock:
+        if len(_in_memory) >= 4:
+            _in_memory.pop(next(iter(_in_memory)))
+        _in_memory[key] = q
+    return q
+
+
+def cache_problem() -> str | None:
+    """Why the disk cache cannot take a quantised network (a file in the way, a
+    read-only or unwritable folder), or None; checked before quantising so that
+    the user hears it once, not after each image."""
+    root = cache_root()
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"the cache {root} cannot be made: {probe} is a file"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"the cache {root} is not writable ({probe})"
+    if probe == root:
+        try:
+            tempfile.TemporaryFile(dir=root).close()
+        except OSError as e:
+            return f"the cache {root} cannot take files ({e.strerror or e})"
+    return None
 
 
 class Int8Network:

@@ -78,6 +78,16 @@ class TrainingData(Protocol):
         ...
 
 
+def record_what_runs(history: dict[str, Any], from_epoch: int, **now: Any) -> None:
+    """A resumed run's history records what runs from now on (the optimiser's
+    settings, the data, the precision); each value that changed is kept in
+    ``history["resumed_changes"]`` with the epoch it applies from."""
+    changed = {k: {"was": history.get(k), "now": v} for k, v in now.items() if history.get(k) != v}
+    if changed:
+        history.setdefault("resumed_changes", []).append({"from_epoch": from_epoch, **changed})
+        history.update({k: v["now"] for k, v in changed.items()})
+
+
 def run_training(
     model: ResJND,
     data: TrainingData,
@@ -136,6 +146,7 @@ def run_training(
         "world_size": world,
         "base_weights": base.weights,
         "base_sha256": base.origin_sha256,
+        "architecture": {"channels": model.channels, "recursions": model.recursions},
         "loss": "MSE per pixel and channel, [0, 1] units",
         "epochs": [],
     }
@@ -144,6 +155,7 @@ def run_training(
     files = RunFiles(out, writer)
     if resume is not None:
         history, start_epoch, best, data_state = resume_run(resume, config, override, model, opt, sched, device)
+        record_what_runs(history, start_epoch, hyperparameters=hp, data=data.summary, precision=precision)
         files.adopt(resume)
         data.load_state(data_state)
     steps = data.steps()

@@ -68,6 +68,7 @@ def write_outputs(
     planes_2d = pred.jnd.ndim == 2
     cpl = pred.cpl
     paths = output_paths(out_dir, stem, planes_2d, cpl=cpl is not None)
+    meta["files"] = [p.name for p in paths[:-1]]  # what --skip-existing checks for a complete set
     exif = _png_exif(orientation)
 
     def png(array):

@@ -8,6 +8,10 @@ over the whole image, or from folders in the authors' layout (``DIR/data/`` and
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +39,20 @@ def as_rgb(image: np.ndarray, what: str) -> np.ndarray:
     layout = layout_of(a)
     if layout.n_planes != 1:
         raise ResJNDError(f"{what}: expected one 2-D image, got shape {a.shape}")
-    return plane_rgb(to_unit_float(a), layout, 0)
+    try:
+        unit = to_unit_float(a)
+    except ValueError as e:  # NaN, another scale: say which image
+        raise ResJNDError(f"{what}: {e}") from None
+    return plane_rgb(unit, layout, 0)
 
 
-def make_pair(pristine: np.ndarray, target: np.ndarray, name: str = "pair") -> Pair:
-    """Check and convert one pair (any input kind that ``predict`` takes)."""
-    p = as_rgb(pristine, f"{name} (pristine)")
-    t = as_rgb(target, f"{name} (target)")
+def make_pair(
+    pristine: np.ndarray, target: np.ndarray, name: str = "pair", files: tuple[str, str] | None = None
+) -> Pair:
+    """Check and convert one pair (any input kind that ``predict`` takes); ``files``
+    (pristine, target) name them in errors."""
+    p = as_rgb(pristine, files[0] if files else f"{name} (pristine)")
+    t = as_rgb(target, files[1] if files else f"{name} (target)")
     if p.shape != t.shape:
         raise ResJNDError(
             f"{name}: pristine is {p.shape[1]} x {p.shape[0]} but target is {t.shape[1]} x {t.shape[0]}; "
@@ -108,7 +119,7 @@ def checked_patch(sizes: dict[str, tuple[int, int]], patch: int | None, default:
 
 def load_pair_folder(root: str | Path) -> list[Pair]:
     """All pairs of a folder in the authors' layout, in memory (see :func:`pair_files`)."""
-    return [make_pair(read_image(p), read_image(t), n) for n, p, t in pair_files(root)]
+    return [make_pair(read_image(p), read_image(t), n, (str(p), str(t))) for n, p, t in pair_files(root)]
 
 
 def write_patches(
@@ -132,8 +143,12 @@ def write_patches(
     stems = [Path(name).stem for name, _, _ in files]
     if len({s.casefold() for s in stems}) < len(stems):  # x.png and x.bmp: name patches after whole names
         stems = [name for name, _, _ in files]
-    counts = {"pairs": len(files), "patches": 0, "skipped_flat": 0}
-    written: list[Path] = []
+    earlier = _earlier_patches(out)
+    counts = {"pairs": len(files), "patches": 0, "skipped_flat": 0, "replaced": len(earlier) // 2}
+    made_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".tmp-patches-", dir=out))  # the new set, until it is whole
+    new: list[str] = []
     try:
         for k, ((name, pp, tp), stem) in enumerate(zip(files, stems)):
             a, b = read_image(pp), read_image(tp)
@@ -151,17 +166,76 @@ def write_patches(
                     continue
                 for arr, sub in ((a, "data"), (b, "label")):
                     crop = np.ascontiguousarray(arr[y : y + size, x : x + size])
-                    target = out / sub / f"{stem}_y{y}_x{x}{suffix}"
-                    atomic_write(target, _image_writer(crop, suffix))
-                    written.append(target)
+                    rel = f"{sub}/{stem}_y{y}_x{x}{suffix}"
+                    atomic_write(stage / rel, _image_writer(crop, suffix))
+                    new.append(rel)
                 counts["patches"] += 1
             if progress is not None:
                 progress(k + 1, len(files))
-    except BaseException:  # all or nothing: a failed run leaves no partial folder of pairs
-        for path in written:
-            path.unlink(missing_ok=True)
+        _publish_patches(out, stage, new, earlier)
+    except BaseException:  # all or nothing, and the earlier run's set untouched
+        shutil.rmtree(stage, ignore_errors=True)
+        if made_out:
+            shutil.rmtree(out, ignore_errors=True)
         raise
+    shutil.rmtree(stage, ignore_errors=True)
     return counts
+
+
+#: The list of files ``write_patches`` wrote into a folder: a later run into the same
+#: folder replaces exactly these, and refuses a folder holding files it does not list.
+PATCHES_RECORD = "patches.json"
+
+
+def _earlier_patches(out: Path) -> list[str]:
+    """The files (``data/NAME``, ``label/NAME``) an earlier run recorded in ``out``."""
+    record = out / PATCHES_RECORD
+    recorded: list[str] = []
+    if record.is_file():
+        try:
+            recorded = [str(p) for p in json.loads(record.read_text())["files"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ResJNDError(f"{record}: unreadable ({e}); give a new or empty folder") from None
+    present = [f"{sub}/{p.name}" for sub in ("data", "label") if (out / sub).is_dir() for p in (out / sub).iterdir()]
+    foreign = sorted(set(present) - set(recorded))
+    if foreign:
+        raise ResJNDError(
+            f"{out}: holds {len(foreign)} files of an earlier run that {PATCHES_RECORD} does not list "
+            f"({foreign[0]}, ...); give a new or empty folder (nothing was written)"
+        )
+    return sorted(set(recorded) & set(present))
+
+
+def _publish_patches(out: Path, stage: Path, new: list[str], earlier: list[str]) -> None:
+    """Move the staged set into place and remove the earlier set's other files; the
+    record lists every file that may be there at each step (an interruption leaves
+    a folder the next run can still replace)."""
+
+    def record(files: list[str]) -> None:
+        text = json.dumps({"files": sorted(files)}, indent=1)
+        atomic_write(out / PATCHES_RECORD, lambda tmp: Path(tmp).write_text(text))
+
+    record(sorted(set(earlier) | set(new)))
+    for rel in new:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / rel, out / rel)
+    for rel in sorted(set(earlier) - set(new)):
+        (out / rel).unlink(missing_ok=True)
+    record(new)
+
+
+def refuse_earlier_pairs(out: str | Path, also: tuple[str, ...] = ()) -> None:
+    """Refuse an ``out`` whose ``data/`` or ``label/`` (or the files ``also``) hold an
+    earlier run's files: writing beside them would mix two sets of pairs (a later
+    fine-tune trains on both), and overwriting them would lose the earlier run."""
+    out = Path(out)
+    earlier = [p for sub in ("data", "label") if (out / sub).is_dir() for p in (out / sub).iterdir()]
+    earlier += [out / name for name in also if (out / name).exists()]
+    if earlier:
+        raise ResJNDError(
+            f"{out}: holds {len(earlier)} files of an earlier run ({earlier[0].relative_to(out)}, ...); "
+            "give a new or empty folder (nothing was written)"
+        )
 
 
 def _image_writer(array: np.ndarray, suffix: str) -> Callable[[str], None]:

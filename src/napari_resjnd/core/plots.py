@@ -45,7 +45,7 @@ def rd_plot(points: list[Any], title: str, path: str | Path, metrics: tuple[str,
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise ValueError("--plot needs matplotlib: pip install matplotlib") from e
+        raise ResJNDError("--plot needs matplotlib: pip install matplotlib") from e
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), constrained_layout=True, squeeze=False)
     names = list(dict.fromkeys(p.jnd for p in points))
     for ax, metric in zip(axes[0], metrics):

@@ -253,6 +253,8 @@ def iter_fetch(
 
 def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and metadata from a .pth state_dict or one of our safetensors."""
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder; give a weights file (.pth or .safetensors)")
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     with open(path, "rb") as f:
@@ -272,6 +274,7 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
             raise WeightsError(f"{path}: unreadable metadata ({e})") from e
         if not isinstance(info, dict):
             raise WeightsError(f"{path}: metadata {METADATA_KEY!r} must be a JSON object, not {type(info).__name__}")
+        _check_metadata_types(path, info)
         return tensors, info
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -283,6 +286,21 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: not a state_dict of tensors (got {type(obj).__name__})")
     return {k.removeprefix("module."): v for k, v in obj.items()}, {}
+
+
+#: The JSON types each metadata key may hold, and how to say so.
+_METADATA_TYPES: dict[str, tuple[tuple[type, ...], str]] = {"format_version": ((int,), "int")}
+_METADATA_TYPES["architecture"] = ((dict,), "a JSON object")
+_METADATA_TYPES |= {k: ((str, type(None)), "text or null") for k in ("base_weights", "base_sha256")}
+_METADATA_TYPES["training"] = ((dict, type(None)), "a JSON object or null")
+
+
+def _check_metadata_types(path: Path, info: dict) -> None:
+    """A key of the wrong type (hand-edited or foreign metadata) named in one line."""
+    for key, (types, want) in _METADATA_TYPES.items():
+        if key in info and (not isinstance(info[key], types) or isinstance(info[key], bool)):
+            got = f"{type(info[key]).__name__} ({info[key]!r:.40})"
+            raise WeightsError(f"{path}: metadata key {key!r} must be {want}, not {got}")
 
 
 def load_model(

@@ -145,6 +145,6 @@ def check_layer(layer) -> str | None:
     if layer.multiscale:
         return f"layer {layer.name!r} is multiscale; ResJND needs a single-scale image"
     dt = np.dtype(layer.dtype)
-    if not (dt in (np.uint8, np.uint16, np.bool_) or np.issubdtype(dt, np.floating)):
+    if not (np.dtype(dt).newbyteorder("=") in (np.uint8, np.uint16, np.bool_) or np.issubdtype(dt, np.floating)):
         return f"layer {layer.name!r} has pixel type {dt}; ResJND takes uint8, uint16 or float images"
     return None
