@@ -48,16 +48,7 @@ TRAIN_OVERRIDABLE = ("patch", "batch", "preset", "lr", "seed", "val_fraction", "
 
 
 def _preset_help() -> str:
-    def describe(p: dict) -> str:
-        opt = f"{p['optimizer'].upper() if p['optimizer'] == 'sgd' else p['optimizer'].title()} {p['lr']:g}"
-        extra = [f"momentum {p['momentum']:g}"] if p["momentum"] else []
-        extra += [f"wd {p['weight_decay']:g}"] if p["weight_decay"] else []
-        extra += [f"clip {p['clip']:g}"]
-        extra += [f"lr x{p['gamma']:g} every {p['step_epochs']} epochs"] if p["step_epochs"] else []
-        extra += [f"{p['reduction']}-reduced MSE"]
-        return f"{opt}, " + ", ".join(extra)
-
-    return "; ".join(f"{name}: {describe(p)}" for name, p in PRESETS.items())
+    return "; ".join(f"{name}: {p.describe()}" for name, p in PRESETS.items())
 
 
 def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
