@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a bad argument (its one line is printed)
         return e.code if isinstance(e.code, int) else 0
-    if args.verbose:
-        _log_to_stderr()
+    verbose = _log_to_stderr() if args.verbose else None
     try:
         check_args(args)
         return int(args.func(args))
@@ -64,15 +63,32 @@ def main(argv: list[str] | None = None) -> int:
             raise
         log = _write_crash_log(argv)
         return fail(f"{type(e).__name__}: {e} (a bug: the traceback is in {log}; please attach it to a report)", code=1)
+    finally:
+        _stop_logging(verbose)
 
 
-def _log_to_stderr() -> None:
-    """``--verbose``: the package's decisions (logged at INFO) on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+class _Stderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests and tools swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+def _log_to_stderr() -> logging.Handler:
+    """``--verbose``: the package's decisions (logged at INFO) on stderr, for this command."""
+    handler = _Stderr()
     handler.setFormatter(logging.Formatter("resjnd: %(name)s: %(message)s"))
     package = logging.getLogger("napari_resjnd")
     package.addHandler(handler)
     package.setLevel(logging.INFO)
+    return handler
+
+
+def _stop_logging(handler: logging.Handler | None) -> None:
+    if handler is not None:
+        package = logging.getLogger("napari_resjnd")
+        package.removeHandler(handler)
+        package.setLevel(logging.NOTSET)
 
 
 def _write_crash_log(argv: list[str] | None) -> Path:
