@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import torch
 
@@ -86,6 +86,23 @@ def record_what_runs(history: dict[str, Any], from_epoch: int, **now: Any) -> No
     if changed:
         history.setdefault("resumed_changes", []).append({"from_epoch": from_epoch, **changed})
         history.update({k: v["now"] for k, v in changed.items()})
+
+
+class RunOptions(TypedDict, total=False):
+    """How a training run is driven, beside its model, data and settings; the
+    front doors (:func:`~.training.iter_train`, :func:`~.finetune.iter_finetune`)
+    pass them to :func:`run_training` unchanged."""
+
+    #: A run's resume file (or its checkpoint) to continue from.
+    resume: str | Path | None
+    #: Checked between steps; True stops the run after the current step.
+    should_stop: Callable[[], bool] | None
+    #: ``torch.distributed``, initialised, for DDP; None for one process.
+    dist: Any
+    #: The device (default: the config's).
+    device: torch.device | None
+    #: Recorded settings that may differ on resume.
+    override: tuple[str, ...]
 
 
 def run_training(

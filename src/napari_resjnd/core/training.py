@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,9 +26,12 @@ from .config import DEFAULT_PATCH, FinetuneConfig, FinetuneResult, check_config
 from .errors import ResJNDError
 from .events import TrainingEvent
 from .images import read_image
-from .loop import Batch, run_training
+from .loop import Batch, RunOptions, run_training
 from .model import ResJND
 from .pairs import as_rgb, augment, folder_patch, pair_files
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 def _read(path: Path) -> np.ndarray:
@@ -199,25 +202,10 @@ def iter_train(
     *,
     val_dir: str | Path | None = None,
     workers: int = 2,
-    resume: str | Path | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    dist: Any = None,
-    device: torch.device | None = None,
-    override: tuple[str, ...] = (),
+    **run: Unpack[RunOptions],
 ) -> Generator[TrainingEvent, None, FinetuneResult]:
-    """Train ``model`` on a pair folder; a generator like :func:`~.finetune.iter_finetune`."""
+    """Train ``model`` on a pair folder; a generator like :func:`~.finetune.iter_finetune`.
+    ``run``: how the loop is driven (:class:`~.loop.RunOptions`: resume, stop, DDP, device, overrides)."""
     check_config(config)
-    data = FolderData(pairs_dir, config, val_dir=val_dir, workers=workers, dist=dist)
-    return (
-        yield from run_training(
-            model,
-            data,
-            out,
-            data.config,
-            resume=resume,
-            should_stop=should_stop,
-            dist=dist,
-            device=device,
-            override=override,
-        )
-    )
+    data = FolderData(pairs_dir, config, val_dir=val_dir, workers=workers, dist=run.get("dist"))
+    return (yield from run_training(model, data, out, data.config, **run))

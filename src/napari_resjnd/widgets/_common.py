@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from magicgui.widgets import Container, Label
+from magicgui.widgets import Container, Label, SpinBox
 
 #: Width bounds of every ResJND widget (px): wide enough for its labels and
 #: pickers, narrow enough that four docked widgets leave the canvas most of a
@@ -162,3 +162,8 @@ def _tabify(native) -> None:
         dock.show()
         dock.raise_()
         return
+
+
+def auto_size(label: str, maximum: int, step: int, tooltip: str) -> SpinBox:
+    """A size picker in pixels whose 0 means "automatic" (tiles, patches)."""
+    return SpinBox(label=label, min=0, max=maximum, step=step, value=0, tooltip=tooltip)

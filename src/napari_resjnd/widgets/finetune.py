@@ -34,7 +34,7 @@ from ..core.events import EpochDone, Event, TrainingStarted, TrainingStep
 from ..core.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult
 from ..core.precision import choices as precision_choices
 from ..core.weights import models_dir
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._common import DockContainer, StatusLine, auto_size, dockable, follow_layers, layer_choices
 from ._finetune_worker import FinetuneJob, train
 from ._loss_plot import LossPlot
 from ._models import OPEN_FILE, STORE, ModelStore
@@ -95,13 +95,8 @@ class FinetuneWidget(DockContainer):
         """The hyperparameters shown at once: preset, epochs, patch, batch, learning rate."""
         self.preset = ComboBox(label="preset", choices=list(PRESETS), value=FINETUNE_CONFIG.preset)
         self.epochs = SpinBox(label="epochs", min=1, max=10000, value=FINETUNE_CONFIG.epochs)
-        self.patch = SpinBox(
-            label="patch (0 = auto)",
-            min=0,
-            max=1024,
-            step=8,
-            value=0,
-            tooltip="patch side in px; 0: 48, or the pairs' own size when all are one smaller size",
+        self.patch = auto_size(
+            "patch (0 = auto)", 1024, 8, "patch side in px; 0: 48, or the pairs' own size when all are one smaller size"
         )
         self.batch = SpinBox(label="batch", min=1, max=512, value=FINETUNE_CONFIG.batch)
         self.lr = FloatSpinBox(

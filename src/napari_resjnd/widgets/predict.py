@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, ProgressBar, PushButton
 
 from ..core.devices import AUTO, device_choices
 from ..core.errors import ResJNDError
@@ -23,7 +23,7 @@ from ..core.paths import cache_dir
 from ..core.precision import choices as precision_choices
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from . import _layers
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._common import DockContainer, StatusLine, auto_size, dockable, follow_layers, layer_choices
 from ._live import LivePreview
 from ._models import OPEN_FILE, STORE, ModelStore
 from ._predict_worker import PredictSettings, TilePreview, check_layer, compute
@@ -53,13 +53,8 @@ class PredictWidget(DockContainer):
         self.image = ComboBox(label="image", choices=self._image_choices)
         self.device = ComboBox(label="device", choices=device_choices(), value=AUTO)
         self.precision = ComboBox(label="precision", choices=self._precision_choices, value=AUTO)
-        self.tile = SpinBox(
-            label="tile (0 = auto)",
-            min=0,
-            max=16384,
-            step=32,
-            value=0,
-            tooltip="tile side in px; 0: the whole image when it fits the memory budget",
+        self.tile = auto_size(
+            "tile (0 = auto)", 16384, 32, "tile side in px; 0: the whole image when it fits the memory budget"
         )
         self.scope = ComboBox(label="stacks", choices=list(SCOPES), value=SCOPES[0])
         self.show_cpl = CheckBox(text="CPL", value=True)
