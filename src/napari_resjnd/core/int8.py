@@ -192,13 +192,17 @@ def _build_or_load(model: ResJND, key: str) -> Any:
     path = cached_model_path(model, key)
     if path.is_file() and path.with_suffix(".bin").is_file():
         try:
-            return _core().read_model(path)
+            model_ov = _core().read_model(path)
+            log.info("int8: the quantised network is cached at %s", path.parent)
+            return model_ov
         except RuntimeError:  # a damaged entry: rebuild it
+            log.warning("int8: the cached network at %s is damaged; quantising again", path.parent)
             shutil.rmtree(path.parent, ignore_errors=True)
     with _lock:
         kept = _in_memory.get(key)
     if kept is not None:  # quantised earlier in this process, the disk cache unusable
         return kept
+    log.info("int8: quantising these weights (once; about 20 s on two cores)")
     q = quantize(model)
     # Written whole into a sibling folder, then renamed: never a half-written entry.
     try:
