@@ -59,7 +59,7 @@ def main() -> None:
     name = "coffee 12 MP JND (computing)"
     print(
         f"{img.shape[1]} x {img.shape[0]} ({img.shape[0] * img.shape[1] / 1e6:.1f} MP), "
-        f"{widget.progress.max} tiles ({widget.precision.value}): first tile painted {first:.1f} s "
+        f"precision {widget.precision.value}: first tile painted {first:.1f} s "
         f"after Run; preview layer shown: {name in viewer.layers}; status: {widget.status.value}"
     )
     if args.shot:
