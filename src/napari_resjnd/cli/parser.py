@@ -30,6 +30,7 @@ from ._common import (
 from .predict import cmd_gui, cmd_predict
 from .research import cmd_annotations_merge, cmd_evaluate, cmd_ladder
 from .training import cmd_finetune, cmd_patches, cmd_train
+from .visibility import cmd_visibility_map, cmd_visibility_report, cmd_visibility_simulate
 
 PATCH_HELP = (
     f"patch side in px (default: {DEFAULT_PATCH}, or the pairs' own side when every pair in the folder "
@@ -239,11 +240,54 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--image", default=None, help="the pristine image (default: the path in the session)")
     mg.set_defaults(func=cmd_annotations_merge)
 
+    _visibility_commands(sub, command, known)
+
     g = command(sub, "gui", help="open napari with the ResJND widget")
     g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")
     g.add_argument("--weights", default=None, help="weights to select in the widget")
     g.set_defaults(func=cmd_gui)
     return p
+
+
+def _visibility_commands(sub: Any, command: Any, known: str) -> None:
+    """`resjnd visibility map | simulate | report`."""
+    from ..core.psychophysics.psychometric import LAPSE
+    from ..core.visibility import DEFAULT_ALPHA, DEFAULT_SLOPE
+
+    vi = command(sub, "visibility", help="where a distortion is visible; observers' thresholds")
+    vi_sub = vi.add_subparsers(dest="action", required=True, parser_class=Parser)
+    models = ", ".join(["resjnd", *CLASSIC_MODELS, "uniform"])
+    vm = command(vi_sub, "map", help="per-pixel detection probability and p_detect of a distorted image")
+    vm.add_argument("pristine")
+    vm.add_argument("distorted", help="same size as PRISTINE")
+    vm.add_argument("--jnd", default="resjnd", metavar="MODEL", help=f"the JND model: {models} (default: resjnd)")
+    vm.add_argument("--out", required=True, help="folder for <stem>_visibility.tif and .json")
+    vm.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"ResJND weights: registry name or file; known: {known}")
+    _add_compute(vm, training=False)
+    vm.add_argument("--alpha", type=positive_float, default=DEFAULT_ALPHA, help="error/JND ratio seen with p = 1 - 1/e")
+    vm.add_argument(
+        "--slope", type=positive_float, default=DEFAULT_SLOPE, help="Weibull slope beta (default: %(default)s)"
+    )
+    vm.set_defaults(func=cmd_visibility_map)
+
+    vs = command(vi_sub, "simulate", help="the adaptive procedure against a simulated observer")
+    vs.add_argument("--threshold-psnr", type=positive_float, required=True, help="the observer's threshold (dB)")
+    vs.add_argument("--trials", type=positive_int, default=80)
+    vs.add_argument("--runs", type=positive_int, default=100)
+    vs.add_argument("--seed", type=nonnegative_int, default=0)
+    vs.add_argument("--slope", type=positive_float, default=3.5, help="the observer's Weibull slope")
+    vs.add_argument("--lapse", type=fraction, default=LAPSE, help="the observer's lapse rate")
+    vs.add_argument("--json", action="store_true", help="print every run as JSON")
+    vs.set_defaults(func=cmd_visibility_simulate)
+
+    vr = command(vi_sub, "report", help="thresholds per model from observers' sessions, paired tests, plot")
+    vr.add_argument("sessions", nargs="+", help="session files (Visibility test widget)")
+    vr.add_argument("--out", required=True, help="folder for visibility_report.json and thresholds.png")
+    vr.add_argument("--images", default=None, help="folder of the tested images: adds p_detect rank agreement")
+    vr.add_argument("--jnd", default=",".join(CLASSIC_MODELS), help="models whose p_detect is ranked (with --images)")
+    vr.add_argument("--weights", default=DEFAULT_WEIGHTS)
+    _add_compute(vr, training=False)
+    vr.set_defaults(func=cmd_visibility_report)
 
 
 def _exists(path: str, what: str, folder: bool | None = None) -> None:
@@ -265,7 +309,9 @@ def check_args(args: argparse.Namespace) -> None:
             from ..core.devices import check_precision, resolve_device
 
             try:
-                check_precision(args.precision, resolve_device(args.device), inference=cmd in ("predict", "evaluate"))
+                check_precision(
+                    args.precision, resolve_device(args.device), inference=cmd in ("predict", "evaluate", "visibility")
+                )
             except ValueError as e:
                 raise UsageError(f"--precision {args.precision}: {e}") from None
     if cmd == "predict":
@@ -299,9 +345,35 @@ def check_args(args: argparse.Namespace) -> None:
         out_folder(args.out)
         if args.levels < 2:
             raise UsageError(f"--levels {args.levels}: a ladder needs at least 2 levels")
+    elif cmd == "visibility":
+        _check_visibility(args)
     elif cmd == "annotations":
         for path in args.sessions:
             _exists(path, "session", folder=False)
         out_folder(args.out)
         if args.image:
             _exists(args.image, "--image", folder=False)
+
+
+def _check_visibility(args: argparse.Namespace) -> None:
+    from ..core.baselines import is_classic
+
+    if args.action == "map":
+        _exists(args.pristine, "visibility map PRISTINE", folder=False)
+        _exists(args.distorted, "visibility map DISTORTED", folder=False)
+        if args.jnd not in ("resjnd", "uniform") and not is_classic(args.jnd):
+            raise UsageError(f"--jnd {args.jnd}: unknown model; known: resjnd, {', '.join(CLASSIC_MODELS)}, uniform")
+        out_folder(args.out)
+    elif args.action == "report":
+        for path in args.sessions:
+            _exists(path, "session", folder=False)
+        out_folder(args.out)
+        if args.images:
+            _exists(args.images, "--images", folder=True)
+        bad = [
+            m
+            for m in args.jnd.split(",")
+            if m.strip() and m.strip() not in ("resjnd", "uniform") and not is_classic(m.strip())
+        ]
+        if bad:
+            raise UsageError(f"--jnd {args.jnd}: unknown model {bad[0]}")
