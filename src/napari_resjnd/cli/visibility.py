@@ -50,7 +50,8 @@ def cmd_visibility_map(args: argparse.Namespace) -> int:
         "model": args.jnd,
         "weights": args.weights if args.jnd == "resjnd" else None,
         **vis.summary(),
-        "formula": "p(x) = 1 - exp(-(|dY(x)| / JND(x) / alpha)^beta); p_detect = 1 - exp(-mean_x (|dY|/JND/alpha)^beta)",
+        "formula": "p(x) = 1 - exp(-(|dY(x)| / JND(x) / alpha)^beta); "
+        "p_detect = 1 - exp(-mean_x (|dY| / JND / alpha)^beta)",
     }
     tif = atomic_write(out / f"{stem}_visibility.tif", lambda tmp: tifffile.imwrite(tmp, vis.probability))
     text = json.dumps(info, indent=2)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .psychometric import GUESS, LAPSE, Fit, fit, p_correct
 from .procedure import Trial, answer_with, run
+from .psychometric import GUESS, LAPSE, Fit, fit, p_correct
 from .session import Condition, Session
 
 

@@ -112,7 +112,8 @@ def markdown(table: list[dict], pairs: list[dict], ranks: list[dict] | None = No
     ]
     lines += ["", "| a | b | n | mean a - b (dB) | a lower | Wilcoxon p |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     lines += [
-        f"| {r['a']} | {r['b']} | {r['n']} | {r['mean_diff_db']:+.2f} | {r['a_lower_rate']:.2f} | {r['wilcoxon_p']:.3g} |"
+        f"| {r['a']} | {r['b']} | {r['n']} | {r['mean_diff_db']:+.2f} | {r['a_lower_rate']:.2f} | "
+        f"{r['wilcoxon_p']:.3g} |"
         for r in pairs
     ]
     if ranks:
