@@ -9,12 +9,14 @@ model's noise on an image differs only in its spatial shape.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import ResJNDError
-from ..evaluate import noise_at_psnr, sign_field
+from ..evaluate import inject, noise_at_psnr, sign_field
+from ..evaluate import psnr as psnr_of
 from ..images import rgb255
 
 #: The control condition's map: JND = 1 everywhere (plain uniform noise).
@@ -49,12 +51,22 @@ class ConditionStimuli:
         self._sign = sign_field(self._image255.shape[:2], self.seed)
 
     def at(self, psnr: float) -> Stimulus:
-        """The distorted image at ``psnr`` dB (beta by bisection, then 8-bit rounding)."""
+        """The distorted image at ``psnr`` dB as shown, after 8-bit rounding: beta by
+        bisection on the rounded image's PSNR (within 0.05 dB where rounding allows)."""
         try:
-            noisy, beta, _ = noise_at_psnr(self._image255, self.jnd, self._sign, float(psnr))
+            _, beta, _ = noise_at_psnr(self._image255, self.jnd, self._sign, float(psnr))
         except ValueError as e:
             raise ResJNDError(f"noise at {psnr:g} dB: {e}") from None
-        shown = np.rint(noisy)
-        mse = float(np.mean((shown - self._image255) ** 2))
-        achieved = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-        return Stimulus(self._image255.astype(np.uint8), shown.astype(np.uint8), beta, achieved)
+        lo, hi = 0.0, 4 * beta
+        best = (math.inf, beta, self._image255)
+        for _ in range(40):
+            shown = np.rint(inject(self._image255, self.jnd, self._sign, beta))
+            achieved = psnr_of(self._image255, shown)
+            if abs(achieved - psnr) < abs(best[0] - psnr):
+                best = (achieved, beta, shown)
+            if abs(achieved - psnr) < 0.05:
+                break
+            lo, hi = (beta, hi) if achieved > psnr else (lo, beta)
+            beta = (lo + hi) / 2
+        achieved, beta, shown = best
+        return Stimulus(self._image255.astype(np.uint8), shown.astype(np.uint8), float(beta), float(achieved))
