@@ -143,7 +143,7 @@ def test_a_session_resumes_after_a_kill_exactly_where_it_stopped(tmp_path):
     answer_with(run(resumed, path), noiseless)
     unbroken = Session("obs1", "flicker", [Condition("a", "m1"), Condition("b", "m2")], trials_per_condition=10, seed=9)
     answer_with(run(unbroken), noiseless)
-    strip = lambda trials: [{k: v for k, v in t.items() if k != "answered_at"} for t in trials]  # noqa: E731
+    strip = lambda trials: [{k: v for k, v in t.items() if k != "answered_at"} for t in trials]
     assert strip(Session.load(path).trials) == strip(unbroken.trials)
 
 
@@ -173,7 +173,7 @@ def test_cli_report_aggregates_observers(tmp_path, capsys):
     for k, observer in enumerate(("ann", "bob")):
         s = Session(observer, "2afc-side-by-side", list(conditions), trials_per_condition=40, seed=k)
         sims = {c.key: SimulatedObserver(truth[c.model], seed=10 * k + i) for i, c in enumerate(conditions)}
-        answer_with(run(s), lambda t: t.target if sims[t.condition.key].answer(t.psnr) else 1 - t.target)
+        answer_with(run(s), lambda t, sims=sims: t.target if sims[t.condition.key].answer(t.psnr) else 1 - t.target)
         paths.append(s.save(tmp_path / f"{observer}.json"))
     out = tmp_path / "report"
     args = ["visibility", "report", *map(str, paths), "--out", str(out), "--images", str(tmp_path)]

@@ -3,6 +3,7 @@
 import io
 import json
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_p_detect_grows_monotonically_with_jnd_noise_and_is_one_minus_1_over_e_a
     for beta in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0):
         noisy = inject(grey, jnd_grey, sign, beta)
         p.append(visibility(grey / 255, noisy / 255, jnd_grey).p_detect)
-    assert p[0] == 0.0 and all(a < b for a, b in zip(p, p[1:])), p
+    assert p[0] == 0.0 and all(a < b for a, b in pairwise(p)), p
     assert p[4] == pytest.approx(1 - math.exp(-1), abs=0.01)  # noise at scale 1 = the map's JND
     assert p[-1] > 0.999
     assert jnd.shape == grey.shape
@@ -51,7 +52,7 @@ def test_p_detect_grows_monotonically_with_jnd_noise_and_is_one_minus_1_over_e_a
 def test_p_detect_grows_as_jpeg_quality_falls():
     jnd = classic_jnd("wu2017", CAT)
     p = [visibility(CAT, jpeg(CAT, q), jnd).p_detect for q in (95, 70, 40, 10)]
-    assert all(a < b for a, b in zip(p, p[1:])), p
+    assert all(a < b for a, b in pairwise(p)), p
     assert 0 < p[0] < 0.5 < p[-1]
 
 
@@ -72,7 +73,7 @@ def test_cli_visibility_map_writes_the_map_and_p_detect(tmp_path, capsys):
     assert main([*args, "--out", str(out)]) == 0
     m = tifffile.imread(out / "cat_q30_visibility.tif")
     info = json.loads((out / "cat_q30_visibility.json").read_text())
-    assert m.shape == CAT.shape[:2] and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
+    assert m.shape == CAT.shape[:2] and m.dtype == np.float32 and m.min() >= 0 and m.max() <= 1
     expected = visibility(CAT, jpeg(CAT, 30), classic_jnd("yang2005", CAT))
     assert info["p_detect"] == pytest.approx(expected.p_detect) and info["model"] == "yang2005"
     assert info["params"]["beta"] == 3.5 and "p_detect" in capsys.readouterr().out
