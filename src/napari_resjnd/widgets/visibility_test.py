@@ -1,0 +1,294 @@
+"""The Visibility test widget: observers' detection thresholds for JND-shaped noise,
+by 2AFC (side by side, or two intervals) or flicker, QUEST+ placing each trial.
+
+Layout, display and keys only: the trial loop, the staircases and the session file
+are :func:`napari_resjnd.core.psychophysics.procedure.run`, which saves the
+session after every answer (Start on the same file resumes). Stimuli are shown at
+one image pixel per screen pixel (zoom 1 / device pixel ratio, nearest
+interpolation), checked before every trial; every display change is timed and
+logged with the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, Select, SpinBox
+from psygnal import Signal
+
+from ..core.errors import ResJNDError
+from ..core.psychophysics.procedure import Response, Trial, run
+from ..core.psychophysics.session import PROCEDURES, Condition, Session
+from ..core.weights import models_dir
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._runner import WorkerRunner
+from ._visibility_worker import TestJob, prepare_test
+from .visibility import MODEL_CHOICES
+
+if TYPE_CHECKING:
+    from napari.viewer import Viewer
+
+STIMULUS = "stimulus: visibility test"
+#: Grey gap between the two halves of a side-by-side display (px), and its level.
+GAP_PX, GREY = 16, 128
+#: Two-interval timing: each interval, and the blank between them (ms).
+INTERVAL_MS, BLANK_MS = 500, 400
+KEYS = {"1": 0, "Left": 0, "2": 1, "Right": 1}
+
+
+def sessions_dir() -> Path:
+    return models_dir().parent / "visibility-sessions"
+
+
+class VisibilityTestWidget(DockContainer):
+    """ResJND: Visibility test. ``progressed`` emits each :class:`Trial` shown, then
+    the finished :class:`Session`."""
+
+    progressed = Signal(object)
+
+    def __init__(self, napari_viewer: Viewer):
+        super().__init__()
+        self._viewer = napari_viewer
+        from qtpy.QtCore import Qt, QTimer
+
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._flip)
+        self.images = Select(label="images", choices=self._images)
+        self.models = Select(label="JND models", choices=list(MODEL_CHOICES), value=["yang2005", "uniform"])
+        self.procedure = ComboBox(label="procedure", choices=list(PROCEDURES), value="2afc-side-by-side")
+        self.rate = FloatSpinBox(label="flicker (Hz)", min=0.5, max=15, step=0.5, value=4.0)
+        self.trials = SpinBox(label="trials per condition", min=1, max=500, value=40)
+        self.observer = LineEdit(label="observer", value="observer1")
+        self.session_file = FileEdit(label="session file", mode="w", value="", filter="*.json")
+        self.start_button = PushButton(text="Start / resume")
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.first_button = PushButton(text="Left / first (1, ←)", enabled=False)
+        self.second_button = PushButton(text="Right / second (2, →)", enabled=False)
+        self.status = StatusLine("pick images and models, then Start")
+        self.runner = WorkerRunner("ResJND visibility test", self.status, self.start_button)
+        answers = Container(widgets=[self.first_button, self.second_button], layout="horizontal", labels=False)
+        self.extend(
+            [
+                self.images,
+                self.models,
+                self.procedure,
+                self.rate,
+                self.trials,
+                self.observer,
+                self.session_file,
+                self.start_button,
+                self.stop_button,
+                answers,
+                self.status,
+            ]
+        )
+        self.session: Session | None = None
+        self.session_path: Path | None = None
+        #: The trial on screen, or None.
+        self.trial: Trial | None = None
+        #: perf_counter() of each display change in the current trial.
+        self.frame_times: list[float] = []
+        #: What keeps the display from 1 image px = 1 screen px (empty: nothing).
+        self.display_problems: list[str] = []
+        self._loop: Generator[Trial, Response, Session] | None = None
+        self._frames: list[np.ndarray] = []
+        self._shown_at = 0.0
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(lambda _=None: self.stop("stopped; Start on the same file resumes"))
+        self.first_button.changed.connect(lambda _=None: self.answer(0))
+        self.second_button.changed.connect(lambda _=None: self.answer(1))
+        follow_layers(napari_viewer, self.reset_choices)
+        dockable(self, "visibility-test")
+
+    def _images(self, _=None):
+        from napari.layers import Image
+
+        return layer_choices(
+            self._viewer,
+            (Image,),
+            lambda layer: layer.ndim == 2 and layer.name != STIMULUS and "resjnd" not in layer.metadata,
+        )
+
+    # ---- session -------------------------------------------------------
+    def start(self, _=None) -> None:
+        try:
+            job = self._open_session()
+        except (ResJNDError, OSError) as e:
+            self.runner.report(str(e))
+            return
+        self.runner.start(prepare_test, job, on_value=self._begin)
+
+    def _open_session(self) -> TestJob:
+        layers, models = list(self.images.value), list(self.models.value)
+        if not layers or not models:
+            raise ResJNDError("pick at least one image and one JND model")
+        conditions = [Condition(layer.name, m) for layer in layers for m in models]
+        name = str(self.session_file.value)
+        path = Path(name) if name not in ("", ".") else sessions_dir() / f"visibility-{self.observer.value}.json"
+        if path.exists():
+            session = Session.load(path)
+            if [c.key for c in session.conditions] != [
+                c.key for c in conditions
+            ] or session.procedure != self.procedure.value:
+                raise ResJNDError(
+                    f"{path} holds another test ({session.procedure}; "
+                    f"{', '.join(c.key for c in session.conditions)}): pick those, or another session file"
+                )
+        else:
+            session = Session(
+                self.observer.value,
+                self.procedure.value,
+                conditions,
+                trials_per_condition=int(self.trials.value),
+                rate_hz=float(self.rate.value),
+            )
+            session.save(path)
+        self.session, self.session_path = session, path
+        images = {layer.name: np.asarray(layer.data) for layer in layers}
+        return TestJob(images, tuple(models), seed=session.seed)
+
+    def _begin(self, stimuli: dict) -> None:
+        assert self.session is not None
+        self.runner.hold()  # busy (Start disabled) until the test ends
+        by_key = {f"{image} | {model}": s for (image, model), s in stimuli.items()}
+        self._loop = run(self.session, self.session_path, by_key)
+        self._bind_keys(True)
+        self.stop_button.enabled = self.first_button.enabled = self.second_button.enabled = True
+        try:
+            trial = next(self._loop)
+        except StopIteration as end:
+            self._finish(end.value)
+            return
+        self._show(trial)
+
+    def _bind_keys(self, on: bool) -> None:
+        for key, choice in KEYS.items():
+            self._viewer.bind_key(key, (lambda _v, c=choice: self.answer(c)) if on else None, overwrite=True)
+
+    # ---- display -------------------------------------------------------
+    def _layer(self, data: np.ndarray) -> Any:
+        if STIMULUS in self._viewer.layers:
+            layer = self._viewer.layers[STIMULUS]
+            layer.data = data
+        else:
+            layer = self._viewer.add_image(data, name=STIMULUS, rgb=True, contrast_limits=(0, 255))
+        return layer
+
+    def check_display(self, layer: Any) -> list[str]:
+        """Zoom to one image pixel per screen pixel, nearest interpolation, centred;
+        returns what still stands in the way (also shown in the status line)."""
+        layer.interpolation2d = "nearest"
+        ratio = 1.0
+        with contextlib.suppress(AttributeError):  # no Qt window (headless viewer)
+            ratio = float(self._viewer.window._qt_viewer.canvas.native.devicePixelRatioF())
+        scene = getattr(self._viewer, "scene", None)  # napari >= 0.9 moved the camera there
+        camera = scene.camera if scene is not None else self._viewer.camera
+        camera.zoom = 1.0 / ratio
+        h, w = layer.data.shape[:2]
+        camera.center = (h / 2 - 0.5, w / 2 - 0.5)
+        problems = []
+        if tuple(layer.scale[-2:]) != (1.0, 1.0):
+            problems.append(f"layer scale {tuple(layer.scale)} is not 1")
+        if abs(camera.zoom * ratio - 1) > 1e-6:
+            problems.append(f"zoom {camera.zoom:g} at device pixel ratio {ratio:g}")
+        if layer.interpolation2d != "nearest":
+            problems.append(f"interpolation {layer.interpolation2d}")
+        return problems
+
+    def _side_by_side(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        gap = np.full((left.shape[0], GAP_PX, 3), GREY, np.uint8)
+        return np.concatenate([left, gap, right], axis=1)
+
+    def _show(self, trial: Trial) -> None:
+        from qtpy.QtCore import QTimer
+
+        assert trial.stimulus is not None
+        self.trial, self.frame_times = trial, []
+        self._timer.stop()
+        pristine, distorted = trial.stimulus.pristine, trial.stimulus.distorted
+        proc = self.session.procedure if self.session else ""
+        pair = (distorted, pristine) if trial.target == 0 else (pristine, distorted)
+        if proc == "2afc-side-by-side":
+            frames = [self._side_by_side(*pair)]
+        elif proc == "flicker":  # the target side alternates distorted / pristine
+            still = self._side_by_side(pristine, pristine)
+            frames = [self._side_by_side(*pair), still]
+        else:  # two intervals: first, blank, second, blank
+            blank = np.full_like(pristine, GREY)
+            frames = [pair[0], blank, pair[1], blank]
+        self._frames = frames
+        layer = self._layer(frames[0])
+        self.display_problems = self.check_display(layer)
+        self._shown_at = time.perf_counter()
+        self.frame_times.append(self._shown_at)
+        if proc == "flicker":
+            self._timer.start(max(1, round(500 / self.session.rate_hz)))  # half a period per image
+        elif proc == "2afc-intervals":
+            n = trial.number
+            for k, at in enumerate((INTERVAL_MS, INTERVAL_MS + BLANK_MS, 2 * INTERVAL_MS + BLANK_MS), start=1):
+                QTimer.singleShot(at, lambda k=k, n=n: self._step(n, k))
+        warn = f" (display: {'; '.join(self.display_problems)})" if self.display_problems else ""
+        self.status.value = (
+            f"trial {trial.number + 1} of {trial.total}: which side is "
+            f"{'flickering' if proc == 'flicker' else 'distorted'}? 1/← or 2/→{warn}"
+        )
+        self.progressed.emit(trial)
+
+    def _set_frame(self, data: np.ndarray) -> None:
+        if STIMULUS in self._viewer.layers:
+            self._viewer.layers[STIMULUS].data = data
+            self.frame_times.append(time.perf_counter())
+
+    def _flip(self) -> None:
+        self._frames.reverse()
+        self._set_frame(self._frames[0])
+
+    def _step(self, number: int, k: int) -> None:
+        if self.trial is not None and self.trial.number == number:
+            self._set_frame(self._frames[k])
+
+    # ---- answers -------------------------------------------------------
+    def answer(self, choice: int) -> None:
+        """Record the answer to the trial on screen (0: left/first, 1: right/second)."""
+        if self.trial is None or self._loop is None:
+            return
+        self._timer.stop()
+        response = Response(choice, time.perf_counter() - self._shown_at, tuple(self.frame_times))
+        self.trial = None
+        try:
+            trial = self._loop.send(response)
+        except StopIteration as end:
+            self._finish(end.value)
+            return
+        except (ResJNDError, OSError) as e:
+            self.stop(f"error: {e}")
+            return
+        self._show(trial)
+
+    def measured_hz(self) -> float | None:
+        """The flicker rate of the trial on screen so far, from the logged frame times."""
+        d = np.diff(self.frame_times)
+        return float(1 / (2 * d.mean())) if d.size else None
+
+    def stop(self, message: str) -> None:
+        """End the test now; everything answered is already in the session file."""
+        self._timer.stop()
+        self.trial, self._loop = None, None
+        self._bind_keys(False)
+        if STIMULUS in self._viewer.layers:
+            self._viewer.layers.remove(STIMULUS)
+        self.stop_button.enabled = self.first_button.enabled = self.second_button.enabled = False
+        self.runner.release()
+        self.status.value = message
+
+    def _finish(self, session: Session) -> None:
+        fits = session.fits()
+        text = "; ".join(f"{k}: {f.threshold:.1f} dB [{f.ci_low:.1f}, {f.ci_high:.1f}]" for k, f in fits.items())
+        self.stop(f"done: threshold PSNR {text}; session {self.session_path}")
+        self.progressed.emit(session)
