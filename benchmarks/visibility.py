@@ -1,7 +1,7 @@
 """Figures of the docs' "Visibility" page.
 
     python benchmarks/visibility.py recovery            # simulated observer: coverage, error, trials
-    python benchmarks/visibility.py pdetect [--crop 256] # p_detect, 8 images x JPEG 90/50/20 x every model
+    python benchmarks/visibility.py pdetect [--crop 256] [--weights W]  # p_detect: 8 images x JPEG 90/50/20 x models
     xvfb-run -a python benchmarks/visibility.py timing [--screenshot docs/images/visibility_test.png]
 
 ``recovery`` runs the real adaptive procedure (QUEST+, then the fit and its
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,10 @@ from PIL import Image
 from skimage import data
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
-OPENJND = Path(__file__).resolve().parents[2] / "shared" / "jnd-reference" / "inputs"
+OPENJND = (
+    Path(os.environ.get("RESJND_JND_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "jnd-reference"))
+    / "inputs"
+)
 QUALITIES = (90, 50, 20)
 
 
@@ -81,7 +85,10 @@ def pdetect(args: argparse.Namespace) -> None:
     print(f"| image | JPEG q | PSNR (dB) | {' | '.join(models)} |")
     print("| --- | ---: | ---: |" + " ---: |" * len(models))
     for name, img in imgs.items():
-        maps = {m: jnd_map(m, img, precision=args.precision) if m == "resjnd" else jnd_map(m, img) for m in models}
+        maps = {
+            m: jnd_map(m, img, weights=args.weights, precision=args.precision) if m == "resjnd" else jnd_map(m, img)
+            for m in models
+        }
         for q in QUALITIES:
             coded = jpeg(img, q)
             mse = np.mean((coded.astype(float) - img) ** 2)
@@ -89,7 +96,7 @@ def pdetect(args: argparse.Namespace) -> None:
             for m, v in zip(models, p):
                 table.setdefault((m, q), []).append(v)
             print(f"| {name} | {q} | {10 * np.log10(255**2 / mse):.2f} | " + " | ".join(f"{v:.3f}" for v in p) + " |")
-        print(file=sys.stderr, end="", flush=True)
+        sys.stdout.flush()
     print("\nmean over images:\n")
     print("| JPEG q | " + " | ".join(models) + " |")
     print("| ---: |" + " ---: |" * len(models))
@@ -148,6 +155,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--weights", default="resjnd-cplset", help="ResJND weights: registry name or file")
     ap.add_argument("--sessions", default="/tmp/resjnd-visibility-bench")
     ap.add_argument("--screenshot", default=None)
     args = ap.parse_args()

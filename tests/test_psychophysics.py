@@ -187,3 +187,16 @@ def test_cli_report_aggregates_observers(tmp_path, capsys):
     assert [r["model"] for r in report["rank_agreement"]] == ["yang2005", "chou1995"]
     assert (out / "thresholds.png").stat().st_size > 1000
     assert "| yang2005 |" in capsys.readouterr().out
+
+
+def test_beta_at_threshold_follows_the_real_noise():
+    """The calibration the report gives (beta at threshold) is the beta the stimulus
+    code finds for that PSNR."""
+    from napari_resjnd.core.psychophysics.report import beta_at
+
+    grey_room = np.clip(CAT, 30, 225).astype(np.uint8)  # little clipping at 30 dB
+    stim = ConditionStimuli(grey_room, classic_jnd("yang2005", grey_room), seed=1)
+    at30, at36 = stim.at(30.0), stim.at(36.0)
+    predicted = beta_at(36.0, [{"psnr": at30.psnr, "beta": at30.beta}])
+    assert predicted == pytest.approx(at36.beta, rel=0.05)
+    assert np.isnan(beta_at(36.0, [{"psnr": 30.0, "beta": None}]))

@@ -58,7 +58,7 @@ def test_p_detect_grows_as_jpeg_quality_falls():
 
 def test_parameters_are_named_and_checked():
     v = visibility(CAT, jpeg(CAT, 50), classic_jnd("chou1995", CAT), VisibilityParams(alpha=2.0, beta=2.0))
-    assert v.summary()["params"] == {"alpha": 2.0, "beta": 2.0, "pooling": "minkowski-mean"}
+    assert v.summary()["params"] == {"alpha": 2.0, "beta": 2.0, "pooling": "minkowski-mean", "jnd_floor": 0.5}
     with pytest.raises(ResJNDError, match="beta"):
         visibility(CAT, CAT, classic_jnd("chou1995", CAT), VisibilityParams(beta=0))
     with pytest.raises(ResJNDError, match="distorted image is 64 x 128"):
@@ -117,3 +117,13 @@ def test_cli_visibility_map_with_the_real_network(tmp_path, official_cache):
     assert main([*args, "--precision", "fp32", "--out", str(tmp_path / "o")]) == 0
     info = json.loads((tmp_path / "o" / "d_visibility.json").read_text())
     assert 0 < info["p_detect"] <= 1 and info["weights"] == "resjnd-cplset"
+
+
+def test_a_few_near_zero_jnd_values_do_not_decide_the_whole_image():
+    """KLT-JND has zeros and ResJND near-zero residuals: they count as half a grey level."""
+    grey = np.full((64, 64), 128, np.uint8)
+    jnd = np.full((64, 64), 5.0)
+    jnd[10, 10] = 0.0
+    plus_one = grey + 1
+    assert visibility(grey, plus_one, jnd).p_detect < 0.01
+    assert visibility(grey, plus_one, np.full((64, 64), 5.0)).p_detect < visibility(grey, plus_one, jnd).p_detect

@@ -2,7 +2,7 @@
 difference between a pristine image and a distorted one.
 
 Per pixel, the luminance error e(x) = |Y_d(x) - Y_p(x)| (BT.601, grey levels) is
-divided by the JND: r(x) = e(x) / JND(x). The probability of detecting that pixel's
+divided by the JND: r(x) = e(x) / max(JND(x), 0.5). The probability of detecting that pixel's
 error is a Weibull psychometric function of the ratio (Quick 1974; Watson 1979):
 
     p(x) = 1 - exp(-(r(x) / alpha) ** beta)
@@ -37,8 +37,10 @@ from .zoo._common import luminance
 DEFAULT_SLOPE = 3.5
 #: Error-to-JND ratio detected with probability 1 - 1/e.
 DEFAULT_ALPHA = 1.0
-#: The smallest JND used as a divisor (grey levels): a zero JND means "any error shows".
-JND_FLOOR = 1e-3
+#: The smallest JND used as a divisor (grey levels): half an 8-bit step. A display
+#: cannot show less than one step, and without a floor a few near-zero map values
+#: (KLT-JND's zeros, ResJND's smallest residuals) would decide the whole image.
+JND_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -48,12 +50,16 @@ class VisibilityParams:
     alpha: float = DEFAULT_ALPHA
     beta: float = DEFAULT_SLOPE
     pooling: str = "minkowski-mean"
+    #: JND values below this (grey levels) count as this.
+    jnd_floor: float = JND_FLOOR
 
     def check(self) -> None:
         if not (math.isfinite(self.alpha) and self.alpha > 0):
             raise ResJNDError(f"visibility alpha must be a number above 0, got {self.alpha}")
         if not (math.isfinite(self.beta) and self.beta > 0):
             raise ResJNDError(f"visibility beta (slope) must be a number above 0, got {self.beta}")
+        if not (math.isfinite(self.jnd_floor) and self.jnd_floor > 0):
+            raise ResJNDError(f"visibility jnd_floor must be a number above 0, got {self.jnd_floor}")
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,10 @@ class Visibility:
         }
 
 
-def error_ratio(pristine: np.ndarray, distorted: np.ndarray, jnd: np.ndarray) -> np.ndarray:
-    """|Y_d - Y_p| / JND per pixel (H x W float64); ResJNDError when the sizes differ."""
+def error_ratio(
+    pristine: np.ndarray, distorted: np.ndarray, jnd: np.ndarray, floor: float = JND_FLOOR
+) -> np.ndarray:
+    """|Y_d - Y_p| / max(JND, floor) per pixel (H x W float64); ResJNDError when the sizes differ."""
     yp, yd = luminance(pristine), luminance(distorted)
     if yp.shape != yd.shape:
         raise ResJNDError(
@@ -89,7 +97,7 @@ def error_ratio(pristine: np.ndarray, distorted: np.ndarray, jnd: np.ndarray) ->
         raise ResJNDError(f"the JND map is {j.shape}, the images {yp.shape}")
     if not np.isfinite(j).all() or (j < 0).any():
         raise ResJNDError("the JND map must be finite and not negative")
-    return np.abs(yd - yp) / np.maximum(j, JND_FLOOR)
+    return np.abs(yd - yp) / np.maximum(j, floor)
 
 
 def visibility(
@@ -98,7 +106,7 @@ def visibility(
     """Where and how likely the distortion is seen, given the pristine image's JND map."""
     params = params or VisibilityParams()
     params.check()
-    scaled = (error_ratio(pristine, distorted, jnd) / params.alpha) ** params.beta
+    scaled = (error_ratio(pristine, distorted, jnd, params.jnd_floor) / params.alpha) ** params.beta
     probability = -np.expm1(-scaled)
     mean = float(scaled.mean())
     return Visibility(

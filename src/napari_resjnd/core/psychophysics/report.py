@@ -19,14 +19,27 @@ from .session import Session
 
 
 def thresholds(sessions: Sequence[Session]) -> list[dict]:
-    """One row per observer and condition: image, model, threshold and its 95 % CI."""
+    """One row per observer and condition: image, model, threshold and its 95 % CI,
+    and the noise scale beta at the threshold (see :func:`beta_at`)."""
     rows = []
     for s in sessions:
         by_key = {c.key: c for c in s.conditions}
         for key, f in s.fits().items():
             c = by_key[key]
-            rows.append({"observer": s.observer, "image": c.image, "model": c.model, **f.as_dict()})
+            beta = beta_at(f.threshold, [t for t in s.trials if t["condition"] == key])
+            rows.append({"observer": s.observer, "image": c.image, "model": c.model, **f.as_dict(), "beta": beta})
     return rows
+
+
+def beta_at(threshold: float, trials: list[dict]) -> float:
+    """The noise scale beta that gives ``threshold`` dB, from the trials' (PSNR, beta):
+    the noise amplitude is beta times the map, so beta scales as 10 ** (-PSNR / 20)
+    (exact without clipping). NaN when no trial recorded a beta (simulated runs).
+
+    It calibrates the map: the model's JND times this beta is what the observer just
+    sees, so ``resjnd visibility map --alpha BETA`` puts p_detect at 1 - 1/e there."""
+    est = [t["beta"] * 10 ** ((t["psnr"] - threshold) / 20) for t in trials if t.get("beta")]
+    return float(np.median(est)) if est else math.nan
 
 
 def model_table(rows: list[dict]) -> list[dict]:
@@ -35,6 +48,8 @@ def model_table(rows: list[dict]) -> list[dict]:
     for model in dict.fromkeys(r["model"] for r in rows):
         t = np.array([r["threshold_psnr"] for r in rows if r["model"] == model])
         w = np.array([r["ci_high"] - r["ci_low"] for r in rows if r["model"] == model])
+        b = np.array([r.get("beta", math.nan) for r in rows if r["model"] == model], np.float64)
+        b = b[np.isfinite(b) & (b > 0)]
         out.append(
             {
                 "model": model,
@@ -42,6 +57,8 @@ def model_table(rows: list[dict]) -> list[dict]:
                 "mean_threshold_psnr": float(t.mean()),
                 "median_threshold_psnr": float(np.median(t)),
                 "mean_ci_width_db": float(w.mean()),
+                # geometric mean of beta at threshold: the map's calibration (--alpha).
+                "alpha": float(np.exp(np.log(b).mean())) if b.size else math.nan,
             }
         )
     return out
@@ -102,12 +119,12 @@ def rank_agreement(
 
 def markdown(table: list[dict], pairs: list[dict], ranks: list[dict] | None = None) -> str:
     lines = [
-        "| model | n | mean threshold PSNR (dB) | median | mean 95 % CI width (dB) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| model | n | mean threshold PSNR (dB) | median | mean 95 % CI width (dB) | alpha (beta at threshold) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
         f"| {r['model']} | {r['n']} | {r['mean_threshold_psnr']:.2f} | {r['median_threshold_psnr']:.2f} | "
-        f"{r['mean_ci_width_db']:.2f} |"
+        f"{r['mean_ci_width_db']:.2f} | {r['alpha']:.3g} |"
         for r in table
     ]
     lines += ["", "| a | b | n | mean a - b (dB) | a lower | Wilcoxon p |", "| --- | --- | ---: | ---: | ---: | ---: |"]
