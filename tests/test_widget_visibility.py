@@ -94,6 +94,7 @@ def test_scripted_flicker_session_with_keys_timing_and_resume(qtbot, test_widget
     qtbot.waitUntil(lambda: w.trial is not None, timeout=30000)
     layer = viewer.layers[STIMULUS]
     assert layer.interpolation2d == "nearest" and w.display_problems == [], w.display_problems
+    assert not viewer.layers["cat"].visible and not viewer.layers["rocket"].visible  # only the stimulus
     assert layer.data.shape == (48, 48 + 16 + 48, 3)
     t0 = time.perf_counter()
     qtbot.wait(1000)  # the flicker runs: 8 Hz is a change every 62.5 ms
@@ -119,7 +120,7 @@ def test_scripted_flicker_session_with_keys_timing_and_resume(qtbot, test_widget
     s = Session.load(path)
     assert len(s.trials) == 12 and w.status.value.startswith("done: threshold PSNR")
     assert isinstance(shown[-1], Session) and all(isinstance(t, Trial) for t in shown[:-1])
-    assert STIMULUS not in viewer.layers
+    assert STIMULUS not in viewer.layers and viewer.layers["cat"].visible and viewer.layers["rocket"].visible
 
 
 @pytest.mark.slow
@@ -135,3 +136,16 @@ def test_two_interval_session_steps_through_its_intervals(qtbot, test_widget):
     assert abs(d[0] - 500) < 60 and abs(d[1] - 400) < 60 and abs(d[2] - 500) < 60
     observe(w, None, SimulatedObserver(36.0, seed=3))
     assert len(Session.load(path).trials) == 3
+
+
+@pytest.mark.slow
+def test_a_stimulus_wider_than_the_canvas_is_reported(qtbot, test_widget):
+    viewer, w, _ = test_widget
+    viewer.add_image(np.zeros((64, 3000, 3), np.uint8), name="wide", rgb=True)
+    w.images.value = [viewer.layers["wide"]]
+    w.models.value = ["uniform"]
+    w.start()
+    qtbot.waitUntil(lambda: w.trial is not None, timeout=30000)
+    assert any("smaller than the stimulus" in p for p in w.display_problems)
+    assert "smaller than the stimulus" in w.status.value
+    w.stop("stopped")

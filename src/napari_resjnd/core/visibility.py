@@ -83,9 +83,7 @@ class Visibility:
         }
 
 
-def error_ratio(
-    pristine: np.ndarray, distorted: np.ndarray, jnd: np.ndarray, floor: float = JND_FLOOR
-) -> np.ndarray:
+def error_ratio(pristine: np.ndarray, distorted: np.ndarray, jnd: np.ndarray, floor: float = JND_FLOOR) -> np.ndarray:
     """|Y_d - Y_p| / max(JND, floor) per pixel (H x W float64); ResJNDError when the sizes differ."""
     yp, yd = luminance(pristine), luminance(distorted)
     if yp.shape != yd.shape:

@@ -98,6 +98,8 @@ class VisibilityTestWidget(DockContainer):
         self.display_problems: list[str] = []
         self._loop: Generator[Trial, Response, Session] | None = None
         self._frames: list[np.ndarray] = []
+        #: Layers hidden while the test runs, shown again when it ends.
+        self._hidden: list[Any] = []
         self._shown_at = 0.0
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(lambda _=None: self.stop("stopped; Start on the same file resumes"))
@@ -158,12 +160,18 @@ class VisibilityTestWidget(DockContainer):
         self.runner.hold()  # busy (Start disabled) until the test ends
         by_key = {f"{image} | {model}": s for (image, model), s in stimuli.items()}
         self._loop = run(self.session, self.session_path, by_key)
+        self._hidden = [layer for layer in self._viewer.layers if layer.visible and layer.name != STIMULUS]
+        for layer in self._hidden:  # nothing but the stimulus on screen
+            layer.visible = False
         self._bind_keys(True)
         self.stop_button.enabled = self.first_button.enabled = self.second_button.enabled = True
         try:
             trial = next(self._loop)
         except StopIteration as end:
             self._finish(end.value)
+            return
+        except (ResJNDError, OSError) as e:
+            self.stop(f"error: {e}")
             return
         self._show(trial)
 
@@ -184,9 +192,10 @@ class VisibilityTestWidget(DockContainer):
         """Zoom to one image pixel per screen pixel, nearest interpolation, centred;
         returns what still stands in the way (also shown in the status line)."""
         layer.interpolation2d = "nearest"
-        ratio = 1.0
+        ratio, canvas = 1.0, None
         with contextlib.suppress(AttributeError):  # no Qt window (headless viewer)
-            ratio = float(self._viewer.window._qt_viewer.canvas.native.devicePixelRatioF())
+            canvas = self._viewer.window._qt_viewer.canvas.native
+            ratio = float(canvas.devicePixelRatioF())
         scene = getattr(self._viewer, "scene", None)  # napari >= 0.9 moved the camera there
         camera = scene.camera if scene is not None else self._viewer.camera
         camera.zoom = 1.0 / ratio
@@ -199,6 +208,11 @@ class VisibilityTestWidget(DockContainer):
             problems.append(f"zoom {camera.zoom:g} at device pixel ratio {ratio:g}")
         if layer.interpolation2d != "nearest":
             problems.append(f"interpolation {layer.interpolation2d}")
+        if canvas is not None and (w / ratio > canvas.width() or h / ratio > canvas.height()):
+            problems.append(
+                f"the canvas ({canvas.width()} x {canvas.height()} px) is smaller than the stimulus "
+                f"({w / ratio:g} x {h / ratio:g}): enlarge the window or narrow the docks"
+            )
         return problems
 
     def _side_by_side(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -283,6 +297,10 @@ class VisibilityTestWidget(DockContainer):
         self._bind_keys(False)
         if STIMULUS in self._viewer.layers:
             self._viewer.layers.remove(STIMULUS)
+        for layer in self._hidden:
+            if layer in self._viewer.layers:
+                layer.visible = True
+        self._hidden = []
         self.stop_button.enabled = self.first_button.enabled = self.second_button.enabled = False
         self.runner.release()
         self.status.value = message
