@@ -116,7 +116,7 @@ def timing(args: argparse.Namespace) -> None:
             QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
 
     viewer = napari.Viewer(show=True)
-    viewer.window.resize(1100, 700)
+    viewer.window.resize(1500, 800)
     w = VisibilityTestWidget(viewer)
     viewer.window.add_dock_widget(w, name="Visibility test")
     cat = data.chelsea()[40:296, 100:356]

@@ -68,8 +68,8 @@ class VisibilityTestWidget(DockContainer):
         self.session_file = FileEdit(label="session file", mode="w", value="", filter="*.json")
         self.start_button = PushButton(text="Start / resume")
         self.stop_button = PushButton(text="Stop", enabled=False)
-        self.first_button = PushButton(text="Left / first (1, ←)", enabled=False)
-        self.second_button = PushButton(text="Right / second (2, →)", enabled=False)
+        self.first_button = PushButton(text="Left / 1st (1, ←)", enabled=False)
+        self.second_button = PushButton(text="Right / 2nd (2, →)", enabled=False)
         self.status = StatusLine("pick images and models, then Start")
         self.runner = WorkerRunner("ResJND visibility test", self.status, self.start_button)
         answers = Container(widgets=[self.first_button, self.second_button], layout="horizontal", labels=False)
@@ -97,7 +97,9 @@ class VisibilityTestWidget(DockContainer):
         #: What keeps the display from 1 image px = 1 screen px (empty: nothing).
         self.display_problems: list[str] = []
         self._loop: Generator[Trial, Response, Session] | None = None
-        self._frames: list[np.ndarray] = []
+        #: The current trial's frame layers, and the one on screen.
+        self._layers: list[Any] = []
+        self._current = 0
         #: Layers hidden while the test runs, shown again when it ends.
         self._hidden: list[Any] = []
         self._shown_at = 0.0
@@ -114,7 +116,7 @@ class VisibilityTestWidget(DockContainer):
         return layer_choices(
             self._viewer,
             (Image,),
-            lambda layer: layer.ndim == 2 and layer.name != STIMULUS and "resjnd" not in layer.metadata,
+            lambda layer: layer.ndim == 2 and not layer.name.startswith(STIMULUS) and "resjnd" not in layer.metadata,
         )
 
     # ---- session -------------------------------------------------------
@@ -160,7 +162,7 @@ class VisibilityTestWidget(DockContainer):
         self.runner.hold()  # busy (Start disabled) until the test ends
         by_key = {f"{image} | {model}": s for (image, model), s in stimuli.items()}
         self._loop = run(self.session, self.session_path, by_key)
-        self._hidden = [layer for layer in self._viewer.layers if layer.visible and layer.name != STIMULUS]
+        self._hidden = [la for la in self._viewer.layers if la.visible and not la.name.startswith(STIMULUS)]
         for layer in self._hidden:  # nothing but the stimulus on screen
             layer.visible = False
         self._bind_keys(True)
@@ -180,13 +182,23 @@ class VisibilityTestWidget(DockContainer):
             self._viewer.bind_key(key, (lambda _v, c=choice: self.answer(c)) if on else None, overwrite=True)
 
     # ---- display -------------------------------------------------------
-    def _layer(self, data: np.ndarray) -> Any:
-        if STIMULUS in self._viewer.layers:
-            layer = self._viewer.layers[STIMULUS]
-            layer.data = data
-        else:
-            layer = self._viewer.add_image(data, name=STIMULUS, rgb=True, contrast_limits=(0, 255))
-        return layer
+    def _frame_layers(self, frames: list[np.ndarray]) -> list[Any]:
+        """One layer per frame of the trial, all in one place, only the first visible:
+        a display change is a visibility switch, with no texture upload in between."""
+        names = [STIMULUS, *(f"{STIMULUS} ({k + 1})" for k in range(1, len(frames)))]
+        for layer in [la for la in self._viewer.layers if la.name.startswith(STIMULUS) and la.name not in names]:
+            self._viewer.layers.remove(layer)
+        layers = []
+        for k, (name, data) in enumerate(zip(names, frames)):
+            if name in self._viewer.layers:
+                layer = self._viewer.layers[name]
+                layer.data = data
+            else:
+                layer = self._viewer.add_image(data, name=name, rgb=True, contrast_limits=(0, 255))
+            layer.interpolation2d = "nearest"
+            layer.visible = k == 0
+            layers.append(layer)
+        return layers
 
     def check_display(self, layer: Any) -> list[str]:
         """Zoom to one image pixel per screen pixel, nearest interpolation, centred;
@@ -236,9 +248,9 @@ class VisibilityTestWidget(DockContainer):
         else:  # two intervals: first, blank, second, blank
             blank = np.full_like(pristine, GREY)
             frames = [pair[0], blank, pair[1], blank]
-        self._frames = frames
-        layer = self._layer(frames[0])
-        self.display_problems = self.check_display(layer)
+        self._layers = self._frame_layers(frames)
+        self._current = 0
+        self.display_problems = self.check_display(self._layers[0])
         self._shown_at = time.perf_counter()
         self.frame_times.append(self._shown_at)
         if proc == "flicker":
@@ -254,18 +266,23 @@ class VisibilityTestWidget(DockContainer):
         )
         self.progressed.emit(trial)
 
-    def _set_frame(self, data: np.ndarray) -> None:
-        if STIMULUS in self._viewer.layers:
-            self._viewer.layers[STIMULUS].data = data
-            self.frame_times.append(time.perf_counter())
+    def _set_frame(self, k: int) -> None:
+        """Show frame ``k`` of the trial (and log when)."""
+        if not all(layer in self._viewer.layers for layer in self._layers):
+            return
+        for i, layer in enumerate(self._layers):
+            if i != k:
+                layer.visible = False
+        self._layers[k].visible = True
+        self._current = k
+        self.frame_times.append(time.perf_counter())
 
     def _flip(self) -> None:
-        self._frames.reverse()
-        self._set_frame(self._frames[0])
+        self._set_frame(1 - self._current)
 
     def _step(self, number: int, k: int) -> None:
         if self.trial is not None and self.trial.number == number:
-            self._set_frame(self._frames[k])
+            self._set_frame(k)
 
     # ---- answers -------------------------------------------------------
     def answer(self, choice: int) -> None:
@@ -295,8 +312,9 @@ class VisibilityTestWidget(DockContainer):
         self._timer.stop()
         self.trial, self._loop = None, None
         self._bind_keys(False)
-        if STIMULUS in self._viewer.layers:
-            self._viewer.layers.remove(STIMULUS)
+        for layer in [la for la in self._viewer.layers if la.name.startswith(STIMULUS)]:
+            self._viewer.layers.remove(layer)
+        self._layers = []
         for layer in self._hidden:
             if layer in self._viewer.layers:
                 layer.visible = True
