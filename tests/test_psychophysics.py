@@ -200,3 +200,17 @@ def test_beta_at_threshold_follows_the_real_noise():
     predicted = beta_at(36.0, [{"psnr": at30.psnr, "beta": at30.beta}])
     assert predicted == pytest.approx(at36.beta, rel=0.05)
     assert np.isnan(beta_at(36.0, [{"psnr": 30.0, "beta": None}]))
+
+
+def test_cli_report_and_simulate_refuse_bad_input_in_one_line(tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["visibility", "report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json" in err and len(err.strip().splitlines()) == 1
+    assert main(["visibility", "report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "r")]) == 2
+    assert "missing.json" in capsys.readouterr().err
+    empty = Session("obs", "flicker", [Condition("a", "m")]).save(tmp_path / "empty.json")
+    assert main(["visibility", "report", str(empty), "--out", str(tmp_path / "r")]) == 2
+    assert "no answers" in capsys.readouterr().err and not (tmp_path / "r" / "visibility_report.json").exists()
+    assert main(["visibility", "simulate", "--threshold-psnr", "-3"]) == 2
+    assert main(["visibility", "simulate", "--threshold-psnr", "30", "--lapse", "1.5"]) == 2

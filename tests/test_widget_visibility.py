@@ -152,3 +152,23 @@ def test_a_stimulus_wider_than_the_canvas_is_reported(qtbot, test_widget):
     assert any("smaller than the stimulus" in p for p in w.display_problems)
     assert "smaller than the stimulus" in w.status.value
     w.stop("stopped")
+
+
+def test_prepare_test_worker_builds_every_condition_and_cancels():
+    import threading
+
+    from napari_resjnd.widgets._visibility_worker import TestJob, prepare_test
+
+    job = TestJob({"cat": CAT, "rocket": ROCKET}, ("chou1995", "uniform"), seed=3)
+    out = drive(prepare_test(job, threading.Event()))
+    assert out.ok and sorted(out.value) == [
+        ("cat", "chou1995"),
+        ("cat", "uniform"),
+        ("rocket", "chou1995"),
+        ("rocket", "uniform"),
+    ]
+    stim = out.value[("cat", "chou1995")].at(34.0)
+    assert abs(stim.psnr - 34.0) < 0.1 and stim.distorted.shape == CAT.shape
+    stop = threading.Event()
+    stop.set()
+    assert drive(prepare_test(job, stop)).cancelled
