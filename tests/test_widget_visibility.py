@@ -119,6 +119,7 @@ def test_scripted_flicker_session_with_keys_timing_and_resume(qtbot, test_widget
     observe(w, None, SimulatedObserver(38.0, seed=2))
     s = Session.load(path)
     assert len(s.trials) == 12 and w.status.value.startswith("done: threshold PSNR")
+    assert "flicker measured" in w.status.value and "(set 8 Hz)" in w.status.value
     assert isinstance(shown[-1], Session) and all(isinstance(t, Trial) for t in shown[:-1])
     assert STIMULUS not in viewer.layers and viewer.layers["cat"].visible and viewer.layers["rocket"].visible
 
@@ -172,3 +173,12 @@ def test_prepare_test_worker_builds_every_condition_and_cancels():
     stop = threading.Event()
     stop.set()
     assert drive(prepare_test(job, stop)).cancelled
+
+
+@pytest.mark.slow
+def test_visibility_worker_with_the_real_network(official_cache):
+    import threading
+
+    out = drive(predict_visibility(VisibilityJob(CAT, jpeg(CAT, 20), "resjnd"), threading.Event()))
+    assert out.ok, out.error
+    assert out.value.probability.shape == CAT.shape[:2] and 0 < out.value.p_detect <= 1

@@ -25,6 +25,7 @@ is seen: 0 means invisible; it is not a 2AFC proportion correct.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 
@@ -32,6 +33,8 @@ import numpy as np
 
 from .errors import ResJNDError
 from .zoo._common import luminance
+
+log = logging.getLogger(__name__)
 
 #: Weibull slope (Watson & Pelli 1983, contrast detection).
 DEFAULT_SLOPE = 3.5
@@ -95,6 +98,9 @@ def error_ratio(pristine: np.ndarray, distorted: np.ndarray, jnd: np.ndarray, fl
         raise ResJNDError(f"the JND map is {j.shape}, the images {yp.shape}")
     if not np.isfinite(j).all() or (j < 0).any():
         raise ResJNDError("the JND map must be finite and not negative")
+    floored = int(np.count_nonzero(j < floor))
+    if floored:
+        log.info("JND below %g grey levels at %d of %d pixels: counted as %g", floor, floored, j.size, floor)
     return np.abs(yd - yp) / np.maximum(j, floor)
 
 

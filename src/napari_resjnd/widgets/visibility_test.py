@@ -12,6 +12,7 @@ logged with the answer.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -32,6 +33,8 @@ from .visibility import MODEL_CHOICES
 
 if TYPE_CHECKING:
     from napari.viewer import Viewer
+
+log = logging.getLogger(__name__)
 
 STIMULUS = "stimulus: visibility test"
 #: Grey gap between the two halves of a side-by-side display (px), and its level.
@@ -251,6 +254,8 @@ class VisibilityTestWidget(DockContainer):
         self._layers = self._frame_layers(frames)
         self._current = 0
         self.display_problems = self.check_display(self._layers[0])
+        if self.display_problems:
+            log.warning("visibility test display: %s", "; ".join(self.display_problems))
         self._shown_at = time.perf_counter()
         self.frame_times.append(self._shown_at)
         if proc == "flicker":
@@ -326,5 +331,8 @@ class VisibilityTestWidget(DockContainer):
     def _finish(self, session: Session) -> None:
         fits = session.fits()
         text = "; ".join(f"{k}: {f.threshold:.1f} dB [{f.ci_low:.1f}, {f.ci_high:.1f}]" for k, f in fits.items())
+        rates = [t["measured_hz"] for t in session.trials if "measured_hz" in t]
+        if session.procedure == "flicker" and rates:
+            text += f"; flicker measured {np.mean(rates):.2f} Hz (set {session.rate_hz:g} Hz)"
         self.stop(f"done: threshold PSNR {text}; session {self.session_path}")
         self.progressed.emit(session)
