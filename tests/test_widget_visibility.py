@@ -138,8 +138,12 @@ def test_two_interval_session_steps_through_its_intervals(qtbot, test_widget):
     # schedule is absolute (from the trial's start), so lateness does not add up.
     assert abs(d[0] - 500) < 150 and abs(d[1] - 400) < 150 and abs(d[2] - 500) < 150, d
     assert abs((w.frame_times[3] - w.frame_times[0]) * 1000 - 1400) < 150
+    assert "which interval" in w.status.value
     observe(w, None, SimulatedObserver(36.0, seed=3))
     assert len(Session.load(path).trials) == 3
+    viewer.layers["cat"].data = viewer.layers["cat"].data[::-1].copy()  # other pixels, same name
+    w.start()
+    assert "other pixels" in w.status.value and w.trial is None
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, Select, SpinBox
 from psygnal import Signal
 
+from ..core.annotation import image_sha256
 from ..core.errors import ResJNDError
 from ..core.psychophysics.procedure import Response, Trial, run
 from ..core.psychophysics.session import PROCEDURES, Condition, Session
@@ -42,6 +43,11 @@ GAP_PX, GREY = 16, 128
 #: Two-interval timing: each interval, and the blank between them (ms).
 INTERVAL_MS, BLANK_MS = 500, 400
 KEYS = {"1": 0, "Left": 0, "2": 1, "Right": 1}
+QUESTIONS = {
+    "2afc-side-by-side": "which side is distorted?",
+    "2afc-intervals": "which interval was distorted, the first or the second?",
+    "flicker": "which side flickers?",
+}
 
 
 def sessions_dir() -> Path:
@@ -135,7 +141,8 @@ class VisibilityTestWidget(DockContainer):
         layers, models = list(self.images.value), list(self.models.value)
         if not layers or not models:
             raise ResJNDError("pick at least one image and one JND model")
-        conditions = [Condition(layer.name, m) for layer in layers for m in models]
+        hashes = {layer.name: image_sha256(np.asarray(layer.data)) for layer in layers}
+        conditions = [Condition(layer.name, m, hashes[layer.name]) for layer in layers for m in models]
         name = str(self.session_file.value)
         path = Path(name) if name not in ("", ".") else sessions_dir() / f"visibility-{self.observer.value}.json"
         if path.exists():
@@ -146,6 +153,12 @@ class VisibilityTestWidget(DockContainer):
                 raise ResJNDError(
                     f"{path} holds another test ({session.procedure}; "
                     f"{', '.join(c.key for c in session.conditions)}): pick those, or another session file"
+                )
+            changed = sorted({c.image for c in session.conditions if c.image_sha256 not in (None, hashes[c.image])})
+            if changed:
+                raise ResJNDError(
+                    f"{path} was made on other pixels than the layer(s) {', '.join(map(repr, changed))}: "
+                    "pick those images, or another session file"
                 )
         else:
             session = Session(
@@ -265,10 +278,7 @@ class VisibilityTestWidget(DockContainer):
             for k, at in enumerate((INTERVAL_MS, INTERVAL_MS + BLANK_MS, 2 * INTERVAL_MS + BLANK_MS), start=1):
                 QTimer.singleShot(at, lambda k=k, n=n: self._step(n, k))
         warn = f" (display: {'; '.join(self.display_problems)})" if self.display_problems else ""
-        self.status.value = (
-            f"trial {trial.number + 1} of {trial.total}: which side is "
-            f"{'flickering' if proc == 'flicker' else 'distorted'}? 1/← or 2/→{warn}"
-        )
+        self.status.value = f"trial {trial.number + 1} of {trial.total}: {QUESTIONS.get(proc, '')} 1/← or 2/→{warn}"
         self.progressed.emit(trial)
 
     def _set_frame(self, k: int) -> None:
