@@ -133,18 +133,23 @@ def timing(args: argparse.Namespace) -> None:
         while w.trial is None:
             wait(20)
         wait(3000 if procedure == "flicker" else 1600)
-        d = np.diff(w.frame_times) * 1000
+        times, clock = w.displayed_times()
+        d = np.diff(times) * 1000
+        issued = np.diff(w.frame_times) * 1000
         if procedure == "flicker":
             if args.screenshot and rate == 4.0:
                 Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(args.screenshot)
             print(
-                f"flicker set to {rate:g} Hz: {len(w.frame_times)} display changes in 3 s, measured "
-                f"{w.measured_hz():.3f} Hz; half period {d.mean():.1f} ms (sd {d.std():.2f}, "
-                f"min {d.min():.1f}, max {d.max():.1f})"
+                f"flicker set to {rate:g} Hz: {len(times)} display changes in 3 s ({clock} clock, "
+                f"{w.dropped_frames} dropped), measured {w.measured_hz():.3f} Hz; half period {d.mean():.1f} ms "
+                f"(sd {d.std():.2f}, min {d.min():.1f}, max {d.max():.1f}); as issued: sd {issued.std():.2f} ms"
             )
         else:
-            print(f"two intervals (500 ms, blank 400 ms, 500 ms): changes after {', '.join(f'{v:.1f}' for v in d)} ms")
+            print(
+                f"two intervals (500 ms, blank 400 ms, 500 ms), {clock} clock: changes after "
+                f"{', '.join(f'{v:.1f}' for v in d)} ms"
+            )
         w.stop("benchmark")
     viewer.close()
 

@@ -108,6 +108,7 @@ def test_scripted_flicker_session_with_keys_timing_and_resume(qtbot, test_widget
     qtbot.keyClick(viewer.window._qt_viewer.canvas.native, Qt.Key.Key_Right if target == 1 else Qt.Key.Key_Left)
     first = json.loads(path.read_text())["trials"]
     assert len(first) == 1 and first[0]["correct"] is True and 6.5 < first[0]["measured_hz"] < 9.0
+    assert first[0]["frame_clock"] == "swap"  # buffer swaps of the canvas, not timer ticks
     assert len(first[0]["frame_intervals_ms"]) >= 10
     observe(w, 4, SimulatedObserver(38.0, seed=1))
     assert len(json.loads(path.read_text())["trials"]) == 5  # saved after every trial

@@ -112,6 +112,12 @@ class VisibilityTestWidget(DockContainer):
         #: Layers hidden while the test runs, shown again when it ends.
         self._hidden: list[Any] = []
         self._shown_at = 0.0
+        #: Buffer-swap times of the frames shown (the canvas's frameSwapped), a change
+        #: waiting for its swap, and changes replaced before they were drawn.
+        self.swap_times: list[float] = []
+        self._pending = False
+        self.dropped_frames = 0
+        self._swapping: Any = None
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(lambda _=None: self.stop("stopped; Start on the same file resumes"))
         self.first_button.changed.connect(lambda _=None: self.answer(0))
@@ -182,6 +188,7 @@ class VisibilityTestWidget(DockContainer):
         for layer in self._hidden:  # nothing but the stimulus on screen
             layer.visible = False
         self._bind_keys(True)
+        self._watch_swaps(True)
         self.stop_button.enabled = self.first_button.enabled = self.second_button.enabled = True
         try:
             trial = next(self._loop)
@@ -251,7 +258,8 @@ class VisibilityTestWidget(DockContainer):
         from qtpy.QtCore import QTimer
 
         assert trial.stimulus is not None
-        self.trial, self.frame_times = trial, []
+        self.trial, self.frame_times, self.swap_times, self.dropped_frames = trial, [], [], 0
+        self._pending = False
         self._timer.stop()
         pristine, distorted = trial.stimulus.pristine, trial.stimulus.distorted
         proc = self.session.procedure if self.session else ""
@@ -270,7 +278,7 @@ class VisibilityTestWidget(DockContainer):
         if self.display_problems:
             log.warning("visibility test display: %s", "; ".join(self.display_problems))
         self._shown_at = time.perf_counter()
-        self.frame_times.append(self._shown_at)
+        self._changed(self._shown_at)
         if proc == "flicker":
             self._timer.start(max(1, round(500 / self.session.rate_hz)))  # half a period per image
         elif proc == "2afc-intervals":
@@ -290,7 +298,39 @@ class VisibilityTestWidget(DockContainer):
                 layer.visible = False
         self._layers[k].visible = True
         self._current = k
-        self.frame_times.append(time.perf_counter())
+        self._changed(time.perf_counter())
+
+    def _changed(self, now: float) -> None:
+        """Log a display change; its swap time comes with the next frameSwapped."""
+        if self._pending and self._swapping is not None:
+            self.dropped_frames += 1
+        self._pending = True
+        self.frame_times.append(now)
+
+    def _swapped(self) -> None:
+        if self._pending:
+            self.swap_times.append(time.perf_counter())
+            self._pending = False
+
+    def _watch_swaps(self, on: bool) -> None:
+        """Connect to the canvas's frameSwapped (a QOpenGLWidget's), where there is one."""
+        if on and self._swapping is None:
+            with contextlib.suppress(AttributeError, TypeError):
+                canvas = self._viewer.window._qt_viewer.canvas.native
+                canvas.frameSwapped.connect(self._swapped)
+                self._swapping = canvas
+        elif not on and self._swapping is not None:
+            with contextlib.suppress(RuntimeError, TypeError):
+                self._swapping.frameSwapped.disconnect(self._swapped)
+            self._swapping = None
+
+    def displayed_times(self) -> tuple[tuple[float, ...], str]:
+        """The trial's display-change times and their clock: the buffer swaps when every
+        drawn change has one, else the times the changes were issued."""
+        drawn = len(self.frame_times) - self.dropped_frames - (1 if self._pending else 0)
+        if self._swapping is not None and self.swap_times and len(self.swap_times) == drawn:
+            return tuple(self.swap_times), "swap"
+        return tuple(self.frame_times), "issued"
 
     def _flip(self) -> None:
         self._set_frame(1 - self._current)
@@ -305,7 +345,8 @@ class VisibilityTestWidget(DockContainer):
         if self.trial is None or self._loop is None:
             return
         self._timer.stop()
-        response = Response(choice, time.perf_counter() - self._shown_at, tuple(self.frame_times))
+        times, clock = self.displayed_times()
+        response = Response(choice, time.perf_counter() - self._shown_at, times, clock, self.dropped_frames)
         self.trial = None
         try:
             trial = self._loop.send(response)
@@ -318,8 +359,8 @@ class VisibilityTestWidget(DockContainer):
         self._show(trial)
 
     def measured_hz(self) -> float | None:
-        """The flicker rate of the trial on screen so far, from the logged frame times."""
-        d = np.diff(self.frame_times)
+        """The flicker rate of the trial on screen so far, from :meth:`displayed_times`."""
+        d = np.diff(self.displayed_times()[0])
         return float(1 / (2 * d.mean())) if d.size else None
 
     def stop(self, message: str) -> None:
@@ -327,6 +368,7 @@ class VisibilityTestWidget(DockContainer):
         self._timer.stop()
         self.trial, self._loop = None, None
         self._bind_keys(False)
+        self._watch_swaps(False)
         for layer in [la for la in self._viewer.layers if la.name.startswith(STIMULUS)]:
             self._viewer.layers.remove(layer)
         self._layers = []

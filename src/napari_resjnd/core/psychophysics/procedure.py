@@ -45,13 +45,18 @@ class Response:
     response_time_s: float = math.nan
     #: perf_counter() times (s) at which the display changed during the trial.
     frame_times: tuple[float, ...] = ()
+    #: What those times are: "swap" (the frame reached the screen's buffer) or
+    #: "issued" (handed to the canvas; where no buffer swap is seen).
+    frame_clock: str = "issued"
+    #: Changes replaced by the next one before they were ever drawn.
+    dropped_frames: int = 0
 
 
-def frame_log(times: tuple[float, ...]) -> dict:
+def frame_log(times: tuple[float, ...], clock: str = "issued", dropped: int = 0) -> dict:
     """Frame intervals (ms) and, for a flicker, the measured rate (a full period is
     two changes)."""
     d = np.diff(np.asarray(times, np.float64)) * 1000
-    out: dict = {"frame_intervals_ms": [round(float(v), 2) for v in d]}
+    out: dict = {"frame_clock": clock, "dropped_frames": dropped, "frame_intervals_ms": [round(float(v), 2) for v in d]}
     if d.size:
         out["measured_hz"] = round(float(1000 / (2 * d.mean())), 3)
         out["frame_jitter_ms"] = round(float(d.std()), 3)
@@ -92,7 +97,7 @@ def run(
             "answered_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         if response.frame_times:
-            record.update(frame_log(response.frame_times))
+            record.update(frame_log(response.frame_times, response.frame_clock, response.dropped_frames))
         session.trials.append(record)
         quests[condition.key].update(shown, correct)
         if path is not None:
