@@ -1,6 +1,7 @@
 """Psychophysics: the psychometric function and its fit, QUEST+, the trial loop,
 sessions that survive a kill, the simulated observer's recovery, the CLI."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -150,8 +151,20 @@ def test_a_session_resumes_after_a_kill_exactly_where_it_stopped(tmp_path):
 def test_a_damaged_or_foreign_session_file_is_one_line(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "other.json").write_text(json.dumps({"observer": "x"}))
-    for name in ("bad.json", "other.json"):
-        with pytest.raises(ResJNDError, match=name):
+    good = session()
+    answer_with(run(good), noiseless)
+    d = json.loads(json.dumps(dataclasses.asdict(good)))
+    d["trials"][3].pop("psnr")
+    (tmp_path / "no-psnr.json").write_text(json.dumps(d))
+    d["trials"][3]["psnr"], d["trials"][5]["condition"] = 30.0, "elsewhere | m"
+    (tmp_path / "stranger.json").write_text(json.dumps(d))
+    for name, why in [
+        ("bad.json", "not JSON"),
+        ("other.json", "no format"),
+        ("no-psnr.json", "trial 3 has no finite PSNR"),
+        ("stranger.json", "unknown conditions"),
+    ]:
+        with pytest.raises(ResJNDError, match=f"{name}.*{why}"):
             Session.load(tmp_path / name)
 
 

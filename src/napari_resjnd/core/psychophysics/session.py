@@ -13,6 +13,7 @@ count, so a resumed session continues as the unbroken one would have.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -68,6 +69,13 @@ class Session:
         keys = [c.key for c in self.conditions]
         if len(set(keys)) != len(keys):
             raise ResJNDError(f"{where}: a condition appears twice")
+        if not isinstance(self.trials_per_condition, int) or self.trials_per_condition < 1:
+            raise ResJNDError(f"{where}: trials_per_condition must be a whole number of at least 1")
+        for i, t in enumerate(self.trials):
+            if not isinstance(t, dict) or not isinstance(t.get("correct"), bool):
+                raise ResJNDError(f"{where}: trial {i} has no right/wrong answer")
+            if not isinstance(t.get("psnr"), (int, float)) or not math.isfinite(t["psnr"]):
+                raise ResJNDError(f"{where}: trial {i} has no finite PSNR")
         unknown = {t.get("condition") for t in self.trials} - set(keys)
         if unknown:
             raise ResJNDError(f"{where}: trials of unknown conditions {sorted(map(str, unknown))}")
