@@ -145,6 +145,9 @@ def test_two_interval_session_steps_through_its_intervals(qtbot, test_widget):
     viewer.layers["cat"].data = viewer.layers["cat"].data[::-1].copy()  # other pixels, same name
     w.start()
     assert "other pixels" in w.status.value and w.trial is None
+    w.observer.value = "someone else"
+    w.start()
+    assert "observer 'observer1'" in w.status.value and w.trial is None
 
 
 @pytest.mark.slow

@@ -153,9 +153,12 @@ class VisibilityTestWidget(DockContainer):
         path = Path(name) if name not in ("", ".") else sessions_dir() / f"visibility-{self.observer.value}.json"
         if path.exists():
             session = Session.load(path)
-            if [c.key for c in session.conditions] != [
-                c.key for c in conditions
-            ] or session.procedure != self.procedure.value:
+            if session.observer != self.observer.value:
+                raise ResJNDError(
+                    f"{path} is observer {session.observer!r}'s session: give that observer, or another session file"
+                )
+            same_test = [c.key for c in session.conditions] == [c.key for c in conditions]
+            if not same_test or session.procedure != self.procedure.value:
                 raise ResJNDError(
                     f"{path} holds another test ({session.procedure}; "
                     f"{', '.join(c.key for c in session.conditions)}): pick those, or another session file"
@@ -182,7 +185,7 @@ class VisibilityTestWidget(DockContainer):
     def _begin(self, stimuli: dict) -> None:
         assert self.session is not None
         self.runner.hold()  # busy (Start disabled) until the test ends
-        by_key = {f"{image} | {model}": s for (image, model), s in stimuli.items()}
+        by_key = {Condition(image, model).key: s for (image, model), s in stimuli.items()}
         self._loop = run(self.session, self.session_path, by_key)
         self._hidden = [la for la in self._viewer.layers if la.visible and not la.name.startswith(STIMULUS)]
         for layer in self._hidden:  # nothing but the stimulus on screen
