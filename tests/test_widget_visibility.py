@@ -74,10 +74,13 @@ def test_widget(make_napari_viewer, tmp_path):
     return viewer, w, tmp_path / "obs.json"
 
 
-def observe(w, n, observer):
-    """Answer ``n`` trials like ``observer`` (or all, n=None)."""
+def observe(w, n, observer, qtbot=None):
+    """Answer ``n`` trials like ``observer`` (or all, n=None), each as soon as the
+    widget takes answers."""
     k = 0
     while w.trial is not None and (n is None or k < n):
+        if qtbot is not None:
+            qtbot.waitUntil(lambda: w.accepts_answers, timeout=5000)
         t = w.trial
         w.answer(t.target if observer.answer(t.psnr) else 1 - t.target)
         k += 1
@@ -133,6 +136,9 @@ def test_two_interval_session_steps_through_its_intervals(qtbot, test_widget):
     w.models.value = ["uniform"]
     w.start()
     qtbot.waitUntil(lambda: w.trial is not None, timeout=30000)
+    first = w.trial
+    w.answer(0)  # too early: the second interval is not shown yet
+    assert w.trial is first and not Session.load(path).trials
     qtbot.waitUntil(lambda: len(w.frame_times) == 4, timeout=3000)  # first, blank, second, blank
     d = np.diff(w.frame_times) * 1000
     # On a loaded 2-core VM under Xvfb the event loop is late by up to ~100 ms; the
@@ -140,7 +146,7 @@ def test_two_interval_session_steps_through_its_intervals(qtbot, test_widget):
     assert abs(d[0] - 500) < 150 and abs(d[1] - 400) < 150 and abs(d[2] - 500) < 150, d
     assert abs((w.frame_times[3] - w.frame_times[0]) * 1000 - 1400) < 150
     assert "which interval" in w.status.value
-    observe(w, None, SimulatedObserver(36.0, seed=3))
+    observe(w, None, SimulatedObserver(36.0, seed=3), qtbot)
     assert len(Session.load(path).trials) == 3
     viewer.layers["cat"].data = viewer.layers["cat"].data[::-1].copy()  # other pixels, same name
     w.start()

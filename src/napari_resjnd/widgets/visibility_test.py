@@ -343,9 +343,18 @@ class VisibilityTestWidget(DockContainer):
             self._set_frame(k)
 
     # ---- answers -------------------------------------------------------
+    @property
+    def accepts_answers(self) -> bool:
+        """A trial is on screen and, with two intervals, both have been shown."""
+        if self.trial is None or self._loop is None:
+            return False
+        return not (self.session is not None and self.session.procedure == "2afc-intervals" and self._current < 2)
+
     def answer(self, choice: int) -> None:
         """Record the answer to the trial on screen (0: left/first, 1: right/second)."""
         if self.trial is None or self._loop is None:
+            return
+        if not self.accepts_answers:
             return
         self._timer.stop()
         times, clock = self.displayed_times()
