@@ -1,4 +1,4 @@
-"""int8 side by side with the other CPU paths, in one run (issue #15).
+"""int8 side by side with the other CPU paths, in one run.
 
     python benchmarks/bench_int8.py                 # 512 x 512, two repeats
     python benchmarks/bench_int8.py --size 256 --reps 1 --json out.json
@@ -28,6 +28,32 @@ import numpy as np
 import torch
 
 ROWS = ("plain", "fp32", "bf16", "int8", "openvino-fp32")
+#: The Markdown table this script prints, as README.md's Speed table and the
+#: Performance page show it (tests/test_docs.py keeps them in step).
+TABLE_HEADER = "| run | s / MP | × plain forward | peak RSS | JND error vs plain (mean / p99.9, grey levels) |"
+ROW_LABELS = {
+    "plain": "plain fp32 forward (NCHW, whole image)",
+    "fp32": "`predict`, fp32",
+    "bf16": "`predict`, bf16",
+    "int8": "`predict`, int8 (OpenVINO)",
+    "openvino-fp32": "OpenVINO fp32 (no quantisation)",
+}
+
+
+def markdown_table(runs: list[dict], size: int) -> str:
+    """The runs as the docs' table (one run: single figures; the docs give ranges over runs)."""
+    px = size * size
+    lines = [TABLE_HEADER, "| --- | ---: | ---: | ---: | --- |"]
+    for r in runs:
+        if "skipped" in r:
+            lines.append(f"| {ROW_LABELS[r['row']]} | — (skipped) | | | |")
+            continue
+        err = "—" if r["row"] == "plain" else f"{r['err_mean']:.3f} / {r['err_p99_9']:.2f}"
+        lines.append(
+            f"| {ROW_LABELS[r['row']]} | {r['seconds'] / px * 1e6:.0f} | {r['speedup']:.2f} | "
+            f"{r['peak_rss_mb'] / 1000:.1f} GB | {err} |"
+        )
+    return "\n".join(lines)
 
 
 def test_image(size: int) -> np.ndarray:
@@ -173,6 +199,7 @@ def main(argv=None) -> int:
     for h in results["held_out"]:
         size = f"{h['shape'][1]}x{h['shape'][0]}"
         print(f"held out {h['photo']} {size}: int8 JND error mean {h['mean']:.3f}, p99.9 {h['p99_9']:.2f}")
+    print("\n" + markdown_table(runs, args.size))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -1,4 +1,4 @@
-"""Issue #15 probe: PyTorch eager int8 (x86 backend) for ResJND on this CPU, scheme by
+"""Probe: PyTorch eager int8 (x86 backend) for ResJND on this CPU, scheme by
 scheme, against the fp32 forward: speed and JND error. Not a product path: no
 scheme here met the bound (mean |dJND| <= 0.25 grey levels) when it was written.
 

@@ -1,9 +1,12 @@
 """Docs "Evaluation and results": `resjnd evaluate --jnd all,uniform,shuffled` with
 the authors' weights on scikit-image's colour photographs and the two OpenJND test
-images (``../shared/jnd-reference/inputs``: actor, lighthouse), at 26 and 30 dB.
+images (actor, lighthouse: top-left 256 x 256 grey crops), at 26 and 30 dB, in fp32.
 
-    python benchmarks/results.py [--out bench-results/] [--precision auto]
+    python benchmarks/results.py [--out bench-results/] [--precision fp32] [--openjnd DIR]
 
+``--openjnd``: OpenJND's ``test_data`` folder (https://github.com/Terriao/OpenJND), or a
+folder already holding ``actor.png`` and ``lighthouse.png`` crops (default: the
+project's ``../shared/jnd-reference/inputs``); without either, the six photos alone.
 Writes the photos as PNG, then runs `resjnd evaluate` on them (CSV, Markdown
 summary with the paired statistics, quality plot) and prints the per-map means.
 """
@@ -26,7 +29,8 @@ OPENJND = Path(__file__).resolve().parents[2] / "shared" / "jnd-reference" / "in
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench-results")
-    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--precision", default="fp32", help="fp32: the published table (exact maps)")
+    ap.add_argument("--openjnd", type=Path, default=OPENJND, help="OpenJND's test_data folder (actor, lighthouse)")
     ap.add_argument("--weights", default="resjnd-cplset")
     args = ap.parse_args()
     out = Path(args.out)
@@ -38,10 +42,14 @@ def main() -> int:
         Image.fromarray(img).save(p)
         paths.append(str(p))
     for key in ("actor", "lighthouse"):
-        if (OPENJND / f"{key}.png").is_file():
-            paths.append(str(OPENJND / f"{key}.png"))
-        else:
-            print(f"{OPENJND / key}.png not found: evaluating without it", file=sys.stderr)
+        found = [args.openjnd / f"{key}{ext}" for ext in (".png", ".bmp") if (args.openjnd / f"{key}{ext}").is_file()]
+        if not found:
+            print(f"{args.openjnd / key}.png not found: evaluating without it", file=sys.stderr)
+            continue
+        grey = np.asarray(Image.open(found[0]).convert("L"))[:256, :256]  # as the reference maps were made
+        p = out / "photos" / f"{key}.png"
+        Image.fromarray(grey).save(p)
+        paths.append(str(p))
     rc = cli(
         [
             "evaluate",

@@ -21,7 +21,7 @@ import torch
 from skimage import data
 
 import napari_resjnd as rj
-from napari_resjnd.core.devices import resolve_precision
+from napari_resjnd.core.precision import resolve as resolve_precision
 from napari_resjnd.core.zoo import MODELS
 
 
@@ -60,7 +60,9 @@ def main() -> None:
         print(f"| {name} ({m.title}) | {seconds(lambda m=m: m.compute(big), args.repeat) / mp:.2f} |", flush=True)
     model = rj.load_model(args.weights)
     small = big[:512, :512]
-    for precision in dict.fromkeys(["fp32", resolve_precision("auto", torch.device("cpu"))]):
+    for precision in dict.fromkeys(
+        ["fp32", resolve_precision("auto", torch.device("cpu"), inference=True, registry_weights=True)]
+    ):
         s = seconds(lambda p=precision: rj.predict(model, small, device="cpu", precision=p), 1)
         print(f"| resjnd ({precision}) | {s / (512 * 512 / 1e6):.1f} |", flush=True)
 

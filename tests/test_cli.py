@@ -201,3 +201,44 @@ def test_predict_with_a_classic_model_needs_no_weights(tmp_path, model):
     canonical = "chou1995" if model == "chou" else model
     assert json.loads((out / "c.json").read_text())["weights"] == f"classic:{canonical}"
     assert json.loads((out / "summary.json").read_text())["weights"] == f"classic:{canonical}"
+
+
+def _parse(argv: list[str]):
+    from napari_resjnd.cli import build_parser
+
+    return build_parser().parse_args(argv)
+
+
+def test_validation_options_read_the_same_in_finetune_and_train(capsys):
+    """--val-fraction is a share in both commands, --val-dir a folder (train); the old
+    --val spellings keep their meaning and say which option replaces them."""
+    ft = _parse(["finetune", "--pairs", "p", "--out", "o.safetensors", "--val-fraction", "0.3"])
+    tr = _parse(["train", "--pairs", "p", "--out", "o.safetensors", "--val-fraction", "0.3", "--val-dir", "v"])
+    assert ft.val_fraction == tr.val_fraction == 0.3 and tr.val == "v"
+    assert capsys.readouterr().err == ""
+
+    old_ft = _parse(["finetune", "--pairs", "p", "--out", "o.safetensors", "--val", "0.2"])
+    assert old_ft.val_fraction == 0.2
+    assert "--val is deprecated; use --val-fraction" in capsys.readouterr().err
+    old_tr = _parse(["train", "--pairs", "p", "--out", "o.safetensors", "--val", "folder"])
+    assert old_tr.val == "folder"
+    assert "--val is deprecated; use --val-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["finetune", "train"])
+def test_override_offers_only_settings_the_command_can_change(command, capsys):
+    """A setting no option of the command sets cannot differ on resume, so --override
+    refuses it; every setting it offers is one the command has an option for."""
+    from napari_resjnd.cli import build_parser
+    from napari_resjnd.cli.parser import FINETUNE_OVERRIDABLE, TRAIN_OVERRIDABLE
+    from napari_resjnd.core.finetune import RESUME_KEYS
+
+    offered = FINETUNE_OVERRIDABLE if command == "finetune" else TRAIN_OVERRIDABLE
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    dests = {a.dest for a in sub._actions}
+    assert set(offered) <= dests and set(offered) <= set(RESUME_KEYS)
+    assert not (set(RESUME_KEYS) - set(offered)) & dests  # nothing settable is left out
+    with pytest.raises(SystemExit) as exc:
+        _parse([command, "--pairs", "p", "--out", "o.safetensors", "--resume", "r", "--override", "val_by"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'val_by'" in capsys.readouterr().err

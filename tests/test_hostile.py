@@ -340,7 +340,8 @@ CASES = [
     Case("finetune-lr-negative", t("finetune", "--pairs", "{tmp}/pairs", "--out", "{tmp}/m.safetensors", "--lr",
                                    "-1e-4"), 2, r"argument --lr", lambda tmp: pair_folder(tmp / "pairs")),
     Case("finetune-val-share-too-big", t("finetune", "--pairs", "{tmp}/pairs", "--out", "{tmp}/m.safetensors",
-                                         "--val", "1.5"), 2, r"argument --val: must be at least 0 and below 1",
+                                         "--val-fraction", "1.5"), 2,
+         r"argument --val-fraction: must be at least 0 and below 1",
          lambda tmp: pair_folder(tmp / "pairs")),
     Case("train-batch-zero", t("train", "--pairs", "{tmp}/pairs", "--out", "{tmp}/m.safetensors", "--batch", "0"),
          2, r"argument --batch", lambda tmp: pair_folder(tmp / "pairs")),
@@ -585,8 +586,8 @@ def test_a_bug_is_one_line_unless_debug(tmp_path, monkeypatch, capsys):
     argv = ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--weights", str(w)]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert (
-        err[-1] == "resjnd: error: RuntimeError: boom (this looks like a bug; run again with --debug for the traceback)"
+    assert re.fullmatch(
+        r"resjnd: error: RuntimeError: boom \(a bug: the traceback is in .*resjnd-crash-.*\.log; .*\)", err[-1]
     )
     with pytest.raises(RuntimeError, match="boom"):
         main(["predict", "--debug", *argv[1:]])

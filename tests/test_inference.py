@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from conftest import make_tiny
 
-from napari_resjnd import Cancelled, predict
+from napari_resjnd import Cancelled, iter_predict, predict
 from napari_resjnd.core.devices import resolve_device
+from napari_resjnd.core.events import drive
 from napari_resjnd.core.inference import auto_tile, tile_boxes
 from napari_resjnd.core.jnd import jnd_from_cpl, normalise_max
 
@@ -193,3 +194,21 @@ def test_normalise_max_matches_the_authors_rounding():
     j = np.array([[0.0, 1.0], [2.0, 4.0]], np.float32)
     assert normalise_max(j).tolist() == [[0, 64], [128, 255]]  # 63.75 -> 64, 127.5 -> 128 (even)
     assert normalise_max(np.zeros((2, 2))).max() == 0
+
+
+def test_tiles_nearest_the_view_come_first_and_the_result_is_bit_identical(tiny, rng):
+    from napari_resjnd.core.events import TileDone
+
+    img = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    plain = predict(tiny, img, device="cpu", precision="fp32", tile=32)
+    events: list[TileDone] = []
+    steps = iter_predict(tiny, img, device="cpu", precision="fp32", tile=32, first=(80.0, 120.0))
+    viewed = drive(steps, events.append)
+    y0, y1, x0, x1 = events[0].box
+    assert y0 <= 80 < y1 and x0 <= 120 < x1  # the tile under the point first
+    assert [e.done for e in events] == list(range(1, 13)) and events[-1].total == 12
+    assert np.array_equal(viewed.jnd, plain.jnd) and np.array_equal(viewed.cpl, plain.cpl)
+    # each event carries its tile's final values
+    for e in events:
+        a, b, c, d = e.box
+        assert np.array_equal(e.cpl, plain.cpl[a:b, c:d])

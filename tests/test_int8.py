@@ -14,8 +14,12 @@ from PIL import Image
 from napari_resjnd import load_model, predict
 from napari_resjnd.cli import main
 from napari_resjnd.core import int8
-from napari_resjnd.core.devices import cpu_has_fast_bf16, resolve_precision
+from napari_resjnd.core import precision as precisions
+from napari_resjnd.core.devices import cpu_has_fast_bf16
 from napari_resjnd.core.inference import Cancelled
+from napari_resjnd.core.precision import ACCURACY_BOUND
+from napari_resjnd.core.precision import resolve as resolve_precision
+from napari_resjnd.core.weights import is_registry_weights
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
@@ -45,19 +49,18 @@ def test_bound_holds_on_the_reference_photos(official_cache):
             f"{path.name}: JND {exact.mean():.2f}; "
             f"int8 error mean {err.mean():.3f}, p99.9 {np.percentile(err, 99.9):.2f}"
         )
-        assert err.mean() <= 0.25, path.name
-        assert np.percentile(err, 99.9) <= 3, path.name
+        assert ACCURACY_BOUND.holds(err.mean(), np.percentile(err, 99.9)), path.name
         assert exact.mean() > 0.5  # the maps compared are not empty
 
 
-def test_auto_picks_int8_only_for_measured_weights_on_cpus_without_bf16(official_cache):
+def test_auto_picks_int8_only_for_registry_weights(official_cache):
     cpu = torch.device("cpu")
     published = load_model("resjnd-cplset")
     other = make_tiny()
-    assert int8.measured(published) and not int8.measured(other)
-    want = "bf16" if cpu_has_fast_bf16() else "int8"
-    assert resolve_precision("auto", cpu, inference=True, auto_int8=True) == want
-    assert resolve_precision("auto", cpu, inference=True, auto_int8=False) == (
+    assert is_registry_weights(published) and not is_registry_weights(other)
+    choice = precisions.choose("auto", cpu, inference=True, registry_weights=True)
+    assert choice.precision == "int8" and "registry weights" in choice.reason
+    assert resolve_precision("auto", cpu, inference=True, registry_weights=False) == (
         "bf16" if cpu_has_fast_bf16() else "fp32"
     )
     assert resolve_precision("auto", cpu) != "int8"  # training never

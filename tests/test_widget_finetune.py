@@ -10,7 +10,8 @@ from skimage import data as skdata
 
 from napari_resjnd.core.weights import save_weights
 from napari_resjnd.widgets._models import ModelStore
-from napari_resjnd.widgets.finetune import FinetuneWidget, annotation
+from napari_resjnd.widgets._regions import annotation
+from napari_resjnd.widgets.finetune import FinetuneWidget
 from napari_resjnd.widgets.predict import PredictWidget
 
 pytestmark = pytest.mark.gui

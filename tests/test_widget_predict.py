@@ -8,6 +8,7 @@ from conftest import make_tiny
 from skimage import data as skdata
 
 from napari_resjnd.core import weights as W
+from napari_resjnd.core.devices import resolve_device
 from napari_resjnd.core.weights import REGISTRY, save_weights
 from napari_resjnd.core.zoo import MODELS as CLASSIC_MODELS
 from napari_resjnd.widgets._models import ModelStore
@@ -313,3 +314,60 @@ def test_classic_models_work_offline_without_weights(qtbot, viewer_widget):
     layer = viewer.layers["coffee JND chou1995"]
     np.testing.assert_allclose(layer.data, chou1995(img), rtol=1e-6)
     assert layer.metadata["resjnd"]["weights"] == "classic:chou1995"
+
+
+def test_tiles_fill_in_while_the_run_goes_on_and_the_end_is_exact(qtbot, viewer_widget, tmp_path, slow_file):
+    """A run of several tiles paints "(computing)" preview layers tile by tile, the
+    tile under the view first; the final layers equal a plain predict and replace
+    the previews; a cancelled rerun leaves the earlier results untouched."""
+    from napari_resjnd import load_model, predict
+
+    viewer, widget = viewer_widget
+    path = save_weights(make_tiny(), tmp_path / "tiny.safetensors")
+    img = skdata.coffee()[:96, :128]
+    src = viewer.add_image(img, name="coffee")
+    widget.add_weights_file(str(path))
+    widget.image.value = src
+    widget.tile.value = 32  # 3 x 4 tiles
+    widget.precision.value = "fp32"
+    viewer.camera.center = (80, 120)  # look at the bottom right
+    seen = []
+    viewer.layers.events.inserted.connect(lambda e: seen.append(e.value.name))
+    painted = []
+    paint = widget._paint
+    widget._paint = lambda ev, *a: (painted.append(ev), paint(ev, *a))
+    run_and_wait(qtbot, widget)
+    assert widget.status.value.startswith("done"), widget.status.value
+    previews = [e for e in painted if type(e).__name__ == "TilePreview"]
+    assert len(previews) == 12
+    y0, y1, x0, x1 = previews[0].box
+    assert y0 <= 80 < y1 and x0 <= 120 < x1
+    assert "coffee JND (computing)" in seen and seen.index("coffee JND (computing)") < seen.index("coffee JND")
+    assert [layer.name for layer in viewer.layers] == ["coffee", "coffee CPL", "coffee residual", "coffee JND"]
+    plain = predict(load_model(path), img, device="cpu", precision="fp32", tile=32)
+    assert np.array_equal(viewer.layers["coffee JND"].data, plain.jnd)
+    # every tile's preview held its final values
+    for e in previews:
+        a, b, c, d = e.box
+        assert np.array_equal(e.jnd, plain.jnd[a:b, c:d])
+
+    # a rerun cancelled mid-way removes its previews and keeps the earlier layers as they were
+    before = viewer.layers["coffee JND"].data.copy()
+    widget.add_weights_file(slow_file)  # real-size weights: seconds per tile
+    widget.run()
+    qtbot.waitUntil(lambda: widget.progress.value >= 2, timeout=60_000)
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert widget.status.value == "cancelled"
+    assert [layer.name for layer in viewer.layers] == ["coffee", "coffee CPL", "coffee residual", "coffee JND"]
+    assert np.array_equal(viewer.layers["coffee JND"].data, before)
+
+
+def test_the_precision_picker_says_what_auto_takes_here_and_why(viewer_widget):
+    from napari_resjnd.core.precision import choose
+
+    _, widget = viewer_widget
+    widget.device.value = "cpu"
+    widget.model.value = "resjnd-cplset"
+    want = choose("auto", resolve_device("cpu"), inference=True, registry_weights=True)
+    assert widget.precision.tooltip.startswith(f"auto here: {want.precision} ({want.reason})")

@@ -48,7 +48,7 @@ def test_compute_turns_problems_into_outcomes(tmp_path, rng):
 def test_train_worker_runs_without_a_viewer_and_reports_typed_events(tmp_path, rng):
     from napari_resjnd.core.config import FinetuneConfig
     from napari_resjnd.core.events import EpochDone, TrainingStarted, TrainingStep
-    from napari_resjnd.widgets.finetune import FinetuneJob, train
+    from napari_resjnd.widgets._finetune_worker import FinetuneJob, train
 
     weights = str(save_weights(make_tiny(), tmp_path / "t.safetensors"))
     pristine = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
@@ -71,7 +71,7 @@ def test_train_worker_runs_without_a_viewer_and_reports_typed_events(tmp_path, r
 
 
 def test_evaluate_worker_runs_without_a_viewer(rng):
-    from napari_resjnd.widgets.evaluate import EvaluateJob, Evaluation, evaluate
+    from napari_resjnd.widgets._evaluate_worker import EvaluateJob, Evaluation, evaluate
 
     img = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
     events, out = drive(evaluate(EvaluateJob(img, ("chou", "uniform"), {}, (26.0, 30.0)), threading.Event()))
@@ -82,3 +82,24 @@ def test_evaluate_worker_runs_without_a_viewer(rng):
     assert all(abs(psnr - t) < 0.05 for (_, t), psnr in got.items())
     _, bad = drive(evaluate(EvaluateJob(img, ("nosuchmodel",), {}, (26.0,)), threading.Event()))
     assert bad.value is None and "nosuchmodel" in bad.error
+
+
+def test_a_big_image_gets_a_first_look_at_the_view_before_its_tiles(tmp_path, rng, monkeypatch):
+    """One small box around the view comes first (its values those of the run, up to
+    float rounding); then the run's own tiles, nearest the view first."""
+    from napari_resjnd.widgets import _predict_worker
+    from napari_resjnd.widgets._predict_worker import TilePreview
+
+    monkeypatch.setattr(_predict_worker, "PEEK_ABOVE", 0)
+    monkeypatch.setattr(_predict_worker, "PEEK", 24)
+    weights = str(save_weights(make_tiny(), tmp_path / "t.safetensors"))
+    img = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    settings = PredictSettings(weights, device="cpu", precision="fp32", tile=32, first=(10.0, 100.0))
+    events, out = drive(compute(ModelStore(), settings, img, True, threading.Event()))
+    previews = [e for e in events if isinstance(e, TilePreview)]
+    assert isinstance(events[events.index(previews[0]) - 1], Status)  # before any tile
+    assert previews[0].box == (0, 24, 88, 112) and len(previews) == 1 + 12
+    a, b, c, d = previews[0].box
+    np.testing.assert_allclose(previews[0].jnd, out.value.jnd[a:b, c:d], atol=1e-3)
+    y0, y1, x0, x1 = previews[1].box
+    assert y0 <= 10 < y1 and x0 <= 100 < x1

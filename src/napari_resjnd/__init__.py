@@ -6,8 +6,8 @@ napari or Qt (the widgets are loaded by napari through ``napari.yaml``).
 
 from .core.baselines import jnd_map
 from .core.devices import available_devices
-from .core.finetune import FinetuneConfig, finetune, iter_finetune
 from .core.errors import Cancelled, ResJNDError
+from .core.finetune import FinetuneConfig, finetune, iter_finetune
 from .core.inference import Prediction, iter_predict, predict
 from .core.jnd import jnd_from_cpl, jnd_from_residual, normalise_max
 from .core.model import RECEPTIVE_RADIUS, ResJND

@@ -5,14 +5,17 @@ the core (:class:`~napari_resjnd.core.config.FinetuneConfig`, :data:`TRAIN_CONFI
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..core.baselines import ALIASES
 from ..core.baselines import MODELS as CLASSIC_MODELS
 from ..core.config import DEFAULT_PATCH, FINETUNE_CONFIG, LAYERS, PRESETS, TRAIN_CONFIG, FinetuneConfig
-from ..core.devices import AUTO, DEVICE_HELP, INFERENCE_PRECISION_CHOICES, INT8, PRECISION_CHOICES, PRECISIONS
+from ..core.devices import AUTO, DEVICE_HELP, INT8, PRECISIONS
 from ..core.finetune import RESUME_KEYS
+from ..core.precision import INFERENCE_PRECISION_CHOICES, PRECISION_CHOICES
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from ._common import (
     Parser,
@@ -27,10 +30,12 @@ from ._common import (
     positive_int,
     psnr_target,
 )
+from .compress import cmd_compress
+from .doctor import cmd_doctor
 from .predict import cmd_gui, cmd_predict
 from .research import cmd_annotations_merge, cmd_evaluate, cmd_ladder
 from .training import cmd_finetune, cmd_patches, cmd_train
-from .visibility import cmd_visibility_map, cmd_visibility_report, cmd_visibility_simulate
+from .visibility import add_visibility_commands, check_visibility
 
 PATCH_HELP = (
     f"patch side in px (default: {DEFAULT_PATCH}, or the pairs' own side when every pair in the folder "
@@ -38,29 +43,27 @@ PATCH_HELP = (
 )
 
 
-def _preset_help() -> str:
-    def describe(p: dict) -> str:
-        opt = f"{p['optimizer'].upper() if p['optimizer'] == 'sgd' else p['optimizer'].title()} {p['lr']:g}"
-        extra = [f"momentum {p['momentum']:g}"] if p["momentum"] else []
-        extra += [f"wd {p['weight_decay']:g}"] if p["weight_decay"] else []
-        extra += [f"clip {p['clip']:g}"]
-        extra += [f"lr x{p['gamma']:g} every {p['step_epochs']} epochs"] if p["step_epochs"] else []
-        extra += [f"{p['reduction']}-reduced MSE"]
-        return f"{opt}, " + ", ".join(extra)
+#: The recorded settings each command has an option for: what --override can name.
+FINETUNE_OVERRIDABLE = ("patch", "batch", "preset", "lr", "seed", "val_fraction", "freeze")
+TRAIN_OVERRIDABLE = ("patch", "batch", "preset", "lr", "seed", "val_fraction", "val_every")
 
-    return "; ".join(f"{name}: {describe(p)}" for name, p in PRESETS.items())
+
+def _preset_help() -> str:
+    return "; ".join(f"{name}: {p.describe()}" for name, p in PRESETS.items())
 
 
 def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
-    """--device and --precision, with the choices and rules of core.devices."""
+    """--device and --precision, with the choices and rules of core.devices and core.precision."""
     parser.add_argument("--device", default=AUTO, help=f"{DEVICE_HELP} (default: {AUTO}, the best device here)")
+    fp32, bf16, fp16 = PRECISIONS
+    gpu = f"on a CUDA GPU {bf16} where it supports it, else {fp16}"
     if training:
-        help_ = f"{AUTO} (default): {PRECISIONS[1]} autocast where the hardware runs it natively, else {PRECISIONS[0]}"
+        help_ = f"{AUTO} (default): {gpu}; on a CPU {bf16} autocast where it runs natively, else {fp32}; MPS: {fp32}"
     else:
         help_ = (
-            f"{AUTO} (default): {PRECISIONS[1]} where the hardware runs it natively, else {INT8} (CPU, "
-            f"the registry weights, needs the int8 extra), else {PRECISIONS[0]}; "
-            f"{PRECISIONS[0]} reproduces the authors' maps exactly"
+            f"{AUTO} (default): {gpu}; on a CPU {INT8} for the registry weights when the int8 extra is "
+            f"installed, else {bf16} where the CPU runs it natively, else {fp32}; MPS: {fp32}. "
+            f"{fp32} reproduces the authors' maps exactly (docs: Precision and exactness)"
         )
     parser.add_argument(
         "--precision",
@@ -70,11 +73,36 @@ def _add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
     )
 
 
-def _config_args(parser: argparse.ArgumentParser, defaults: FinetuneConfig, per: str) -> None:
+class _Deprecated(argparse.Action):
+    """An old option spelling: still works, and says once on stderr which one replaces it."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str, **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        print(f"resjnd: warning: {option} is deprecated; use {self.new} (same meaning)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _config_args(
+    parser: argparse.ArgumentParser, defaults: FinetuneConfig, per: str, overridable: Sequence[str]
+) -> None:
     """The hyperparameters a run records, their defaults shown from ``defaults``.
 
     Their parser default is SUPPRESS: an option not given takes the recorded run's
-    value with --resume, else ``defaults`` (:func:`.training.config_from_args`)."""
+    value with --resume, else ``defaults`` (:func:`.training.config_from_args`).
+    ``overridable``: the recorded settings this command has an option for; only
+    these can differ on resume, so only these are offered to --override."""
+    assert set(overridable) <= set(RESUME_KEYS), overridable
+    parser.add_argument(
+        "--val-fraction",
+        type=fraction,
+        default=argparse.SUPPRESS,
+        help=f"share of the patches held out for validation, in [0, 1) (default: {defaults.val_fraction})",
+    )
     d = defaults
     parser.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS, help=f"default: {d.epochs}")
     parser.add_argument(
@@ -102,10 +130,10 @@ def _config_args(parser: argparse.ArgumentParser, defaults: FinetuneConfig, per:
         "--override",
         nargs="+",
         default=(),
-        choices=RESUME_KEYS,
+        choices=overridable,
         metavar="SETTING",
         help="with --resume: settings that may differ from the recorded run "
-        f"({', '.join(RESUME_KEYS)}); recorded in the history",
+        f"({', '.join(overridable)}); recorded in the history",
     )
 
 
@@ -113,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="resjnd", description="ResJND just-noticeable-difference maps.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show Python tracebacks (for bug reports)")
+    common.add_argument(
+        "--verbose", "-v", action="store_true", help="log the decisions taken (precision, device, caches, fallbacks)"
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def command(parent: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
@@ -152,13 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--pairs", required=True, help="folder with data/ (pristine) and label/ (target CPL)")
     ft.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
     ft.add_argument("--weights", default=DEFAULT_WEIGHTS, help="starting weights: registry name or file")
-    _config_args(ft, FINETUNE_CONFIG, "")
+    _config_args(ft, FINETUNE_CONFIG, "", FINETUNE_OVERRIDABLE)
     ft.add_argument(
         "--val",
         dest="val_fraction",
         type=fraction,
         default=argparse.SUPPRESS,
-        help=f"fraction of patches held out for validation (default: {FINETUNE_CONFIG.val_fraction})",
+        action=_Deprecated,
+        new="--val-fraction",
+        metavar="FRACTION",
+        help="deprecated spelling of --val-fraction",
     )
     ft.add_argument("--freeze", nargs="*", choices=list(LAYERS), default=argparse.SUPPRESS)
     _add_compute(ft, training=True)
@@ -181,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
+    _add_compress(sub, command)
+
     pa = command(sub, "patches", help="crop aligned training patches from a pair folder")
     pa.add_argument("src", help="folder with data/ (pristine) and label/ (CPL)")
     pa.add_argument("out", help="output folder, same layout")
@@ -198,12 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr = command(sub, "train", help="train on a pair folder (random init or given weights); torchrun-ready")
     tr.add_argument("--pairs", required=True, help="folder with data/ and label/ (e.g. from `resjnd patches`)")
     tr.add_argument("--out", required=True, help="checkpoint to write (.safetensors); history beside it")
-    tr.add_argument("--val", default=None, help="validation pair folder (default: hold out --val-fraction)")
     tr.add_argument(
-        "--val-fraction",
-        type=fraction,
-        default=argparse.SUPPRESS,
-        help=f"default: {TRAIN_CONFIG.val_fraction}",
+        "--val-dir",
+        dest="val",
+        default=None,
+        metavar="DIR",
+        help="validation pair folder (default: hold out --val-fraction)",
+    )
+    tr.add_argument(
+        "--val", dest="val", action=_Deprecated, new="--val-dir", metavar="DIR", help="deprecated spelling of --val-dir"
     )
     tr.add_argument(
         "--val-every",
@@ -213,10 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--weights", default=None, help="start from these weights (default: random initialisation)")
     tr.add_argument(
-        "--channels", type=positive_int, default=128, help="feature channels of a new network (published: 128)"
+        "--channels",
+        type=positive_int,
+        default=None,
+        help="feature channels of a new network (default: the published 128, or the resumed run's)",
     )
-    tr.add_argument("--recursions", type=positive_int, default=25, help="recursions of a new network (published: 25)")
-    _config_args(tr, TRAIN_CONFIG, ", the global batch split over processes")
+    tr.add_argument(
+        "--recursions",
+        type=positive_int,
+        default=None,
+        help="recursions of a new network (default: the published 25, or the resumed run's)",
+    )
+    _config_args(tr, TRAIN_CONFIG, ", the global batch split over processes", TRAIN_OVERRIDABLE)
     tr.add_argument(
         "--workers", type=nonnegative_int, default=2, help="DataLoader worker processes per training process"
     )
@@ -240,7 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--image", default=None, help="the pristine image (default: the path in the session)")
     mg.set_defaults(func=cmd_annotations_merge)
 
-    _visibility_commands(sub, command, known)
+    add_visibility_commands(sub, command, _add_compute, known)
+
+    d = command(sub, "doctor", help="this machine, what auto picks and why, every path's speed and error")
+    d.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"weights to measure with (default: {DEFAULT_WEIGHTS})")
+    d.add_argument("--no-measure", dest="measure", action="store_false", help="only say what auto picks")
+    d.add_argument("--size", type=positive_int, default=128, help="side of the photo crop measured (default: 128)")
+    d.add_argument("--repeat", type=positive_int, default=1, help="runs per path, best kept (default: 1)")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=cmd_doctor)
 
     g = command(sub, "gui", help="open napari with the ResJND widget")
     g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")
@@ -249,45 +304,75 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _visibility_commands(sub: Any, command: Any, known: str) -> None:
-    """`resjnd visibility map | simulate | report`."""
-    from ..core.psychophysics.psychometric import LAPSE
-    from ..core.visibility import DEFAULT_ALPHA, DEFAULT_SLOPE
+def _add_compress(sub: Any, command: Any) -> None:
+    from ..core.coding import CODECS
+    from ..core.prefilter import DEFAULT_FILTER, DEFAULT_LAMBDA, DEFAULT_SIGMA, FILTERS, RESJND_SMOOTH
+    from ..core.rd import INTERPOLATIONS
 
-    vi = command(sub, "visibility", help="where a distortion is visible; observers' thresholds")
-    vi_sub = vi.add_subparsers(dest="action", required=True, parser_class=Parser)
-    models = ", ".join(["resjnd", *CLASSIC_MODELS, "uniform"])
-    vm = command(vi_sub, "map", help="per-pixel detection probability and p_detect of a distorted image")
-    vm.add_argument("pristine")
-    vm.add_argument("distorted", help="same size as PRISTINE")
-    vm.add_argument("--jnd", default="resjnd", metavar="MODEL", help=f"the JND model: {models} (default: resjnd)")
-    vm.add_argument("--out", required=True, help="folder for <stem>_visibility.tif and .json")
-    vm.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"ResJND weights: registry name or file; known: {known}")
-    _add_compute(vm, training=False)
-    vm.add_argument("--alpha", type=positive_float, default=DEFAULT_ALPHA, help="error/JND ratio seen with p = 1 - 1/e")
-    vm.add_argument(
-        "--slope", type=positive_float, default=DEFAULT_SLOPE, help="Weibull slope beta (default: %(default)s)"
+    co = command(sub, "compress", help="JND-guided coding: rate-distortion curves and BD-rate per codec and JND model")
+    co.add_argument("images", nargs="+", help="image files or folders")
+    co.add_argument("--out", required=True, help="output folder: rd.csv, bd_rate.csv, codecs.json, streams/, plots/")
+    co.add_argument(
+        "--codec", default="jpeg,webp", help=f"comma-separated: {', '.join(CODECS)} or all (default: jpeg,webp)"
     )
-    vm.set_defaults(func=cmd_visibility_map)
+    co.add_argument(
+        "--jnd",
+        default="resjnd,yang2005",
+        help=f"comma-separated JND models: resjnd (its CPL image is coded), {RESJND_SMOOTH} (its map bounds the "
+        f"smoothing), the classic models ({', '.join(CLASSIC_MODELS)}), or all (default: resjnd,yang2005)",
+    )
+    co.add_argument(
+        "--quality",
+        default=None,
+        help="START:STOP:STEP (stop included) or a list, e.g. 20,40,60 (default: 10:90:10,95)",
+    )
+    co.add_argument("--weights", default=DEFAULT_WEIGHTS, help="ResJND weights: registry name or file")
+    _add_compute(co, training=False)
+    co.add_argument("--jnd-dir", default=None, help="maps from `resjnd predict --out DIR/MODEL`, reused where present")
+    co.add_argument("--filter", default=DEFAULT_FILTER, choices=list(FILTERS), help="low-pass filter S (smoothing)")
+    co.add_argument("--sigma", type=positive_float, default=DEFAULT_SIGMA, help=f"its width (default: {DEFAULT_SIGMA})")
+    co.add_argument(
+        "--lambda",
+        dest="lam",
+        type=nonnegative_float,
+        default=DEFAULT_LAMBDA,
+        help=f"each pixel moves by at most lambda x JND (default: {DEFAULT_LAMBDA:g})",
+    )
+    co.add_argument("--interp", default="pchip", choices=list(INTERPOLATIONS), help="BD-rate interpolation")
+    co.add_argument("--workers", type=positive_int, default=None, help="encoder processes (default: one per CPU)")
+    co.add_argument("--save-streams", action="store_true", help="keep every stream in OUT/streams/")
+    co.add_argument("--plot", action="store_true", help="RD plots in OUT/plots/ (PNG)")
+    co.add_argument("--recursive", action="store_true", help="look into sub-folders of folder arguments")
+    co.add_argument("-q", "--quiet", action="store_true")
+    co.set_defaults(func=cmd_compress)
 
-    vs = command(vi_sub, "simulate", help="the adaptive procedure against a simulated observer")
-    vs.add_argument("--threshold-psnr", type=positive_float, required=True, help="the observer's threshold (dB)")
-    vs.add_argument("--trials", type=positive_int, default=80)
-    vs.add_argument("--runs", type=positive_int, default=100)
-    vs.add_argument("--seed", type=nonnegative_int, default=0)
-    vs.add_argument("--slope", type=positive_float, default=3.5, help="the observer's Weibull slope")
-    vs.add_argument("--lapse", type=fraction, default=LAPSE, help="the observer's lapse rate")
-    vs.add_argument("--json", action="store_true", help="print every run as JSON")
-    vs.set_defaults(func=cmd_visibility_simulate)
 
-    vr = command(vi_sub, "report", help="thresholds per model from observers' sessions, paired tests, plot")
-    vr.add_argument("sessions", nargs="+", help="session files (Visibility test widget)")
-    vr.add_argument("--out", required=True, help="folder for visibility_report.json and thresholds.png")
-    vr.add_argument("--images", default=None, help="folder of the tested images: adds p_detect rank agreement")
-    vr.add_argument("--jnd", default=",".join(CLASSIC_MODELS), help="models whose p_detect is ranked (with --images)")
-    vr.add_argument("--weights", default=DEFAULT_WEIGHTS)
-    _add_compute(vr, training=False)
-    vr.set_defaults(func=cmd_visibility_report)
+def _check_compress(args: argparse.Namespace) -> None:
+    import os
+
+    from ..core.coding import CODECS, codec_names, parse_qualities
+    from ..core.errors import ResJNDError
+    from ..core.prefilter import guided_names
+
+    out_folder(args.out)
+    from ..core.rd import check_libraries
+
+    try:
+        check_libraries()
+        args.codec_names = codec_names(args.codec)
+        args.jnd_names = guided_names(args.jnd)
+        given = parse_qualities(args.quality) if args.quality else None
+    except ResJNDError as e:
+        raise UsageError(str(e)) from None
+    args.qualities = {c: list(given or CODECS[c].default_qualities) for c in args.codec_names}
+    for c in args.codec_names:
+        lo, hi = CODECS[c].quality_range
+        bad = [q for q in args.qualities[c] if not lo <= q <= hi]
+        if bad:
+            raise UsageError(f"--quality: {c} takes {lo} to {hi}, got {bad[0]}")
+    if args.jnd_dir:
+        _exists(args.jnd_dir, "--jnd-dir", folder=True)
+    args.workers = args.workers or os.cpu_count() or 1
 
 
 def _exists(path: str, what: str, folder: bool | None = None) -> None:
@@ -300,18 +385,21 @@ def _exists(path: str, what: str, folder: bool | None = None) -> None:
         raise UsageError(f"{what} {p} is a folder; give a file")
 
 
+#: The commands that run ResJND for its maps (inference precisions, int8 included).
+INFERENCE_COMMANDS = ("predict", "evaluate", "compress", "visibility")
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Every argument and input path checked before any work (one-line errors)."""
     cmd = args.command
     if getattr(args, "device", None) is not None:
         check_device(args.device)
         if getattr(args, "precision", AUTO) != AUTO:
-            from ..core.devices import check_precision, resolve_device
+            from ..core.devices import resolve_device
+            from ..core.precision import check as check_precision
 
             try:
-                check_precision(
-                    args.precision, resolve_device(args.device), inference=cmd in ("predict", "evaluate", "visibility")
-                )
+                check_precision(args.precision, resolve_device(args.device), inference=cmd in INFERENCE_COMMANDS)
             except ValueError as e:
                 raise UsageError(f"--precision {args.precision}: {e}") from None
     if cmd == "predict":
@@ -320,7 +408,7 @@ def check_args(args: argparse.Namespace) -> None:
         _exists(args.pairs, "--pairs", folder=True)
         out_file(args.out, suffixes=(".safetensors",))
         if getattr(args, "val", None) and cmd == "train":
-            _exists(args.val, "--val", folder=True)
+            _exists(args.val, "--val-dir", folder=True)
         if args.resume:
             _exists(args.resume, "--resume", folder=False)
         elif args.override:
@@ -335,6 +423,8 @@ def check_args(args: argparse.Namespace) -> None:
             map_names(args.jnd)
         except ValueError as e:
             raise UsageError(f"--jnd {args.jnd!r}: {e}") from None
+    elif cmd == "compress":
+        _check_compress(args)
     elif cmd == "patches":
         _exists(args.src, "patches SRC", folder=True)
         out_folder(args.out, "patches OUT")
@@ -346,34 +436,10 @@ def check_args(args: argparse.Namespace) -> None:
         if args.levels < 2:
             raise UsageError(f"--levels {args.levels}: a ladder needs at least 2 levels")
     elif cmd == "visibility":
-        _check_visibility(args)
+        check_visibility(args, _exists)
     elif cmd == "annotations":
         for path in args.sessions:
             _exists(path, "session", folder=False)
         out_folder(args.out)
         if args.image:
             _exists(args.image, "--image", folder=False)
-
-
-def _check_visibility(args: argparse.Namespace) -> None:
-    from ..core.baselines import is_classic
-
-    if args.action == "map":
-        _exists(args.pristine, "visibility map PRISTINE", folder=False)
-        _exists(args.distorted, "visibility map DISTORTED", folder=False)
-        if args.jnd not in ("resjnd", "uniform") and not is_classic(args.jnd):
-            raise UsageError(f"--jnd {args.jnd}: unknown model; known: resjnd, {', '.join(CLASSIC_MODELS)}, uniform")
-        out_folder(args.out)
-    elif args.action == "report":
-        for path in args.sessions:
-            _exists(path, "session", folder=False)
-        out_folder(args.out)
-        if args.images:
-            _exists(args.images, "--images", folder=True)
-        bad = [
-            m
-            for m in args.jnd.split(",")
-            if m.strip() and m.strip() not in ("resjnd", "uniform") and not is_classic(m.strip())
-        ]
-        if bad:
-            raise UsageError(f"--jnd {args.jnd}: unknown model {bad[0]}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..core.errors import ResJNDError
 from ..core.outputs import write_outputs
-from ..core.weights import WeightsError
 from ._common import fail
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         jobs = list_jobs(args.images, args.out, recursive=args.recursive)
         i, n = parse_shard(args.shard) if args.shard else (0, 1)
         model = None if classic else load_model(args.weights)
-    except (WeightsError, ValueError) as e:
+    except ResJNDError as e:
         return fail(str(e))
     jobs = shard(jobs, i, n)
     if model is not None and jobs and not args.quiet:
@@ -95,8 +96,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_gui(args: argparse.Namespace) -> int:
     from ..launcher import launch
 
+    missing = no_display()
+    if missing:
+        return fail(missing)
     launch(args.images, weights=args.weights)
     return 0
+
+
+def no_display(env: dict[str, str] | None = None, platform: str = sys.platform) -> str | None:
+    """Why napari cannot open a window here, or None: on Linux without X11 or
+    Wayland, Qt aborts the process (exit 134) instead of raising."""
+    env = dict(os.environ) if env is None else env
+    if not platform.startswith("linux") or env.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
+        return None
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "gui: no display (neither DISPLAY nor WAYLAND_DISPLAY is set); run it on a desktop, over "
+        "'ssh -X', or under a virtual display: xvfb-run resjnd gui"
+    )
 
 
 def _say_if_quantising(model: ResJND, device: str, precision: str) -> None:
@@ -105,8 +123,7 @@ def _say_if_quantising(model: ResJND, device: str, precision: str) -> None:
     from ..core.devices import INT8, resolve_device
     from ..core.inference import inference_precision
 
-    if inference_precision(model, precision, resolve_device(device)) == INT8 and not int8.is_cached(model):
-        print(
-            f"int8: quantising these weights once (about 20 s on two cores); kept in {int8.cache_root()}",
-            file=sys.stderr,
-        )
+    if inference_precision(model, precision, resolve_device(device)).precision == INT8 and not int8.is_cached(model):
+        problem = int8.cache_problem()
+        where = f"kept in {int8.cache_root()}" if problem is None else f"{problem}: kept in memory for this run only"
+        print(f"int8: quantising these weights once (about 20 s on two cores); {where}", file=sys.stderr)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import ResJNDError
 from ..core.weights import WeightsError
 from ._common import fail
 
@@ -44,7 +45,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 print(f"resjnd: {path.name}: map {name} left out at {target:g} dB: {why}", file=sys.stderr)
             if not args.quiet:
                 print(f"{path.name}: {len(maps)} maps x {len(targets)} PSNR targets", file=sys.stderr)
-        except (OSError, ValueError) as e:
+        except (OSError, ResJNDError) as e:
             failed += 1
             print(f"resjnd: skipping {path}: {e}", file=sys.stderr)
     if not rows:
@@ -73,22 +74,60 @@ def _box(text: str) -> tuple[int, int, int, int]:
     try:
         x, y, w, h = (int(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"--box takes x,y,w,h in pixels, got {text!r}") from None
+        raise ResJNDError(f"--box takes x,y,w,h in pixels, got {text!r}") from None
     return y, y + h, x, x + w
+
+
+def _refuse_stack(image: np.ndarray, rgb: bool, path: str) -> None:
+    from ..core.images import layout_of
+
+    layout = layout_of(image, rgb)
+    if layout.n_planes != 1:
+        raise ResJNDError(
+            f"{path}: a stack of {layout.n_planes} planes (shape {image.shape}); a ladder is cut from one "
+            "2-D image: save the plane you want as its own file"
+        )
+
+
+def _earlier_ladder(out: Path) -> int | None:
+    """The number of levels of the ladder an earlier run wrote into ``out`` (None: no
+    ladder there). Level files without a readable ``ladder.json`` are not this
+    command's to replace: refused."""
+    levels = sorted(out.glob("level_*.png")) if out.is_dir() else []
+    record = out / "ladder.json"
+    if not record.exists():
+        if levels:
+            raise ResJNDError(
+                f"--out {out}: holds {len(levels)} level files but no ladder.json; give a new or empty folder"
+            )
+        return None
+    try:
+        n = len(json.loads(record.read_text())["levels"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ResJNDError(f"--out {out}: its ladder.json is unreadable ({e}); give a new or empty folder") from None
+    unrecorded = [p.name for p in levels if p.name not in {f"level_{k:02d}.png" for k in range(n)}]
+    if unrecorded:
+        raise ResJNDError(
+            f"--out {out}: {unrecorded[0]} is not recorded in its ladder.json; give a new or empty folder"
+        )
+    return n
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:
 
-    from ..core.images import read_image
+    from ..core.images import load_image
     from ..core.ladders import make_ladder
 
     try:
-        image = read_image(args.image)
+        loaded = load_image(args.image)
+        image = loaded.data
+        _refuse_stack(image, loaded.rgb, args.image)
+        earlier = _earlier_ladder(Path(args.out))
         y0, y1, x0, x1 = _box(args.box)
         if y1 > image.shape[0] or x1 > image.shape[1] or y0 < 0 or x0 < 0 or y1 <= y0 or x1 <= x0:
-            raise ValueError(f"box {args.box} does not lie inside the {image.shape[1]} x {image.shape[0]} image")
+            raise ResJNDError(f"box {args.box} does not lie inside the {image.shape[1]} x {image.shape[0]} image")
         lad = make_ladder(image[y0:y1, x0:x1], args.generator, args.levels, seed=args.seed)
-    except (OSError, ValueError) as e:
+    except (OSError, ResJNDError) as e:
         return fail(str(e))
     from ..core.files import atomic_write, png_writer
 
@@ -105,18 +144,25 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     }
     text = json.dumps(info, indent=2)
     atomic_write(out / "ladder.json", lambda tmp: Path(tmp).write_text(text))
+    if earlier is not None:  # the earlier run's recorded levels beyond this one's go with it
+        for k in range(len(lad.levels), earlier):
+            (out / f"level_{k:02d}.png").unlink(missing_ok=True)
+        print(f"replaced the earlier ladder in {out} ({earlier} levels, recorded in its ladder.json)")
     for row in info["levels"]:
         print(f"level {row['level']:2d}  PSNR {row['psnr']:6.2f} dB  ({args.generator} {row['param']})")
     return 0
 
 
 def cmd_annotations_merge(args: argparse.Namespace) -> int:
-    from ..core.annotation import Session, check_same_image, export_pairs, ladders_for, merge
+    from ..core.annotation import Session, check_mergeable, check_same_image, export_pairs, ladders_for, merge
     from ..core.files import atomic_write
     from ..core.images import read_image
+    from ..core.pairs import refuse_earlier_pairs
 
     try:  # every session checked (complete, same image) before anything is written
         sessions = [Session.load(p) for p in args.sessions]
+        check_mergeable(sessions, [str(p) for p in args.sessions])
+        refuse_earlier_pairs(args.out, also=("merged.json",))
         image_path = args.image or sessions[0].image
         image = read_image(image_path)
         check_same_image(sessions, [str(p) for p in args.sessions], image, str(image_path), read=read_image)

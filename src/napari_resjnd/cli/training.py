@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from ..core.config import FINETUNE_CONFIG, TRAIN_CONFIG, FinetuneConfig
+from ..core.errors import ResJNDError
 from ..core.events import EpochDone, TrainingEvent, TrainingStarted, TrainingStep, drive
-from ..core.weights import WeightsError
 from ._common import fail
 
 
@@ -70,8 +70,9 @@ def config_from_args(args: argparse.Namespace, defaults: FinetuneConfig) -> Fine
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from ..core.checkpoints import recorded_architecture
     from ..core.finetune import history_path
-    from ..core.model import Provenance, ResJND
+    from ..core.model import CHANNELS, RECURSIONS, Provenance, ResJND
     from ..core.training import init_distributed, iter_train
     from ..core.weights import load_model
 
@@ -84,7 +85,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             model = load_model(args.weights)
         else:  # the authors' initialisation, the same on every rank
             torch.manual_seed(config.seed)
-            model = ResJND(args.channels, args.recursions)
+            arch = (recorded_architecture(args.resume) if args.resume else None) or {}
+            model = ResJND(
+                args.channels or arch.get("channels", CHANNELS), args.recursions or arch.get("recursions", RECURSIONS)
+            )
             model.provenance = Provenance(weights="random-init")
         gen = iter_train(
             model,
@@ -99,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             override=tuple(args.override),
         )
         result = drive(gen, on_event)
-    except (WeightsError, ValueError, OSError) as e:
+    except (ResJNDError, OSError) as e:
         on_event.close()
         if dist is not None:
             dist.destroy_process_group()
@@ -128,7 +132,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         result = finetune(
             model, pairs, args.out, config, on_event=on_event, resume=args.resume, override=tuple(args.override)
         )
-    except (WeightsError, ValueError, OSError) as e:
+    except (ResJNDError, OSError) as e:
         on_event.close()
         return fail(str(e))
     print(f"{result.stopped}; best weights in {result.checkpoint}, history in {history_path(args.out)}")
@@ -149,12 +153,13 @@ def cmd_patches(args: argparse.Namespace) -> int:
 
     try:
         counts = write_patches(args.src, args.out, args.size, args.stride, args.min_std, progress)
-    except (ValueError, OSError) as e:
+    except (ResJNDError, OSError) as e:
         bar.close()  # first, so that the message gets its own line
         return fail(str(e))
     bar.close()
     print(
         f"{counts['patches']} patch pairs of {args.size} px from {counts['pairs']} image pairs"
         + (f"; {counts['skipped_flat']} flat patches skipped" if args.min_std else "")
+        + (f"; replaced the earlier run's {counts['replaced']} pairs in {args.out}" if counts["replaced"] else "")
     )
     return 0

@@ -1,16 +1,29 @@
-"""`resjnd visibility map | simulate | report`."""
+"""`resjnd visibility map | simulate | report`: the commands, their arguments and checks."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..core.baselines import MODELS as CLASSIC_MODELS
 from ..core.errors import ResJNDError
-from ._common import fail
+from ..core.weights import DEFAULT_WEIGHTS
+from ._common import (
+    Parser,
+    UsageError,
+    fail,
+    fraction,
+    nonnegative_int,
+    out_folder,
+    positive_float,
+    positive_int,
+)
 
 
 def _jnd(model: str, image: np.ndarray, args: argparse.Namespace) -> np.ndarray:
@@ -133,3 +146,69 @@ def _ranks(rows: list[dict], args: argparse.Namespace, seed: int) -> list[dict]:
 
     models = [m.strip() for m in args.jnd.split(",") if m.strip()]
     return rank_agreement(rows, p_detect, models)
+
+
+def add_visibility_commands(sub: Any, command: Any, add_compute: Callable[..., None], known: str) -> None:
+    """`resjnd visibility map | simulate | report`."""
+    from ..core.psychophysics.psychometric import LAPSE
+    from ..core.visibility import DEFAULT_ALPHA, DEFAULT_SLOPE
+
+    vi = command(sub, "visibility", help="where a distortion is visible; observers' thresholds")
+    vi_sub = vi.add_subparsers(dest="action", required=True, parser_class=Parser)
+    models = ", ".join(["resjnd", *CLASSIC_MODELS, "uniform"])
+    vm = command(vi_sub, "map", help="per-pixel detection probability and p_detect of a distorted image")
+    vm.add_argument("pristine")
+    vm.add_argument("distorted", help="same size as PRISTINE")
+    vm.add_argument("--jnd", default="resjnd", metavar="MODEL", help=f"the JND model: {models} (default: resjnd)")
+    vm.add_argument("--out", required=True, help="folder for <stem>_visibility.tif and .json")
+    vm.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"ResJND weights: registry name or file; known: {known}")
+    add_compute(vm, training=False)
+    vm.add_argument("--alpha", type=positive_float, default=DEFAULT_ALPHA, help="error/JND ratio seen with p = 1 - 1/e")
+    vm.add_argument(
+        "--slope", type=positive_float, default=DEFAULT_SLOPE, help="Weibull slope beta (default: %(default)s)"
+    )
+    vm.set_defaults(func=cmd_visibility_map)
+
+    vs = command(vi_sub, "simulate", help="the adaptive procedure against a simulated observer")
+    vs.add_argument("--threshold-psnr", type=positive_float, required=True, help="the observer's threshold (dB)")
+    vs.add_argument("--trials", type=positive_int, default=80)
+    vs.add_argument("--runs", type=positive_int, default=100)
+    vs.add_argument("--seed", type=nonnegative_int, default=0)
+    vs.add_argument("--slope", type=positive_float, default=3.5, help="the observer's Weibull slope")
+    vs.add_argument("--lapse", type=fraction, default=LAPSE, help="the observer's lapse rate")
+    vs.add_argument("--json", action="store_true", help="print every run as JSON")
+    vs.set_defaults(func=cmd_visibility_simulate)
+
+    vr = command(vi_sub, "report", help="thresholds per model from observers' sessions, paired tests, plot")
+    vr.add_argument("sessions", nargs="+", help="session files (Visibility test widget)")
+    vr.add_argument("--out", required=True, help="folder for visibility_report.json and thresholds.png")
+    vr.add_argument("--images", default=None, help="folder of the tested images: adds p_detect rank agreement")
+    vr.add_argument("--jnd", default=",".join(CLASSIC_MODELS), help="models whose p_detect is ranked (with --images)")
+    vr.add_argument("--weights", default=DEFAULT_WEIGHTS)
+    add_compute(vr, training=False)
+    vr.set_defaults(func=cmd_visibility_report)
+
+
+def check_visibility(args: argparse.Namespace, exists: Callable[..., None]) -> None:
+    """The visibility commands' arguments and paths, before any work (``exists`` is the parser's)."""
+    from ..core.baselines import is_classic
+
+    if args.action == "map":
+        exists(args.pristine, "visibility map PRISTINE", folder=False)
+        exists(args.distorted, "visibility map DISTORTED", folder=False)
+        if args.jnd not in ("resjnd", "uniform") and not is_classic(args.jnd):
+            raise UsageError(f"--jnd {args.jnd}: unknown model; known: resjnd, {', '.join(CLASSIC_MODELS)}, uniform")
+        out_folder(args.out)
+    elif args.action == "report":
+        for path in args.sessions:
+            exists(path, "session", folder=False)
+        out_folder(args.out)
+        if args.images:
+            exists(args.images, "--images", folder=True)
+        bad = [
+            m
+            for m in args.jnd.split(",")
+            if m.strip() and m.strip() not in ("resjnd", "uniform") and not is_classic(m.strip())
+        ]
+        if bad:
+            raise UsageError(f"--jnd {args.jnd}: unknown model {bad[0]}")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ResJNDError
 from .files import atomic_write, png_writer
 from .ladders import make_ladder
 from .pairs import Box
@@ -107,33 +108,56 @@ class Session:
             d = json.loads(Path(path).read_text())
             d["patches"] = [PatchRecord(**{**p, "box": tuple(int(v) for v in p["box"])}) for p in d["patches"]]
             d["image_shape"] = tuple(int(v) for v in d["image_shape"])
+            _check_field_types(d)
             session = cls(**d)
         except OSError as e:
-            raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
+            raise ResJNDError(f"{path}: cannot read it ({e.strerror or e})") from None
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             why = f"missing {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
-            raise ValueError(f"{path}: not a CPL annotation session ({type(e).__name__}: {why})") from None
+            raise ResJNDError(f"{path}: not a CPL annotation session ({type(e).__name__}: {why})") from None
         session.check(path)
         return session
 
     def check(self, where: object = "session") -> None:
         """Values in range: levels, boxes inside the image, trial and critical levels."""
         if not isinstance(self.levels, int) or self.levels < 2:
-            raise ValueError(f"{where}: levels must be a whole number of at least 2, got {self.levels!r}")
+            raise ResJNDError(f"{where}: levels must be a whole number of at least 2, got {self.levels!r}")
         if len(self.image_shape) < 2:
-            raise ValueError(f"{where}: image_shape {self.image_shape} is not an image shape")
+            raise ResJNDError(f"{where}: image_shape {self.image_shape} is not an image shape")
         h, w = self.image_shape[:2]
         for i, p in enumerate(self.patches):
             y0, y1, x0, x1 = p.box
             if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
-                raise ValueError(f"{where}: patch {i}'s box {p.box} is not inside the {w} x {h} image")
+                raise ResJNDError(f"{where}: patch {i}'s box {p.box} is not inside the {w} x {h} image")
             levels = [t.get("level") for t in p.trials] + ([] if p.critical is None else [p.critical])
             bad = [v for v in levels if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < self.levels]
             if bad:
-                raise ValueError(f"{where}: patch {i} has levels {bad} outside 0..{self.levels - 1}")
+                raise ResJNDError(f"{where}: patch {i} has levels {bad} outside 0..{self.levels - 1}")
 
     def unfinished(self) -> list[int]:
         return [i for i, p in enumerate(self.patches) if p.critical is None]
+
+
+#: The JSON types of a session's fields (a hand-edited file may hold anything).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "observer": (str,),
+    "image": (str,),
+    "generator": (str,),
+    "levels": (int,),
+    "seed": (int,),
+    "mode": (str,),
+    "image_sha256": (str, type(None)),
+}
+
+
+def _check_field_types(d: dict) -> None:
+    """TypeError naming the first field of the wrong type (read by :meth:`Session.load`)."""
+    for key, types in _FIELD_TYPES.items():
+        if key in d and (not isinstance(d[key], types) or isinstance(d[key], bool)):
+            raise TypeError(f"{key!r} must be {types[0].__name__}, not {type(d[key]).__name__}")
+    for i, p in enumerate(d["patches"]):
+        if not isinstance(p.trials, list) or not all(isinstance(t, dict) and "same" in t for t in p.trials):
+            raise TypeError(f"patch {i}'s trials must be a list of {{'level': L, 'same': true/false}}")
 
 
 def image_sha256(image: np.ndarray) -> str:
@@ -160,12 +184,12 @@ def check_same_image(
     for s, name in zip(sessions, names):
         todo = s.unfinished()
         if todo:
-            raise ValueError(
+            raise ResJNDError(
                 f"{name}: {s.observer}'s session is unfinished (patches {todo} have no critical level "
                 "yet); finish it in napari (Annotate CPL, Start / resume) or leave it out"
             )
         if tuple(s.image_shape) != tuple(np.shape(image)):
-            raise ValueError(f"{name}: the session's image is {s.image_shape}, {image_name} is {np.shape(image)}")
+            raise ResJNDError(f"{name}: the session's image is {s.image_shape}, {image_name} is {np.shape(image)}")
         got = s.image_sha256
         if got is None:
             try:
@@ -173,13 +197,38 @@ def check_same_image(
             except ValueError:
                 got = None
             if got is None:
-                raise ValueError(
+                raise ResJNDError(
                     f"{name}: the session records no image hash and its image {s.image!r} cannot be read to check it"
                 )
         if got != want:
-            raise ValueError(
+            raise ResJNDError(
                 f"{name}: the session judged another image than {image_name} (same shape, different pixels)"
             )
+
+
+def check_mergeable(sessions: list[Session], names: list[str]) -> None:
+    """Refuse what would make :func:`merge` count wrongly: a session without patches,
+    one that judges the same box twice (one of its levels would be dropped), and the
+    same session given twice (under one name or as a copy), which would count as
+    two observers in full agreement."""
+    seen: dict[str, str] = {}
+    for s, name in zip(sessions, names):
+        if not s.patches:
+            raise ResJNDError(f"{name}: {s.observer}'s session has no patches to merge")
+        boxes = [p.box for p in s.patches]
+        for j, box in enumerate(boxes):
+            if box in boxes[:j]:
+                raise ResJNDError(
+                    f"{name}: patches {boxes.index(box)} and {j} judge the same box {box}; "
+                    "keep one of them (a box is merged once per observer)"
+                )
+        key = json.dumps(asdict(s), sort_keys=True, default=str)
+        if key in seen:
+            raise ResJNDError(
+                f"{seen[key]} and {name} are the same session ({s.observer}, the same answers); "
+                "give each observer's session once"
+            )
+        seen[key] = name
 
 
 def ladders_for(image: np.ndarray, session: Session, jnd: np.ndarray | None = None) -> list:
@@ -205,14 +254,14 @@ def assemble_target(image: np.ndarray, boxes: Sequence[Box], versions: Sequence[
 def merge(sessions: list[Session]) -> dict:
     """Median critical level per patch over observers, with agreement statistics."""
     if not sessions:
-        raise ValueError("no sessions to merge")
+        raise ResJNDError("no sessions to merge")
     ref = sessions[0]
     for s in sessions[1:]:
         if (s.image_shape, s.generator, s.levels, s.seed) != (ref.image_shape, ref.generator, ref.levels, ref.seed):
-            raise ValueError(f"session of {s.observer!r} used other settings (image, generator, levels or seed)")
+            raise ResJNDError(f"session of {s.observer!r} used other settings (image, generator, levels or seed)")
     for s in sessions[1:]:
         if sorted(p.box for p in s.patches) != sorted(p.box for p in ref.patches):
-            raise ValueError(f"session of {s.observer!r} judged other rectangles than {ref.observer!r}")
+            raise ResJNDError(f"session of {s.observer!r} judged other rectangles than {ref.observer!r}")
     boxes = [p.box for p in ref.patches]
     rows = []
     for _i, box in enumerate(boxes):

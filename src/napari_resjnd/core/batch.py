@@ -6,12 +6,14 @@ with compute. Used by ``resjnd predict``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ResJNDError
 from .files import atomic_write
 from .images import ImageFile, load_image
 from .pairs import IMAGE_SUFFIXES
@@ -29,6 +31,63 @@ class Job:
     def sidecar(self) -> Path:
         """Written last: its presence marks the job as done."""
         return self.out_dir / f"{self.stem}.json"
+
+    def complete(self) -> bool:
+        """The sidecar and every file it lists are there (a set someone thinned out,
+        or one written by another tool under the same name, is not complete)."""
+        try:
+            meta = json.loads(self.sidecar.read_text())
+            files = meta["files"] if "files" in meta else [f"{self.stem}_jnd.tif"]  # sets from before the list
+            return all((self.out_dir / str(name)).is_file() for name in files) and bool(files)
+        except (OSError, ValueError, TypeError, KeyError):
+            return False
+
+
+#: Names ``resjnd predict`` keeps for itself in ``--out``: an input with such a stem
+#: is named after its whole file name (``summary.png.json``).
+RESERVED_STEMS = ("summary",)
+
+#: Suffixes of the files a prediction writes: never taken for inputs in ``--out``.
+OUTPUT_SUFFIXES = ("_jnd.tif", "_jnd.png", "_cpl.png", "_cpl.tif")
+
+
+def _reserved(stem: str) -> bool:
+    s = stem.casefold()
+    return s in RESERVED_STEMS or s.startswith("summary-shard-")
+
+
+def _resolved(p: Path) -> Path:
+    """``p`` resolved, or as given when a symlink loop makes that impossible (it is
+    then reported when read, and the other inputs go on)."""
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return p.absolute()
+
+
+def _folder_images(p: Path, out: Path, recursive: bool) -> list[Path]:
+    """Image files in folder ``p``, leaving out what an earlier run wrote into ``out``
+    when ``out`` lies inside ``p``."""
+    try:
+        next(os.scandir(p), None)
+    except PermissionError:
+        raise ResJNDError(f"{p}: permission denied (the folder cannot be listed)") from None
+    except OSError as e:
+        raise ResJNDError(f"{p}: cannot list the folder ({e.strerror or e})") from None
+    out_r, p_r = _resolved(out), _resolved(p)
+    out_inside = out_r == p_r or p_r in out_r.parents
+    found = p.rglob("*") if recursive else p.glob("*")
+    images = []
+    for f in found:
+        broken = f.is_symlink() and not f.exists()  # a loop or a dangling link: reported, not skipped silently
+        if not (f.suffix.lower() in IMAGE_SUFFIXES and (f.is_file() or broken)):
+            continue
+        parent = _resolved(f.parent) if out_inside else None
+        in_out = parent is not None and (parent == out_r or out_r in parent.parents)
+        if in_out and (out_r != p_r or f.name.endswith(OUTPUT_SUFFIXES)):
+            continue  # outputs of an earlier run: mapping them would map maps
+        images.append(f)
+    return images
 
 
 def _pending(read: Future[ImageFile] | None) -> Future[ImageFile]:
@@ -52,10 +111,9 @@ def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = F
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = p.rglob("*") if recursive else p.glob("*")
-            images = [f for f in found if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+            images = _folder_images(p, out, recursive)
             if not images:
-                raise ValueError(
+                raise ResJNDError(
                     f"{p}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
                     + ("" if recursive else "; add --recursive to look into sub-folders")
                 )
@@ -63,7 +121,7 @@ def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = F
                 jobs.append(Job(f, out / f.relative_to(p).parent, f.stem))
         else:  # missing files are reported when read
             jobs.append(Job(p, out, p.stem))
-    jobs = sorted({j.source.resolve(): j for j in jobs}.values(), key=lambda j: str(j.source))
+    jobs = sorted({_resolved(j.source): j for j in jobs}.values(), key=lambda j: str(j.source))
     return _unique_names(jobs)
 
 
@@ -79,14 +137,14 @@ def _unique_names(jobs: list[Job]) -> list[Job]:
 
     renamed = {id(j): j for j in jobs}
     for clash in groups(jobs).values():
-        if len(clash) > 1:
+        if len(clash) > 1 or _reserved(clash[0].stem):
             for j in clash:
                 renamed[id(j)] = Job(j.source, j.out_dir, j.source.name)
     out = [renamed[id(j)] for j in jobs]
     for clash in groups(out).values():
         if len(clash) > 1:
             names = " and ".join(str(j.source) for j in clash)
-            raise ValueError(
+            raise ResJNDError(
                 f"{names} would write the same files in {clash[0].out_dir}: give their folders "
                 "(sub-folders are kept below --out) or predict them into different --out folders"
             )
@@ -98,9 +156,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard takes I/N, e.g. 0/4, got {text!r}") from None
+        raise ResJNDError(f"--shard takes I/N, e.g. 0/4, got {text!r}") from None
     if not (n >= 1 and 0 <= i < n):
-        raise ValueError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+        raise ResJNDError(f"--shard I/N needs 0 <= I < N, got {text!r}")
     return i, n
 
 
@@ -143,13 +201,13 @@ def run_batch(
     t0 = time.perf_counter()
     todo = []
     for job in jobs:
-        if skip_existing and job.sidecar.exists():
+        if skip_existing and job.complete():
             summary.skipped.append(str(job.source))
         else:
             todo.append(job)
 
     def fail(job, e):
-        summary.failed[str(job.source)] = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+        summary.failed[str(job.source)] = str(e) if isinstance(e, ResJNDError) else f"{type(e).__name__}: {e}"
         if on_done:
             on_done(job, None, e)
 

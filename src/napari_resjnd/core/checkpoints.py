@@ -6,9 +6,11 @@ recorded run, are one-line errors."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,10 @@ from typing import Any
 import torch
 
 from .config import FinetuneConfig
+from .errors import ResJNDError
 from .files import atomic_write
 from .model import ResJND
+from .outputs import _disk_full
 from .weights import save_weights
 
 #: Settings a resumed run keeps from the run it continues (they shape the data or
@@ -31,20 +35,20 @@ def read_resume(checkpoint: str | Path, map_location: str | torch.device = "cpu"
     foreign file is a one-line ``ValueError`` naming it."""
     p = resume_path(checkpoint)
     if not p.is_file():
-        raise ValueError(f"{checkpoint}: no {p.name} beside it to resume from (every epoch of a run writes one)")
+        raise ResJNDError(f"{checkpoint}: no {p.name} beside it to resume from (every epoch of a run writes one)")
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:
         why = (str(e).strip().splitlines() or ["empty or cut short"])[0]
-        raise ValueError(f"{p}: not a napari-resjnd resume file ({type(e).__name__}: {why})") from None
+        raise ResJNDError(f"{p}: not a napari-resjnd resume file ({type(e).__name__}: {why})") from None
     missing = _STATE_KEYS - set(state) if isinstance(state, dict) else _STATE_KEYS
     if missing:
-        raise ValueError(f"{p}: not a napari-resjnd resume file (missing {sorted(missing)})")
+        raise ResJNDError(f"{p}: not a napari-resjnd resume file (missing {sorted(missing)})")
     try:
         history = json.loads(state["history"])
         history["config"]["patch"], history["epochs"]
     except (TypeError, ValueError, KeyError) as e:
-        raise ValueError(f"{p}: its training history is unreadable ({type(e).__name__}: {e})") from None
+        raise ResJNDError(f"{p}: its training history is unreadable ({type(e).__name__}: {e})") from None
     return state
 
 
@@ -95,7 +99,7 @@ def resume_run(
     }
     refused = sorted(set(changed) - set(override))
     if refused:
-        raise ValueError(
+        raise ResJNDError(
             "resuming "
             + "; ".join(
                 f"{k} {changed[k][1]!r} differs from the {changed[k][0]!r} recorded in {resume}" for k in refused
@@ -104,14 +108,18 @@ def resume_run(
             + ", ".join(f"--override {k}" for k in refused)
             + ")"
         )
+    _refuse_other_architecture(resume, history, model)
     try:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        if "preset" not in changed:  # another preset is another optimiser: it starts afresh
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
     except (RuntimeError, ValueError, KeyError) as e:
-        raise ValueError(
+        raise ResJNDError(
             f"{resume_path(resume)} does not fit this network or optimiser ({str(e).splitlines()[0]})"
         ) from None
+    if "lr" in changed and "preset" not in changed:
+        _set_lr(opt, sched, config.lr)
     if changed:
         history.setdefault("overrides", []).append(
             {"from_epoch": int(state["epoch"]) + 1, **{k: {"was": a, "now": b} for k, (a, b) in changed.items()}}
@@ -121,6 +129,69 @@ def resume_run(
     best = min((e["val_loss"] for e in history["epochs"] if e["val_loss"] is not None), default=math.inf)
     torch.set_rng_state(state["torch_rng"].cpu())
     return history, int(state["epoch"]) + 1, best, state["rng"]
+
+
+def _set_lr(opt: torch.optim.Optimizer, sched: Any, lr: float | None) -> None:
+    """An overridden learning rate in a restored optimiser (whose state holds the old
+    one), keeping the schedule's decay so far."""
+    if lr is None:
+        return
+    for group in opt.param_groups:
+        decay = group["lr"] / group.get("initial_lr", group["lr"]) if group.get("initial_lr") else 1.0
+        group["initial_lr"], group["lr"] = lr, lr * decay
+    sched.base_lrs = [lr for _ in opt.param_groups]
+
+
+def recorded_architecture(checkpoint: str | Path, history: dict[str, Any] | None = None) -> dict[str, int] | None:
+    """Channels and recursions of the run that wrote ``checkpoint``: from its history,
+    or for runs that did not record them there, from the weights' metadata."""
+    arch = (history or json.loads(read_resume(checkpoint)["history"])).get("architecture")
+    if not isinstance(arch, dict):
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(checkpoint), framework="pt") as f:
+                arch = json.loads((f.metadata() or {}).get("resjnd", "{}")).get("architecture")
+        except Exception:  # a .pth, or no weights written yet: nothing recorded
+            return None
+    if not isinstance(arch, dict):
+        return None
+    try:
+        return {"channels": int(arch["channels"]), "recursions": int(arch["recursions"])}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _refuse_other_architecture(resume: str | Path, history: dict[str, Any], model: ResJND) -> None:
+    """A resumed run trains the recorded network: recursions are not in the weights'
+    shapes, so another count would load silently and train a different network."""
+    recorded = recorded_architecture(resume, history)
+    if recorded is None:
+        return
+    now = {"channels": model.channels, "recursions": model.recursions}
+    differ = [k for k in now if now[k] != recorded[k]]
+    if differ:
+        raise ResJNDError(
+            "resuming "
+            + "; ".join(f"{k} {now[k]} differs from the {recorded[k]} recorded in {resume}" for k in differ)
+            + ": a resumed run trains the recorded network (its architecture cannot change); "
+            + "leave --channels and --recursions out, or start a new run"
+        )
+
+
+def write_checkpoint(path: Path, save: Callable[[], object]) -> None:
+    """``save()`` writes ``path`` atomically; a full disk reaches us as PyTorch's
+    C++ error (``[enforce fail at inline_container.cc] ... file write failed``) or
+    safetensors' own: one line naming the file; the previous file stays in place."""
+    try:
+        save()
+    except Exception as e:
+        text = str(e)
+        full = getattr(e, "errno", None) == errno.ENOSPC or "file write failed" in text or _disk_full(path.parent)
+        if not (full or isinstance(e, OSError)):
+            raise  # not the disk: a bug, with its traceback
+        why = "the disk is full" if full else (getattr(e, "strerror", None) or text.splitlines()[0])
+        raise ResJNDError(f"{path}: could not write it ({why}); the previous one is kept") from None
 
 
 class RunFiles:
@@ -142,7 +213,7 @@ class RunFiles:
         scored = [e for e in history["epochs"] if e["val_loss"] is not None]
         training["best_epoch"] = min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None
         training["best_val_loss"] = best if math.isfinite(best) else None
-        save_weights(model, self.out, training=training)
+        write_checkpoint(self.out, lambda: save_weights(model, self.out, training=training))
 
     def save_history(self, history: dict[str, Any]) -> None:
         if self.writer:
@@ -170,4 +241,5 @@ class RunFiles:
             "rng": data_state,
             "torch_rng": torch.get_rng_state(),
         }
-        atomic_write(resume_path(self.out), lambda t: torch.save(state, t))
+        path = resume_path(self.out)
+        write_checkpoint(path, lambda: atomic_write(path, lambda t: torch.save(state, t)))

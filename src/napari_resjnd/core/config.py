@@ -5,36 +5,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from .devices import AUTO, PRECISIONS
+from .errors import ResJNDError
 from .model import ResJND
 
 LAYERS = ("input", "conv1", "conv2", "output")
 
+
+@dataclass(frozen=True)
+class Preset:
+    """An optimisation recipe: optimiser, rate, regularisation, clipping, schedule, loss reduction."""
+
+    optimizer: Literal["sgd", "adam"]
+    lr: float
+    momentum: float
+    weight_decay: float
+    #: Gradient-norm clipping.
+    clip: float
+    #: Multiply the rate by ``gamma`` every ``step_epochs`` epochs (0: never).
+    step_epochs: int
+    gamma: float
+    #: How the squared error is reduced over a batch ("sum": the authors' recipe).
+    reduction: Literal["sum", "mean"]
+
+    def with_lr(self, lr: float | None) -> Preset:
+        """This recipe with another learning rate (None: its own)."""
+        return self if lr is None else replace(self, lr=lr)
+
+    def describe(self) -> str:
+        """One line for help texts: "SGD 0.1, momentum 0.9, wd 0.0001, clip 0.4, ..."."""
+        opt = f"{self.optimizer.upper() if self.optimizer == 'sgd' else self.optimizer.title()} {self.lr:g}"
+        extra = [f"momentum {self.momentum:g}"] if self.momentum else []
+        extra += [f"wd {self.weight_decay:g}"] if self.weight_decay else []
+        extra += [f"clip {self.clip:g}"]
+        extra += [f"lr x{self.gamma:g} every {self.step_epochs} epochs"] if self.step_epochs else []
+        extra += [f"{self.reduction}-reduced MSE"]
+        return f"{opt}, " + ", ".join(extra)
+
+
 #: Optimisation presets. "authors": the ResJND training recipe. "finetune": for
 #: starting from trained weights (Adam at a small rate, gradient clipping kept).
-PRESETS: dict[str, dict[str, Any]] = {
-    "authors": {
-        "optimizer": "sgd",
-        "lr": 0.1,
-        "momentum": 0.9,
-        "weight_decay": 1e-4,
-        "clip": 0.4,
-        "step_epochs": 100,
-        "gamma": 0.1,
-        "reduction": "sum",
-    },
-    "finetune": {
-        "optimizer": "adam",
-        "lr": 1e-4,
-        "momentum": 0.0,
-        "weight_decay": 0.0,
-        "clip": 0.4,
-        "step_epochs": 0,
-        "gamma": 0.1,
-        "reduction": "mean",
-    },
+PRESETS: dict[str, Preset] = {
+    "authors": Preset("sgd", 0.1, 0.9, 1e-4, clip=0.4, step_epochs=100, gamma=0.1, reduction="sum"),
+    "finetune": Preset("adam", 1e-4, 0.0, 0.0, clip=0.4, step_epochs=0, gamma=0.1, reduction="mean"),
 }
 
 
@@ -82,9 +97,9 @@ class FinetuneResult:
 
 def check_config(config: FinetuneConfig) -> None:
     if config.preset not in PRESETS:
-        raise ValueError(f"preset must be one of {list(PRESETS)}, got {config.preset!r}")
+        raise ResJNDError(f"preset must be one of {list(PRESETS)}, got {config.preset!r}")
     bad = set(config.freeze) - set(LAYERS)
     if bad:
-        raise ValueError(f"cannot freeze {sorted(bad)}; layers are {list(LAYERS)}")
+        raise ResJNDError(f"cannot freeze {sorted(bad)}; layers are {list(LAYERS)}")
     if (config.patch is not None and config.patch < 8) or config.batch < 1 or config.epochs < 0 or config.val_every < 1:
-        raise ValueError("patch must be >= 8 px, batch >= 1, epochs >= 0 and val_every >= 1")
+        raise ResJNDError("patch must be >= 8 px, batch >= 1, epochs >= 0 and val_every >= 1")

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from .baselines import MODELS, classic_jnd, is_classic, luminance, to_y
+from .errors import ResJNDError
 from .model import ResJND
 
 CONTROLS = ("uniform", "shuffled")
@@ -58,12 +59,12 @@ def noise_at_psnr(
     """(noisy image, beta, achieved PSNR) with |PSNR - target| < tol, by bisection on beta."""
     jnd = np.asarray(jnd, np.float64)
     if not np.isfinite(jnd).all() or jnd.max() <= 0:
-        raise ValueError("the JND map must be finite and not all zero")
+        raise ResJNDError("the JND map must be finite and not all zero")
     lo, hi = 0.0, 1.0
     while psnr(image255, inject(image255, jnd, sign, hi)) > target:
         hi *= 2
         if hi > 1e6:
-            raise ValueError(f"cannot bring the PSNR down to {target} dB with this map")
+            raise ResJNDError(f"cannot bring the PSNR down to {target} dB with this map")
     for _ in range(200):
         mid = (lo + hi) / 2
         out = inject(image255, jnd, sign, mid)
@@ -71,7 +72,7 @@ def noise_at_psnr(
         if abs(p - target) < tol:
             return out, mid, p
         lo, hi = (mid, hi) if p > target else (lo, mid)
-    raise ValueError(f"bisection did not reach {target} dB within {tol} dB (clipping saturates)")
+    raise ResJNDError(f"bisection did not reach {target} dB within {tol} dB (clipping saturates)")
 
 
 def shuffled(jnd: np.ndarray, seed: int) -> np.ndarray:
@@ -191,7 +192,7 @@ def map_names(text: str) -> list[str]:
     unknown = [n for n in names if n != "resjnd" and n not in CONTROLS and not is_classic(n)]
     if unknown or not names:
         known = ", ".join(["all", "resjnd", *MODELS, *CONTROLS])
-        raise ValueError(f"unknown map {', '.join(unknown) or '(none)'}; known: {known}")
+        raise ResJNDError(f"unknown map {', '.join(unknown) or '(none)'}; known: {known}")
     return names
 
 
@@ -217,13 +218,13 @@ def jnd_maps(
     out = {}
     for name, m in (given or {}).items():
         if np.shape(m) != shape:
-            raise ValueError(f"JND map {name!r} is {np.shape(m)}, the image is {shape}")
+            raise ResJNDError(f"JND map {name!r} is {np.shape(m)}, the image is {shape}")
         out[name] = np.asarray(m, np.float32)
     names = [*out, *[n for n in names if n not in out]]
     for name in names:
         if name == "resjnd":
             if model is None:
-                raise ValueError("the 'resjnd' map needs a model")
+                raise ResJNDError("the 'resjnd' map needs a model")
             out[name] = predict(model, image, device=device, precision=precision, should_stop=should_stop).jnd
         elif is_classic(name):
             out[name] = classic_jnd(name, image)
@@ -232,11 +233,11 @@ def jnd_maps(
     if "shuffled" in names:
         base = out.get("resjnd", next((v for k, v in out.items() if k != "uniform"), None))
         if base is None:
-            raise ValueError("'shuffled' needs another map to shuffle")
+            raise ResJNDError("'shuffled' needs another map to shuffle")
         out["shuffled"] = shuffled(base, seed)
     unknown = set(names) - set(out)
     if unknown:
-        raise ValueError(f"unknown JND maps {sorted(unknown)}; known: resjnd, {', '.join(MODELS + CONTROLS)}")
+        raise ResJNDError(f"unknown JND maps {sorted(unknown)}; known: resjnd, {', '.join(MODELS + CONTROLS)}")
     return {n: out[n] for n in names}
 
 
@@ -266,7 +267,7 @@ def evaluate_image(
                 noisy, beta, _ = noise_at_psnr(img255, jnd, sign, float(target))
             except ValueError as e:
                 if skipped is None:
-                    raise ValueError(f"JND map {name!r}: {e}") from None
+                    raise ResJNDError(f"JND map {name!r}: {e}") from None
                 skipped.append((name, float(target), str(e)))
                 continue
             results.append(NoisyResult(name, float(target), beta, noisy, metric_panel(img255, noisy, ref)))

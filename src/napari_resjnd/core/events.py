@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TypeVar, Union
+from typing import Any, TypeVar, Union
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,19 @@ class Download:
 
 @dataclass(frozen=True)
 class TileDone:
-    """Inference finished one tile of the image (or stack)."""
+    """Inference finished one tile of the image (or stack). The tile's result
+    rides along, so a viewer can show it while the rest computes."""
 
     #: Tiles finished so far, over all planes.
     done: int
     #: Tiles in all.
     total: int
+    #: The plane of the stack (0 for a single image).
+    plane: int = 0
+    #: The tile's core box (y0, y1, x0, x1) in pixels, end exclusive.
+    box: tuple[int, int, int, int] | None = None
+    #: The network's output on the box (h x w x 3, [0, 1]); the final result holds the same values.
+    cpl: Any = None
 
 
 @dataclass(frozen=True)
@@ -123,10 +130,26 @@ class AnnotationDone:
     session: str
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A rate-distortion sweep coded, decoded and scored one stream."""
+
+    #: Streams finished so far.
+    done: int
+    #: Streams in all.
+    total: int
+    #: The codec of this stream.
+    codec: str
+    #: The picture coded: ``none`` (the original) or the JND model that guided it.
+    jnd: str
+    #: Its quality setting.
+    quality: int
+
+
 #: What the training loop yields.
 TrainingEvent = Union[TrainingStarted, TrainingStep, EpochDone]  # noqa: UP007 (a runtime alias)
 #: Every event the core's generators yield.
-Event = Union[Status, Download, TileDone, TrainingStarted, TrainingStep, EpochDone]  # noqa: UP007 (a runtime alias)
+Event = Union[Status, Download, TileDone, TrainingStarted, TrainingStep, EpochDone, Encoded]  # noqa: UP007 (a runtime alias)
 
 E = TypeVar("E")
 R = TypeVar("R")

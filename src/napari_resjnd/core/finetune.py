@@ -18,6 +18,7 @@ import torch
 
 from .checkpoints import RESUME_KEYS, history_path, read_resume, recorded_config, resume_path
 from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult, check_config
+from .errors import ResJNDError
 from .events import TrainingEvent, drive
 from .loop import Batch, evaluate_loss, run_training
 from .model import ResJND
@@ -57,7 +58,7 @@ class MemoryData:
         masks: dict[int, np.ndarray] | None = None,
     ):
         if not pairs:
-            raise ValueError("no training pairs")
+            raise ResJNDError("no training pairs")
         sizes = {p.name: p.pristine.shape[:2] for p in pairs}
         patch = checked_patch(sizes, config.patch, DEFAULT_PATCH)
         config = replace(config, patch=patch)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ResJNDError
+
 
 @dataclass(frozen=True)
 class ImageLayout:
@@ -53,27 +55,27 @@ def layout_of(image: np.ndarray, rgb: bool | None = None) -> ImageLayout:
         elif len(shape) == 2:
             rgb = False
         else:
-            raise ValueError(
+            raise ResJNDError(
                 f"shape {shape} is not an image: give H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA); "
                 "for a stack of planes say rgb=False (... x H x W) or rgb=True (... x H x W x 3 or 4)"
             )
     if rgb:
         if len(shape) < 3 or shape[-1] not in (3, 4):
-            raise ValueError(f"an RGB image needs a last axis of 3 or 4, got shape {shape}")
+            raise ResJNDError(f"an RGB image needs a last axis of 3 or 4, got shape {shape}")
         *lead, h, w, c = shape
     else:
         if len(shape) < 2:
-            raise ValueError(f"an image needs at least 2 axes (H x W), got shape {shape}")
+            raise ResJNDError(f"an image needs at least 2 axes (H x W), got shape {shape}")
         *lead, h, w = shape
         c = 1
     if h < 1 or w < 1:
-        raise ValueError(f"empty image of shape {shape}")
+        raise ResJNDError(f"empty image of shape {shape}")
     return ImageLayout(tuple(lead), h, w, c)
 
 
 def to_unit_float(image: np.ndarray) -> np.ndarray:
     """Scale to float32 in [0, 1] by dtype; NaN or inf raise ``ValueError``."""
-    a = np.asarray(image)
+    a = native_order(np.asarray(image))
     if a.dtype == np.uint8:
         return a.astype(np.float32) / np.float32(255)
     if a.dtype == np.uint16:
@@ -84,10 +86,10 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
         f = a.astype(np.float32, copy=False)
         if not np.isfinite(f).all():
             bad = int(np.size(f) - np.count_nonzero(np.isfinite(f)))
-            raise ValueError(f"the image holds {bad} NaN or infinite values; ResJND needs finite pixels")
+            raise ResJNDError(f"the image holds {bad} NaN or infinite values; ResJND needs finite pixels")
         lo, hi = (float(f.min()), float(f.max())) if f.size else (0.0, 1.0)
         if lo < -0.5 or hi > 1.5:  # another scale (0-255, 0-65535): the maps would be meaningless
-            raise ValueError(
+            raise ResJNDError(
                 f"float pixels span [{lo:.4g}, {hi:.4g}]; ResJND takes float images in [0, 1] "
                 "(divide 8-bit data by 255, 16-bit data by 65535)"
             )
@@ -97,7 +99,15 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
                 stacklevel=3,
             )
         return f
-    raise ValueError(f"unsupported pixel type {a.dtype}; use uint8, uint16, or float in [0, 1]")
+    raise ResJNDError(f"unsupported pixel type {a.dtype}; use uint8, uint16, or float in [0, 1]")
+
+
+def native_order(a: np.ndarray) -> np.ndarray:
+    """``a`` in the machine's byte order: a big-endian array (``>u2``, from a file or
+    another tool) has the same values but does not compare equal to ``np.uint16``."""
+    if a.dtype.byteorder in ("=", "|") or a.dtype.byteorder == np.dtype(a.dtype.type).byteorder:
+        return a
+    return a.astype(a.dtype.newbyteorder("="))
 
 
 def plane_rgb(unit: np.ndarray, layout: ImageLayout, index: int) -> np.ndarray:
@@ -136,18 +146,20 @@ def load_image(path: str | Path) -> ImageFile:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+        if path.is_symlink() and not path.exists():
+            raise ResJNDError(f"{path}: a broken symbolic link or a symlink loop")
+        raise ResJNDError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     try:
         if path.suffix.lower() in {".tif", ".tiff"}:
             return _load_tiff(path)
         return _load_pillow(path)
     except ValueError as e:
         msg = str(e)
-        raise ValueError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+        raise ResJNDError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
     except MemoryError:
-        raise ValueError(f"{path}: not enough memory to read it") from None
+        raise ResJNDError(f"{path}: not enough memory to read it") from None
     except Exception as e:  # damaged files raise every kind of error in the decoders
-        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+        raise ResJNDError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -170,20 +182,20 @@ def image_size(path: str | Path) -> tuple[int, int]:
                     h, w = im.height, im.width
         _check_pixels(h, w)
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        raise ResJNDError(f"{path}: {e}") from None
     except Exception as e:  # damaged files raise every kind of error in the decoders
-        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+        raise ResJNDError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     return h, w
 
 
 def _check_pixels(h: int, w: int, planes: int = 1) -> None:
     if h * w > MAX_PIXELS:
-        raise ValueError(
+        raise ResJNDError(
             f"{w} x {h} = {h * w:,} pixels per plane is more than the limit of {MAX_PIXELS:,} "
             "(a decompression bomb, or an image to split first)"
         )
     if h * w * planes > 8 * MAX_PIXELS:
-        raise ValueError(
+        raise ResJNDError(
             f"{planes} planes of {w} x {h} pixels is more than the limit of {8 * MAX_PIXELS:,} pixels in one file"
         )
 
@@ -197,7 +209,7 @@ def _load_tiff(path: Path) -> ImageFile:
         page = tf.pages.first
         photometric = int(page.photometric) if page.photometric is not None else None
         if "Y" not in axes or "X" not in axes:
-            raise ValueError(f"no image axes in the TIFF (axes {axes!r}, shape {shape})")
+            raise ResJNDError(f"no image axes in the TIFF (axes {axes!r}, shape {shape})")
         h, w = shape[axes.index("Y")], shape[axes.index("X")]
         other = [n for a, n in zip(axes, shape) if a not in "YXS"]
         _check_pixels(h, w, int(np.prod(other, dtype=np.int64)))
@@ -206,20 +218,20 @@ def _load_tiff(path: Path) -> ImageFile:
         data = np.moveaxis(data, axes.index("S"), -1)
         axes = axes.replace("S", "") + "S"
     samples = data.shape[-1] if axes.endswith("S") else 1
-    rgb = photometric == 2  # tifffile.PHOTOMETRIC.RGB
+    rgb = photometric in (2, 6)  # RGB, or YCbCr (JPEG-compressed: tifffile decodes it to RGB)
     if "C" in axes and data.shape[axes.index("C")] != 1:
-        raise ValueError(
+        raise ResJNDError(
             f"{data.shape[axes.index('C')]} channels (axes {series.axes!r}, shape {shape}); "
             "ResJND takes grey, RGB or RGBA images"
         )
     data = data.reshape([n for a, n in zip(axes, data.shape) if not (a == "C" or (a == "S" and n == 1))])
     if "Q" in axes and min(h, w) < MIN_SIDE:
-        raise ValueError(
+        raise ResJNDError(
             f"{shape[0]} pages of {w} x {h} pixels (shape {shape}): this looks like an H x W x {w} "
             "array, and ResJND takes grey (H x W), RGB or RGBA (H x W x 3 or 4) images"
         )
     if samples > 1 and not (rgb and samples in (3, 4)):
-        raise ValueError(
+        raise ResJNDError(
             f"{samples} samples per pixel that are not RGB or RGBA (photometric {photometric}, "
             f"shape {shape}); ResJND takes grey, RGB or RGBA images"
         )
@@ -236,13 +248,13 @@ def _load_pillow(path: Path) -> ImageFile:
         try:
             im = Image.open(path)
         except Image.DecompressionBombError as e:
-            raise ValueError(f"refused as a decompression bomb ({e})") from None
+            raise ResJNDError(f"refused as a decompression bomb ({e})") from None
     with im:
         w, h = im.size
         _check_pixels(h, w)
         frames = int(getattr(im, "n_frames", 1))
         if frames > 1:
-            raise ValueError(
+            raise ResJNDError(
                 f"{frames} frames; ResJND reads one image per file (save the frames as TIFF pages to predict a stack)"
             )
         orientation = int(im.getexif().get(0x0112, 1) or 1)
@@ -252,12 +264,12 @@ def _load_pillow(path: Path) -> ImageFile:
         elif mode == "I":  # 16-bit PNG grey as 32-bit integers
             data = np.asarray(im)
             if data.min() < 0 or data.max() > 65535:
-                raise ValueError(
+                raise ResJNDError(
                     f"32-bit integer pixels (range {data.min()} to {data.max()}); ResJND takes 8- or 16-bit images"
                 )
             data = data.astype(np.uint16)
         elif mode == "F":
-            raise ValueError("32-bit float pixels; save float images as TIFF, in [0, 1]")
+            raise ResJNDError("32-bit float pixels; save float images as TIFF, in [0, 1]")
         else:
             if mode not in ("L", "RGB", "RGBA"):
                 keep_alpha = "A" in im.getbands() or "transparency" in im.info
@@ -272,10 +284,10 @@ def _load_pillow(path: Path) -> ImageFile:
 
 def rgb255(image: np.ndarray) -> np.ndarray:
     """One 2-D image as H x W x 3 float64 in [0, 255], exact for uint8 input."""
-    a = np.asarray(image)
+    a = native_order(np.asarray(image))
     layout = layout_of(a)
     if layout.n_planes != 1:
-        raise ValueError(f"expected one 2-D image, got shape {a.shape}")
+        raise ResJNDError(f"expected one 2-D image, got shape {a.shape}")
     if a.dtype == np.uint8:
         scaled = a.astype(np.float64)
     elif a.dtype == np.uint16:

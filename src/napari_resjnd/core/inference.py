@@ -9,6 +9,7 @@ that does.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -18,12 +19,16 @@ import numpy as np
 import torch
 
 from . import int8
-from .errors import Cancelled
-from .devices import BYTES_PER_PX, DTYPES, INT8, resolve_device, resolve_precision
+from . import precision as precisions
+from .devices import BYTES_PER_PX, DTYPES, INT8, resolve_device
+from .errors import Cancelled, ResJNDError
 from .events import TileDone, drive
 from .images import layout_of, plane_rgb, to_unit_float
 from .jnd import jnd_from_residual
 from .model import ResJND
+from .weights import is_registry_weights
+
+log = logging.getLogger(__name__)
 
 #: Working-memory budget for one CPU tile; keeps a 4 MP run near 1 GB RSS.
 CPU_TILE_BUDGET = 700 * 2**20
@@ -147,10 +152,10 @@ def _forward(model: ResJND, x: np.ndarray, device: torch.device, on_step: Callab
     return y[0].float().permute(1, 2, 0).cpu().numpy()
 
 
-def inference_precision(model: ResJND, precision: str, device: torch.device) -> str:
-    """The concrete precision ``predict`` runs ``model`` in: "auto" may pick int8
-    only for weights whose int8 accuracy was measured (:func:`.int8.measured`)."""
-    return resolve_precision(precision, device, inference=True, auto_int8=int8.measured(model))
+def inference_precision(model: ResJND, precision: str, device: torch.device) -> precisions.Choice:
+    """The precision ``predict`` runs ``model`` in, and why (:func:`.precision.choose`):
+    "auto" may pick int8 only for registry weights, whose int8 accuracy was measured."""
+    return precisions.choose(precision, device, inference=True, registry_weights=is_registry_weights(model))
 
 
 def predict(
@@ -183,62 +188,36 @@ def iter_predict(
     precision: str = "fp32",
     should_stop: Callable[[], bool] | None = None,
     rgb: bool | None = None,
+    first: tuple[float, float] | None = None,
 ) -> Generator[TileDone, None, Prediction]:
-    """:func:`predict` as a generator: yields a :class:`~.events.TileDone` after
-    each tile and returns the :class:`Prediction` (napari's generator workers
-    and the CLI's progress bar both drive it). Closing it stops the work."""
+    """:func:`predict` as a generator: yields a :class:`~.events.TileDone` (with the
+    tile's result) after each tile and returns the :class:`Prediction` (napari's
+    generator workers and the CLI's progress bar both drive it). Closing it stops
+    the work. ``first``: a (y, x) pixel whose tiles run first (the part of the image
+    a viewer shows); the result does not depend on the order."""
     t_start = time.perf_counter()
     layout = layout_of(np.asarray(image), rgb)
     unit = to_unit_float(np.asarray(image))
 
-    def check_stop(*_):
+    def check_stop(*_: object) -> None:
         if should_stop is not None and should_stop():
             raise Cancelled("prediction cancelled")
 
     dev = resolve_device(device)
-    precision = inference_precision(model, precision, dev)
-    if precision == INT8:
-        int8_net = int8.network(model, check_stop=check_stop)
-        run_tile: Callable[[np.ndarray], np.ndarray] = lambda tile_in: int8_net.run(tile_in, check_stop)
-    else:
-        net = prepared(model, dev, precision)
-        run_tile = lambda tile_in: _forward(net, tile_in, dev, check_stop)
-    h, w = layout.height, layout.width
-    halo = model.receptive_radius
+    choice = inference_precision(model, precision, dev)
+    log.info("predict: %s on %s (%s)", choice.precision, dev, choice.reason)
+    run_tile = _tile_runner(model, dev, choice.precision, check_stop)
+    h, w, halo = layout.height, layout.width, model.receptive_radius
     if tile is None or tile <= 0:
-        tile = auto_tile(h, w, dev, precision, model.channels, halo)
-    tile = max(int(tile), 1)
-    channels_out = 3 if layout.rgb else 1
-    cpl = np.empty((layout.n_planes, h, w, channels_out), np.float32)
+        tile = auto_tile(h, w, dev, choice.precision, model.channels, halo)
+    tiling = _Tiling(h, w, max(int(tile), 1), halo, layout.n_planes, first)
+    cpl = np.empty((layout.n_planes, h, w, 3 if layout.rgb else 1), np.float32)
     res = np.empty_like(cpl)
     jnd = np.empty((layout.n_planes, h, w), np.float32)
-
-    done = 0
     for i in range(layout.n_planes):
         x = plane_rgb(unit, layout, i)
-        while True:  # retried with smaller tiles on GPU out-of-memory
-            try:
-                total = n_tiles(h, w, tile) * layout.n_planes
-                plane_cpl = np.empty((h, w, 3), np.float32)
-                for k, ((y0, y1, x0, x1), (py0, py1, px0, px1)) in enumerate(tile_boxes(h, w, tile, halo)):
-                    check_stop()
-                    out = run_tile(x[py0:py1, px0:px1])
-                    plane_cpl[y0:y1, x0:x1] = out[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
-                    yield TileDone(done + k + 1, total)
-                break
-            except torch.cuda.OutOfMemoryError:
-                if tile <= MIN_TILE:
-                    raise
-                torch.cuda.empty_cache()
-                tile = max(MIN_TILE, tile // 2)
-        done += n_tiles(h, w, tile)
-        if not np.isfinite(plane_cpl).all():
-            bad = int(plane_cpl.size - np.count_nonzero(np.isfinite(plane_cpl)))
-            raise ValueError(
-                f"the network gave {bad} NaN or infinite values with weights "
-                f"{model.provenance.name!r}: "
-                "the weights are broken, or too large for this precision"
-            )
+        plane_cpl = yield from _predict_plane(x, i, tiling, run_tile, check_stop)
+        _check_finite(plane_cpl, model)
         r = (plane_cpl - x) * np.float32(255)
         jnd[i] = jnd_from_residual(r)
         if layout.rgb:
@@ -253,8 +232,9 @@ def iter_predict(
         "weights_sha256": model.provenance.sha256,
         "architecture": model.architecture,
         "device": str(dev),
-        "precision": precision,
-        "tile": tile,
+        "precision": choice.precision,
+        "precision_reason": choice.reason,
+        "tile": tiling.tile,
         "halo": halo,
         "seconds": round(time.perf_counter() - t_start, 3),
         "input_shape": list(np.shape(image)),
@@ -262,3 +242,75 @@ def iter_predict(
         "jnd_units": "grey levels (0-255), RMS over R, G, B of |CPL - input| x 255",
     }
     return Prediction(cpl.reshape(shape), res.reshape(shape), jnd.reshape((*layout.leading, h, w)), metadata)
+
+
+def _tile_runner(
+    model: ResJND, dev: torch.device, precision: str, check_stop: Callable[..., None]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """padded tile (h x w x 3, [0, 1]) -> the network's output on it, in ``precision``."""
+    if precision == INT8:
+        int8_net = int8.network(model, check_stop=check_stop)
+        return lambda tile_in: int8_net.run(tile_in, check_stop)
+    net = prepared(model, dev, precision)
+    return lambda tile_in: _forward(net, tile_in, dev, check_stop)
+
+
+@dataclass
+class _Tiling:
+    """How a run cuts its planes: the tile side (halved on GPU out-of-memory), the
+    halo, and the order of the tiles (nearest ``first`` first, else row by row)."""
+
+    height: int
+    width: int
+    tile: int
+    halo: int
+    planes: int
+    first: tuple[float, float] | None = None
+    done: int = 0
+
+    @property
+    def total(self) -> int:
+        return n_tiles(self.height, self.width, self.tile) * self.planes
+
+    def boxes(self) -> list[tuple[Box, Box]]:
+        boxes = list(tile_boxes(self.height, self.width, self.tile, self.halo))
+        if self.first is not None:
+            fy, fx = self.first
+            boxes.sort(key=lambda b: math.hypot((b[0][0] + b[0][1]) / 2 - fy, (b[0][2] + b[0][3]) / 2 - fx))
+        return boxes
+
+
+def _predict_plane(
+    x: np.ndarray,
+    plane: int,
+    tiling: _Tiling,
+    run_tile: Callable[[np.ndarray], np.ndarray],
+    check_stop: Callable[[], None],
+) -> Generator[TileDone, None, np.ndarray]:
+    """One plane (h x w x 3) -> the network's output, tile by tile; on GPU
+    out-of-memory the plane starts over with tiles half the size."""
+    while True:
+        try:
+            out = np.empty((tiling.height, tiling.width, 3), np.float32)
+            for k, ((y0, y1, x0, x1), (py0, py1, px0, px1)) in enumerate(tiling.boxes()):
+                check_stop()
+                t = run_tile(x[py0:py1, px0:px1])
+                out[y0:y1, x0:x1] = t[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
+                yield TileDone(tiling.done + k + 1, tiling.total, plane, (y0, y1, x0, x1), out[y0:y1, x0:x1])
+            tiling.done += n_tiles(tiling.height, tiling.width, tiling.tile)
+            return out
+        except torch.cuda.OutOfMemoryError:
+            if tiling.tile <= MIN_TILE:
+                raise
+            torch.cuda.empty_cache()
+            tiling.tile = max(MIN_TILE, tiling.tile // 2)
+
+
+def _check_finite(plane_cpl: np.ndarray, model: ResJND) -> None:
+    if not np.isfinite(plane_cpl).all():
+        bad = int(plane_cpl.size - np.count_nonzero(np.isfinite(plane_cpl)))
+        raise ResJNDError(
+            f"the network gave {bad} NaN or infinite values with weights "
+            f"{model.provenance.name!r}: "
+            "the weights are broken, or too large for this precision"
+        )

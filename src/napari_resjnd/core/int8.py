@@ -38,7 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import ResJNDError
+from .files import current_umask
 from .model import ResJND
+from .paths import cache_dir
 
 #: Bumped whenever the scheme below changes: it invalidates the disk cache.
 SCHEME = "s1"
@@ -50,6 +53,9 @@ CACHE_ENV = "RESJND_INT8_CACHE_DIR"
 INSTALL_HINT = 'int8 needs OpenVINO: pip install "napari-resjnd[int8]"'
 
 _compiled: dict[tuple[str, int], Any] = {}
+#: Quantised networks of this process, by cache key: used when the disk cache is unusable.
+_in_memory: dict[str, Any] = {}
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _cores: list[Any] = []
 
@@ -73,24 +79,14 @@ def available() -> bool:
 
 
 def require() -> None:
-    """ValueError with the install command unless :func:`available`."""
+    """:class:`ResJNDError` with the install command unless :func:`available`."""
     if not available():
-        raise ValueError(INSTALL_HINT)
-
-
-def measured(model: ResJND) -> bool:
-    """True for weights whose int8 accuracy was measured: a registry entry's, whole.
-    "auto" picks int8 only for these; any weights may ask for int8 explicitly."""
-    from .weights import REGISTRY
-
-    return any(e.sha256 == model.provenance.sha256 for e in REGISTRY.values())
+        raise ResJNDError(INSTALL_HINT)
 
 
 def cache_root() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    from .weights import cache_dir
-
     return cache_dir() / "int8"
 
 
@@ -196,20 +192,64 @@ def _build_or_load(model: ResJND, key: str) -> Any:
     path = cached_model_path(model, key)
     if path.is_file() and path.with_suffix(".bin").is_file():
         try:
-            return _core().read_model(path)
+            model_ov = _core().read_model(path)
+            log.info("int8: the quantised network is cached at %s", path.parent)
+            return model_ov
         except RuntimeError:  # a damaged entry: rebuild it
+            log.warning("int8: the cached network at %s is damaged; quantising again", path.parent)
             shutil.rmtree(path.parent, ignore_errors=True)
+    with _lock:
+        kept = _in_memory.get(key)
+    if kept is not None:  # quantised earlier in this process, the disk cache unusable
+        return kept
+    log.info("int8: quantising these weights (once; about 20 s on two cores)")
     q = quantize(model)
     # Written whole into a sibling folder, then renamed: never a half-written entry.
-    path.parent.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent.parent))
+    try:
+        path.parent.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent.parent))
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700: a shared cache must be readable
+    except OSError as e:
+        log.info("int8: %s; the quantised network is kept in memory for this run only", cache_problem() or e)
+        return _keep_in_memory(key, q)
     try:
         ov.save_model(q, tmp / "model.xml", compress_to_fp16=False)
         with contextlib.suppress(OSError):  # another process got there first: keep theirs
             os.replace(tmp, path.parent)
+    except (OSError, RuntimeError) as e:  # a full disk: OpenVINO raises RuntimeError
+        log.info("int8: could not keep the quantised network in %s (%s); kept in memory", tmp.parent, e)
+        _keep_in_memory(key, q)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return q
+
+
+def _keep_in_memory(key: str, q: Any) -> Any:
+    with _lock:
+        if len(_in_memory) >= 4:
+            _in_memory.pop(next(iter(_in_memory)))
+        _in_memory[key] = q
+    return q
+
+
+def cache_problem() -> str | None:
+    """Why the disk cache cannot take a quantised network (a file in the way, a
+    read-only or unwritable folder), or None; checked before quantising so that
+    the user hears it once, not after each image."""
+    root = cache_root()
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"the cache {root} cannot be made: {probe} is a file"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"the cache {root} is not writable ({probe})"
+    if probe == root:
+        try:
+            tempfile.TemporaryFile(dir=root).close()
+        except OSError as e:
+            return f"the cache {root} cannot take files ({e.strerror or e})"
+    return None
 
 
 class Int8Network:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from .errors import ResJNDError
+
 GENERATORS = ("klt", "jpeg", "webp", "noise", "blur", "quant")
 
 
@@ -87,9 +89,9 @@ def make_ladder(
     from .images import rgb255
 
     if generator not in GENERATORS:
-        raise ValueError(f"unknown ladder generator {generator!r}; known: {', '.join(GENERATORS)}")
+        raise ResJNDError(f"unknown ladder generator {generator!r}; known: {', '.join(GENERATORS)}")
     if levels < 2:
-        raise ValueError("a ladder needs at least 2 levels")
+        raise ResJNDError("a ladder needs at least 2 levels")
     x = rgb255(patch)
     steps = np.linspace(0, 1, levels)[1:]
     if generator == "klt":

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import ResJNDError
 from .files import atomic_write
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def write_outputs(
     from .jnd import normalise_max, to_uint8_absolute
 
     if not np.isfinite(pred.jnd).all():
-        raise ValueError("the JND map holds NaN or infinite values; nothing written")
+        raise ResJNDError("the JND map holds NaN or infinite values; nothing written")
     out_dir = Path(out_dir)
     meta = {**pred.metadata, **(extra or {}), "jnd_png_scale": jnd_scale}
     if orientation not in (None, 1):
@@ -67,6 +68,7 @@ def write_outputs(
     planes_2d = pred.jnd.ndim == 2
     cpl = pred.cpl
     paths = output_paths(out_dir, stem, planes_2d, cpl=cpl is not None)
+    meta["files"] = [p.name for p in paths[:-1]]  # what --skip-existing checks for a complete set
     exif = _png_exif(orientation)
 
     def png(array):

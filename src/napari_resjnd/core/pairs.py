@@ -8,12 +8,17 @@ over the whole image, or from folders in the authors' layout (``DIR/data/`` and
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .errors import ResJNDError
 from .files import atomic_write
 from .images import image_size, layout_of, plane_rgb, read_image, to_unit_float
 
@@ -33,16 +38,23 @@ def as_rgb(image: np.ndarray, what: str) -> np.ndarray:
     a = np.asarray(image)
     layout = layout_of(a)
     if layout.n_planes != 1:
-        raise ValueError(f"{what}: expected one 2-D image, got shape {a.shape}")
-    return plane_rgb(to_unit_float(a), layout, 0)
+        raise ResJNDError(f"{what}: expected one 2-D image, got shape {a.shape}")
+    try:
+        unit = to_unit_float(a)
+    except ValueError as e:  # NaN, another scale: say which image
+        raise ResJNDError(f"{what}: {e}") from None
+    return plane_rgb(unit, layout, 0)
 
 
-def make_pair(pristine: np.ndarray, target: np.ndarray, name: str = "pair") -> Pair:
-    """Check and convert one pair (any input kind that ``predict`` takes)."""
-    p = as_rgb(pristine, f"{name} (pristine)")
-    t = as_rgb(target, f"{name} (target)")
+def make_pair(
+    pristine: np.ndarray, target: np.ndarray, name: str = "pair", files: tuple[str, str] | None = None
+) -> Pair:
+    """Check and convert one pair (any input kind that ``predict`` takes); ``files``
+    (pristine, target) name them in errors."""
+    p = as_rgb(pristine, files[0] if files else f"{name} (pristine)")
+    t = as_rgb(target, files[1] if files else f"{name} (target)")
     if p.shape != t.shape:
-        raise ValueError(
+        raise ResJNDError(
             f"{name}: pristine is {p.shape[1]} x {p.shape[0]} but target is {t.shape[1]} x {t.shape[0]}; "
             "a target CPL image must match its pristine image"
         )
@@ -56,7 +68,7 @@ def pair_files(root: str | Path) -> list[tuple[str, Path, Path]]:
     data, label = root / "data", root / "label"
     for d in (data, label):
         if not d.is_dir():
-            raise ValueError(f"{root}: expected sub-folders data/ (pristine) and label/ (CPL), missing {d.name}/")
+            raise ResJNDError(f"{root}: expected sub-folders data/ (pristine) and label/ (CPL), missing {d.name}/")
 
     def names(d):
         return {p.name: p for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
@@ -65,11 +77,11 @@ def pair_files(root: str | Path) -> list[tuple[str, Path, Path]]:
     missing = sorted(set(dn) ^ set(ln))
     if missing:
         where = ["label/" if m in dn else "data/" for m in missing]
-        raise ValueError(
+        raise ResJNDError(
             f"{root}: files without a partner: " + ", ".join(f"{m} (not in {w})" for m, w in zip(missing, where))
         )
     if not dn:
-        raise ValueError(f"{root}: no images in data/")
+        raise ResJNDError(f"{root}: no images in data/")
     return [(n, dn[n], ln[n]) for n in sorted(dn)]
 
 
@@ -85,7 +97,7 @@ def folder_patch(files: list[tuple[str, Path, Path]], patch: int | None, default
     for name, pp, tp in files:
         a, b = image_size(pp), image_size(tp)
         if a != b:
-            raise ValueError(f"{name}: pristine is {a[1]} x {a[0]}, target is {b[1]} x {b[0]}; they must match")
+            raise ResJNDError(f"{name}: pristine is {a[1]} x {a[0]}, target is {b[1]} x {b[0]}; they must match")
         sizes[name] = a
     return checked_patch(sizes, patch, default)
 
@@ -99,7 +111,7 @@ def checked_patch(sizes: dict[str, tuple[int, int]], patch: int | None, default:
             patch = min(next(iter(distinct)))
     name, (h, w) = min(sizes.items(), key=lambda kv: min(kv[1]))
     if patch > min(h, w):
-        raise ValueError(
+        raise ResJNDError(
             f"{name}: {w} x {h} is smaller than the patch size {patch}; use a patch size of {min(h, w)} or less"
         )
     return patch
@@ -107,7 +119,7 @@ def checked_patch(sizes: dict[str, tuple[int, int]], patch: int | None, default:
 
 def load_pair_folder(root: str | Path) -> list[Pair]:
     """All pairs of a folder in the authors' layout, in memory (see :func:`pair_files`)."""
-    return [make_pair(read_image(p), read_image(t), n) for n, p, t in pair_files(root)]
+    return [make_pair(read_image(p), read_image(t), n, (str(p), str(t))) for n, p, t in pair_files(root)]
 
 
 def write_patches(
@@ -131,13 +143,17 @@ def write_patches(
     stems = [Path(name).stem for name, _, _ in files]
     if len({s.casefold() for s in stems}) < len(stems):  # x.png and x.bmp: name patches after whole names
         stems = [name for name, _, _ in files]
-    counts = {"pairs": len(files), "patches": 0, "skipped_flat": 0}
-    written: list[Path] = []
+    earlier = _earlier_patches(out)
+    counts = {"pairs": len(files), "patches": 0, "skipped_flat": 0, "replaced": len(earlier) // 2}
+    made_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".tmp-patches-", dir=out))  # the new set, until it is whole
+    new: list[str] = []
     try:
         for k, ((name, pp, tp), stem) in enumerate(zip(files, stems)):
             a, b = read_image(pp), read_image(tp)
             if a.shape != b.shape or a.dtype != b.dtype:
-                raise ValueError(
+                raise ResJNDError(
                     f"{name}: pristine is {a.shape} {a.dtype}, target is {b.shape} {b.dtype}; they must match"
                 )
             rgb = as_rgb(a, name)
@@ -150,17 +166,76 @@ def write_patches(
                     continue
                 for arr, sub in ((a, "data"), (b, "label")):
                     crop = np.ascontiguousarray(arr[y : y + size, x : x + size])
-                    target = out / sub / f"{stem}_y{y}_x{x}{suffix}"
-                    atomic_write(target, _image_writer(crop, suffix))
-                    written.append(target)
+                    rel = f"{sub}/{stem}_y{y}_x{x}{suffix}"
+                    atomic_write(stage / rel, _image_writer(crop, suffix))
+                    new.append(rel)
                 counts["patches"] += 1
             if progress is not None:
                 progress(k + 1, len(files))
-    except BaseException:  # all or nothing: a failed run leaves no partial folder of pairs
-        for path in written:
-            path.unlink(missing_ok=True)
+        _publish_patches(out, stage, new, earlier)
+    except BaseException:  # all or nothing, and the earlier run's set untouched
+        shutil.rmtree(stage, ignore_errors=True)
+        if made_out:
+            shutil.rmtree(out, ignore_errors=True)
         raise
+    shutil.rmtree(stage, ignore_errors=True)
     return counts
+
+
+#: The list of files ``write_patches`` wrote into a folder: a later run into the same
+#: folder replaces exactly these, and refuses a folder holding files it does not list.
+PATCHES_RECORD = "patches.json"
+
+
+def _earlier_patches(out: Path) -> list[str]:
+    """The files (``data/NAME``, ``label/NAME``) an earlier run recorded in ``out``."""
+    record = out / PATCHES_RECORD
+    recorded: list[str] = []
+    if record.is_file():
+        try:
+            recorded = [str(p) for p in json.loads(record.read_text())["files"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ResJNDError(f"{record}: unreadable ({e}); give a new or empty folder") from None
+    present = [f"{sub}/{p.name}" for sub in ("data", "label") if (out / sub).is_dir() for p in (out / sub).iterdir()]
+    foreign = sorted(set(present) - set(recorded))
+    if foreign:
+        raise ResJNDError(
+            f"{out}: holds {len(foreign)} files of an earlier run that {PATCHES_RECORD} does not list "
+            f"({foreign[0]}, ...); give a new or empty folder (nothing was written)"
+        )
+    return sorted(set(recorded) & set(present))
+
+
+def _publish_patches(out: Path, stage: Path, new: list[str], earlier: list[str]) -> None:
+    """Move the staged set into place and remove the earlier set's other files; the
+    record lists every file that may be there at each step (an interruption leaves
+    a folder the next run can still replace)."""
+
+    def record(files: list[str]) -> None:
+        text = json.dumps({"files": sorted(files)}, indent=1)
+        atomic_write(out / PATCHES_RECORD, lambda tmp: Path(tmp).write_text(text))
+
+    record(sorted(set(earlier) | set(new)))
+    for rel in new:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / rel, out / rel)
+    for rel in sorted(set(earlier) - set(new)):
+        (out / rel).unlink(missing_ok=True)
+    record(new)
+
+
+def refuse_earlier_pairs(out: str | Path, also: tuple[str, ...] = ()) -> None:
+    """Refuse an ``out`` whose ``data/`` or ``label/`` (or the files ``also``) hold an
+    earlier run's files: writing beside them would mix two sets of pairs (a later
+    fine-tune trains on both), and overwriting them would lose the earlier run."""
+    out = Path(out)
+    earlier = [p for sub in ("data", "label") if (out / sub).is_dir() for p in (out / sub).iterdir()]
+    earlier += [out / name for name in also if (out / name).exists()]
+    if earlier:
+        raise ResJNDError(
+            f"{out}: holds {len(earlier)} files of an earlier run ({earlier[0].relative_to(out)}, ...); "
+            "give a new or empty folder (nothing was written)"
+        )
 
 
 def _image_writer(array: np.ndarray, suffix: str) -> Callable[[str], None]:
@@ -183,7 +258,7 @@ Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (pixels, end exclusive)
 def check_patch(pair: Pair, patch: int) -> None:
     h, w = pair.pristine.shape[:2]
     if patch > h or patch > w:
-        raise ValueError(f"{pair.name}: patch size {patch} is larger than the image ({w} x {h})")
+        raise ResJNDError(f"{pair.name}: patch size {patch} is larger than the image ({w} x {h})")
 
 
 def grid_origins(y0: int, y1: int, x0: int, x1: int, patch: int, h: int, w: int, stride: int) -> list:
@@ -220,15 +295,15 @@ def patch_origins(
         for i, (y0, y1, x0, x1) in enumerate(boxes):
             y0, y1, x0, x1 = max(0, y0), min(h, y1), max(0, x0), min(w, x1)
             if y1 <= y0 or x1 <= x0:
-                raise ValueError(f"{pair.name}: rectangle {i} lies outside the image")
+                raise ResJNDError(f"{pair.name}: rectangle {i} lies outside the image")
             out += grid_origins(y0, y1, x0, x1, patch, h, w, stride)
         return sorted(set(out))
     if mask is not None:
         m = np.asarray(mask).astype(bool)
         if m.shape != (h, w):
-            raise ValueError(f"{pair.name}: mask is {m.shape[1]} x {m.shape[0]}, image is {w} x {h}")
+            raise ResJNDError(f"{pair.name}: mask is {m.shape[1]} x {m.shape[0]}, image is {w} x {h}")
         if not m.any():
-            raise ValueError(f"{pair.name}: the mask marks no pixel")
+            raise ResJNDError(f"{pair.name}: the mask marks no pixel")
         cands = grid_origins(0, h, 0, w, patch, h, w, max(1, stride // 2))
         out = [(y, x) for y, x in cands if m[y + patch // 2, x + patch // 2]]
         if not out:  # small regions: centre a patch on each marked pixel's bounding box
@@ -267,7 +342,7 @@ def split(
     rng = np.random.default_rng(seed)
     if by == "images":
         if len(pairs) < 2:
-            raise ValueError("a validation split by images needs at least two image pairs")
+            raise ResJNDError("a validation split by images needs at least two image pairs")
         order = rng.permutation(len(pairs))
         n_val = max(1, round(val_fraction * len(pairs)))
         val_pairs = set(order[:n_val].tolist())
@@ -278,9 +353,9 @@ def split(
         order = rng.permutation(len(every))
         n_val = max(1, round(val_fraction * len(every))) if val_fraction > 0 else 0
         if len(every) - n_val < 1:
-            raise ValueError(f"only {len(every)} patches: too few to hold {n_val} out for validation")
+            raise ResJNDError(f"only {len(every)} patches: too few to hold {n_val} out for validation")
         val = [every[i] for i in sorted(order[:n_val])]
         train = [every[i] for i in sorted(order[n_val:])]
     else:
-        raise ValueError(f"validation split must be by 'patches' or 'images', got {by!r}")
+        raise ResJNDError(f"validation split must be by 'patches' or 'images', got {by!r}")
     return train, val

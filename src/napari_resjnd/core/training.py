@@ -13,28 +13,32 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .config import DEFAULT_PATCH, FinetuneConfig, FinetuneResult, check_config
+from .errors import ResJNDError
 from .events import TrainingEvent
 from .images import read_image
-from .loop import Batch, run_training
+from .loop import Batch, RunOptions, run_training
 from .model import ResJND
 from .pairs import as_rgb, augment, folder_patch, pair_files
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 def _read(path: Path) -> np.ndarray:
     try:
         return read_image(path)
     except Exception as e:  # in a worker: say which file, in one line
-        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+        raise ResJNDError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 class PairFolder(Dataset):
@@ -51,10 +55,10 @@ class PairFolder(Dataset):
         name, p, t = self.files[i]
         a, b = as_rgb(_read(p), name), as_rgb(_read(t), name)
         if a.shape != b.shape:
-            raise ValueError(f"{name}: pristine is {a.shape}, target is {b.shape}; they must match")
+            raise ResJNDError(f"{name}: pristine is {a.shape}, target is {b.shape}; they must match")
         h, w = a.shape[:2]
         if h < self.patch or w < self.patch:
-            raise ValueError(f"{name}: {w} x {h} is smaller than the patch size {self.patch}")
+            raise ResJNDError(f"{name}: {w} x {h} is smaller than the patch size {self.patch}")
         rng = np.random.default_rng([self.seed, self.epoch, i])
         y, x = int(rng.integers(0, h - self.patch + 1)), int(rng.integers(0, w - self.patch + 1))
         a, b = a[y : y + self.patch, x : x + self.patch], b[y : y + self.patch, x : x + self.patch]
@@ -90,7 +94,7 @@ def _unwrapped(loader):
         shutdown = getattr(batches, "_shutdown_workers", None)  # no public way in torch
         if shutdown is not None:
             shutdown()
-    raise ValueError(message)
+    raise ResJNDError(message)
 
 
 class FolderData:
@@ -113,13 +117,13 @@ class FolderData:
             val_files = [files[i] for i in sorted(order[:n_val])]
             files = [files[i] for i in sorted(order[n_val:])]
         if not files:
-            raise ValueError(f"{pairs_dir}: no training pairs left after the validation split")
+            raise ResJNDError(f"{pairs_dir}: no training pairs left after the validation split")
         patch = folder_patch(files + val_files, config.patch, DEFAULT_PATCH)
         config = replace(config, patch=patch)
         self.world = dist.get_world_size() if dist is not None else 1
         self.rank = dist.get_rank() if dist is not None else 0
         if config.batch % self.world:
-            raise ValueError(f"batch {config.batch} must be divisible by the {self.world} processes")
+            raise ResJNDError(f"batch {config.batch} must be divisible by the {self.world} processes")
         self.config, self.workers = config, workers
         self.train_set = PairFolder(files, patch, config.augment, config.seed)
         self.val_set = PairFolder(val_files, patch, False, config.seed)
@@ -198,25 +202,10 @@ def iter_train(
     *,
     val_dir: str | Path | None = None,
     workers: int = 2,
-    resume: str | Path | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    dist: Any = None,
-    device: torch.device | None = None,
-    override: tuple[str, ...] = (),
+    **run: Unpack[RunOptions],
 ) -> Generator[TrainingEvent, None, FinetuneResult]:
-    """Train ``model`` on a pair folder; a generator like :func:`~.finetune.iter_finetune`."""
+    """Train ``model`` on a pair folder; a generator like :func:`~.finetune.iter_finetune`.
+    ``run``: how the loop is driven (:class:`~.loop.RunOptions`: resume, stop, DDP, device, overrides)."""
     check_config(config)
-    data = FolderData(pairs_dir, config, val_dir=val_dir, workers=workers, dist=dist)
-    return (
-        yield from run_training(
-            model,
-            data,
-            out,
-            data.config,
-            resume=resume,
-            should_stop=should_stop,
-            dist=dist,
-            device=device,
-            override=override,
-        )
-    )
+    data = FolderData(pairs_dir, config, val_dir=val_dir, workers=workers, dist=run.get("dist"))
+    return (yield from run_training(model, data, out, data.config, **run))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -19,14 +20,15 @@ from pathlib import Path
 
 import torch
 
+from .errors import Cancelled, ResJNDError
 from .events import Download
 from .files import atomic_write
-from .errors import Cancelled, ResJNDError
 from .model import Provenance, ResJND
+from .paths import CACHE_ENV, cache_dir, models_dir
 
-#: Environment variables that override where files live.
-CACHE_ENV = "RESJND_CACHE_DIR"
-MODELS_ENV = "RESJND_MODEL_DIR"
+log = logging.getLogger(__name__)
+
+#: Environment variable that forbids downloads.
 OFFLINE_ENV = "RESJND_OFFLINE"
 
 #: Key under which our safetensors files keep their JSON metadata.
@@ -80,24 +82,10 @@ REGISTRY: dict[str, WeightsEntry] = {
 DEFAULT_WEIGHTS = next(iter(REGISTRY))
 
 
-def cache_dir() -> Path:
-    """Where downloaded weights live (``$RESJND_CACHE_DIR`` overrides)."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("napari-resjnd")) / "weights"
-
-
-def models_dir() -> Path:
-    """Where fine-tuned checkpoints live (``$RESJND_MODEL_DIR`` overrides)."""
-    env = os.environ.get(MODELS_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("napari-resjnd")) / "models"
+def is_registry_weights(model: ResJND) -> bool:
+    """True for a registry entry's weights, whole (unchanged by fine-tuning): the
+    weights whose reduced-precision accuracy was measured, so "auto" may pick int8."""
+    return any(e.sha256 == model.provenance.sha256 for e in REGISTRY.values())
 
 
 def local_models() -> list[Path]:
@@ -196,13 +184,16 @@ def fetch(
     path = cache_dir() / entry.filename
     if path.is_file():
         if _cached_sha(path) == entry.sha256:
+            log.info("weights %s: cached at %s (sha256 checked)", name, path)
             return path
         path.replace(path.with_name(path.name + ".corrupt"))
+        log.warning("weights %s: the cached file's sha256 is wrong; set aside as %s.corrupt", name, path.name)
     hint = download_hint(name)
     if os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}:
         raise WeightsError(f"weights {name!r} are not cached and ${OFFLINE_ENV} is set: {hint}")
     import pooch
 
+    log.info("weights %s: downloading %s (%s) into %s", name, entry.url, entry.size_text, path.parent)
     bar = _DownloadProgress(progress, should_stop, entry.size) if (progress or should_stop) else progressbar
     try:
         got = pooch.retrieve(
@@ -262,6 +253,8 @@ def iter_fetch(
 
 def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and metadata from a .pth state_dict or one of our safetensors."""
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder; give a weights file (.pth or .safetensors)")
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     with open(path, "rb") as f:
@@ -281,6 +274,7 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
             raise WeightsError(f"{path}: unreadable metadata ({e})") from e
         if not isinstance(info, dict):
             raise WeightsError(f"{path}: metadata {METADATA_KEY!r} must be a JSON object, not {type(info).__name__}")
+        _check_metadata_types(path, info)
         return tensors, info
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -292,6 +286,21 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: not a state_dict of tensors (got {type(obj).__name__})")
     return {k.removeprefix("module."): v for k, v in obj.items()}, {}
+
+
+#: The JSON types each metadata key may hold, and how to say so.
+_METADATA_TYPES: dict[str, tuple[tuple[type, ...], str]] = {"format_version": ((int,), "int")}
+_METADATA_TYPES["architecture"] = ((dict,), "a JSON object")
+_METADATA_TYPES |= {k: ((str, type(None)), "text or null") for k in ("base_weights", "base_sha256")}
+_METADATA_TYPES["training"] = ((dict, type(None)), "a JSON object or null")
+
+
+def _check_metadata_types(path: Path, info: dict) -> None:
+    """A key of the wrong type (hand-edited or foreign metadata) named in one line."""
+    for key, (types, want) in _METADATA_TYPES.items():
+        if key in info and (not isinstance(info[key], types) or isinstance(info[key], bool)):
+            got = f"{type(info[key]).__name__} ({info[key]!r:.40})"
+            raise WeightsError(f"{path}: metadata key {key!r} must be {want}, not {got}")
 
 
 def load_model(

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from typing import Any
 
-from magicgui.widgets import Container, Label
+from magicgui.widgets import Container, Label, SpinBox
 
 #: Width bounds of every ResJND widget (px): wide enough for its labels and
 #: pickers, narrow enough that four docked widgets leave the canvas most of a
@@ -19,7 +20,7 @@ STATUS_CHARS = 180
 WORD_CHARS = 40
 
 
-def layer_choices(viewer, kinds: tuple[type, ...], where: Callable = lambda layer: True) -> list:
+def layer_choices(viewer, kinds: tuple[type[Any], ...], where: Callable[[Any], bool] = lambda layer: True) -> list:
     """(name, layer) pairs of the viewer's layers of ``kinds`` that pass ``where``."""
     return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kinds) and where(layer)]
 
@@ -161,3 +162,8 @@ def _tabify(native) -> None:
         dock.show()
         dock.raise_()
         return
+
+
+def auto_size(label: str, maximum: int, step: int, tooltip: str) -> SpinBox:
+    """A size picker in pixels whose 0 means "automatic" (tiles, patches)."""
+    return SpinBox(label=label, min=0, max=maximum, step=step, value=0, tooltip=tooltip)

@@ -59,6 +59,7 @@ def layer_data(pred: Prediction, source, rgb: bool, plane_index: tuple[int, ...]
     )
     if cpl is None:  # a classic model: a JND map only, named after the model
         return {f"JND {pred.metadata['weights'].split(':')[-1]}": jnd_layer}
+    assert residual is not None, "a ResJND prediction has a residual with its CPL"
     if plane_index is not None:
         cpl = cpl.reshape(lead + cpl.shape)
         residual = residual.reshape(lead + residual.shape)

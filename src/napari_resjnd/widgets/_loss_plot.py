@@ -15,7 +15,7 @@ class LossPlot:
     :class:`~napari_resjnd.core.events.EpochDone` events of :func:`napari_resjnd.core.finetune.iter_finetune`.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         import pyqtgraph as pg
 
         self.native = pg.PlotWidget(background=None)
@@ -31,7 +31,10 @@ class LossPlot:
         self.clear()
 
     def clear(self) -> None:
-        self.train_x, self.train_y, self.val_x, self.val_y = [], [], [], []
+        self.train_x: list[float] = []
+        self.train_y: list[float] = []
+        self.val_x: list[float] = []
+        self.val_y: list[float] = []
         self.train.setData([], [])
         self.val.setData([], [])
 

@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, TypeVar
 
 from magicgui.widgets import ProgressBar, PushButton
 
-from ..core.events import Download, Event, Status, TileDone
+from ..core.errors import ResJNDError
+from ..core.events import Download, Status, TileDone
 from ._common import StatusLine, report_error
 from ._work import Outcome
 
-Body = Callable[..., Generator[Event, None, Outcome[Any]]]
+#: The events a body yields: the core's (:data:`~napari_resjnd.core.events.Event`), or a
+#: widget's own too (Predict's tile previews); its ``on_event`` takes the same kind.
+E = TypeVar("E")
+#: A worker body: ``body(*args, stop_event)`` yields events of type ``E`` and returns an Outcome.
+Body = Callable[..., Generator[E, None, Outcome[Any]]]
 
 
 class WorkerRunner:
@@ -54,13 +59,15 @@ class WorkerRunner:
 
     def start(
         self,
-        body: Body,
+        body: Body[E],
         *args: Any,
         on_value: Callable[[Any], None],
-        on_event: Callable[[Event], None] | None = None,
+        on_event: Callable[[E], None] | None = None,
         on_failure: Callable[[Outcome[Any]], bool] | None = None,
+        on_end: Callable[[Outcome[Any]], None] | None = None,
     ) -> bool:
         """Run ``body(*args, stop_event)``; False (and nothing started) when busy.
+        ``on_end(outcome)`` is called first whenever the body returns (any outcome).
 
         ``on_failure(outcome)`` may handle a failed outcome itself (return True);
         otherwise its error is reported. ``on_value`` may call :meth:`hold` to keep
@@ -73,8 +80,14 @@ class WorkerRunner:
 
         self.stop_event = threading.Event()
         worker = create_worker(body, *args, self.stop_event, _start_thread=False)
+
+        def returned(out: Outcome[Any]) -> None:
+            if on_end is not None:
+                on_end(out)
+            self._on_returned(out, on_value, on_failure)
+
         worker.yielded.connect(lambda ev: self._on_event(ev, on_event))
-        worker.returned.connect(lambda out: self._on_returned(out, on_value, on_failure))
+        worker.returned.connect(returned)
         worker.finished.connect(self._on_finished)
         self.worker, self.busy, self._held = worker, True, False
         self.start_button.enabled = False
@@ -85,6 +98,32 @@ class WorkerRunner:
         self._pbar = progress(total=0, desc=self.title)
         worker.start()
         return True
+
+    def launch(
+        self,
+        make_args: Callable[[], tuple[Any, ...]],
+        body: Body[E],
+        *,
+        on_value: Callable[[Any], None],
+        on_event: Callable[[E], None] | None = None,
+        on_failure: Callable[[Outcome[Any]], bool] | None = None,
+        before: Callable[[], None] | None = None,
+        on_end: Callable[[Outcome[Any]], None] | None = None,
+    ) -> bool:
+        """What every widget's Run button does: nothing while busy; ``make_args()``
+        reads the widget into plain values (a :class:`ResJNDError` is reported and
+        nothing starts); ``before()`` resets the widget's display; then
+        :meth:`start` runs ``body(*args, stop_event)``."""
+        if self.busy:
+            return False
+        try:
+            args = make_args()
+        except ResJNDError as e:
+            self.report(str(e))
+            return False
+        if before is not None:
+            before()
+        return self.start(body, *args, on_value=on_value, on_event=on_event, on_failure=on_failure, on_end=on_end)
 
     def cancel(self, message: str = "cancelling…") -> None:
         """Ask the running worker to stop at its next check."""
@@ -103,9 +142,15 @@ class WorkerRunner:
             self._pbar.total = total
             self._pbar.update(min(done, total) - self._pbar.n)
 
-    def report(self, message: str, detail: str | None = None) -> None:
-        """A failure: status line, napari notification, log."""
-        report_error(self.status, self.title, message, detail)
+    def report(self, message: str, detail: str | None = None, bug: BaseException | None = None) -> None:
+        """A failure: status line, napari notification (with the traceback for a bug), log."""
+        if bug is None:
+            report_error(self.status, self.title, message, detail)
+            return
+        from napari.utils.notifications import notification_manager
+
+        self.status.value = f"error: {message}"
+        notification_manager.receive_error(type(bug), bug, bug.__traceback__)
 
     def hold(self) -> None:
         """Stay busy after the worker ends, until :meth:`release`."""
@@ -122,7 +167,7 @@ class WorkerRunner:
             self._pbar.close()
             self._pbar = None
 
-    def _on_event(self, ev: Event, on_event: Callable[[Event], None] | None) -> None:
+    def _on_event(self, ev: E, on_event: Callable[[E], None] | None) -> None:
         if isinstance(ev, Status):
             self.status.value = ev.message
         elif isinstance(ev, Download):
@@ -144,7 +189,7 @@ class WorkerRunner:
             self.status.value = "cancelled"
         elif out.error is not None:
             if on_failure is None or not on_failure(out):
-                self.report(out.error)
+                self.report(out.error, bug=out.bug)
         else:
             on_value(out.value)
 

@@ -15,12 +15,14 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ..core.events import Download, Event, Status
-from ..core.errors import Cancelled
+from ..core.errors import Cancelled, ResJNDError
+from ..core.events import Download, Status
 from ..core.weights import REGISTRY, WeightsError, is_cached, iter_fetch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: The kind of progress a worker body yields (core events, or a widget's own such as TilePreview).
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class Outcome(Generic[T]):
     #: The registry weights that could not be downloaded (offline, or a failed
     #: download): the Predict widget then offers the ways out.
     missing_weights: str | None = None
+    #: The exception, when the failure was a bug (not an error meant for the user):
+    #: napari's error notification then offers its traceback.
+    bug: BaseException | None = None
 
     @property
     def ok(self) -> bool:
@@ -50,21 +55,24 @@ class MissingWeights(WeightsError):
         self.name = name
 
 
-def guarded(title: str, work: Generator[Event, None, T]) -> Generator[Event, None, Outcome[T]]:
+def guarded(title: str, work: Generator[E, None, T]) -> Generator[E, None, Outcome[T]]:
     """Run ``work``, passing its events on; its value, a cancel or an error becomes
-    an :class:`Outcome`. Bad input and I/O give their one-line message; anything
-    else is a bug: logged with its traceback, reported in one line."""
+    an :class:`Outcome`. Errors meant for the user (:class:`ResJNDError`) and the
+    system's own (a missing file, a full disk) give their one-line message; anything
+    else is a bug: logged with its traceback, which the Outcome keeps for napari."""
     try:
         value = yield from work
     except Cancelled:
         return Outcome(cancelled=True)
     except MissingWeights as e:
         return Outcome(error=str(e), missing_weights=e.name)
-    except (WeightsError, ValueError, OSError, MemoryError) as e:
+    except ResJNDError as e:
         return Outcome(error=str(e))
+    except (OSError, MemoryError) as e:
+        return Outcome(error=f"{type(e).__name__}: {e}")
     except Exception as e:
         log.exception("%s failed", title)
-        return Outcome(error=f"{type(e).__name__}: {e}")
+        return Outcome(error=f"{type(e).__name__}: {e} (a bug: see the traceback)", bug=e)
     return Outcome(value=value)
 
 

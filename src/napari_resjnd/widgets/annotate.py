@@ -12,18 +12,20 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from magicgui.types import FileDialogMode
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 from psygnal import Signal
 
 from ..core.annotation import PatchRecord, Session, assemble_target, export_pairs, image_sha256, ladders_for
+from ..core.errors import ResJNDError
 from ..core.events import AnnotationDone, TrialShown
-from ..core.ladders import GENERATORS
+from ..core.ladders import GENERATORS, Ladder
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
-from .finetune import annotation
+from ._regions import annotation
 
 if TYPE_CHECKING:
     from napari.viewer import Viewer
@@ -52,11 +54,12 @@ class AnnotateWidget(DockContainer):
         self._viewer = napari_viewer
         self.session: Session | None = None
         self.session_path: Path | None = None
-        self.ladders: list = []
+        self.ladders: list[Ladder] = []
         self.busy = False
         self.current: tuple[int, int] | None = None  # (patch, level) on screen
         self._trial: dict = {}
-        self._source = None
+        #: The pristine image layer of the session under way (napari ships no type information).
+        self._source: Any = None
         self.toggle_times: list[float] = []
         self.rng = random.Random(0)
         from qtpy.QtCore import Qt, QTimer
@@ -72,8 +75,8 @@ class AnnotateWidget(DockContainer):
         self.mode = ComboBox(label="presentation", choices=list(MODES), value="flicker")
         self.rate = FloatSpinBox(label="flicker (Hz)", min=0.5, max=15, step=0.5, value=2.0)
         self.observer = LineEdit(label="observer", value="observer1")
-        self.session_file = FileEdit(label="session file", mode="w", value="", filter="*.json")
-        self.export_dir = FileEdit(label="export pairs to", mode="d", value="")
+        self.session_file = FileEdit(label="session file", mode=FileDialogMode.OPTIONAL_FILE, filter="*.json")
+        self.export_dir = FileEdit(label="export pairs to", mode=FileDialogMode.EXISTING_DIRECTORY)
         self.start_button = PushButton(text="Start / resume")
         self.same_button = PushButton(text="Same (J)", enabled=False)
         self.diff_button = PushButton(text="Different (K)", enabled=False)
@@ -117,14 +120,18 @@ class AnnotateWidget(DockContainer):
     def start(self, _=None) -> None:
         try:
             self._start()
-        except (ValueError, OSError) as e:
+        except ResJNDError as e:
             report_error(self.status, "ResJND annotation", str(e))
+        except OSError as e:
+            report_error(self.status, "ResJND annotation", f"{type(e).__name__}: {e}")
 
     def _start(self) -> None:
         src, shapes = self.pristine.value, self.shapes.value
         if src is None or shapes is None:
-            raise ValueError("pick the pristine image and a Shapes layer of rectangles")
+            raise ResJNDError("pick the pristine image and a Shapes layer of rectangles")
         boxes, _ = annotation(shapes, src)
+        if boxes is None:
+            raise ResJNDError(f"layer {shapes.name!r} holds no rectangles: pick a Shapes layer")
         h, w = src.data.shape[:2]
         boxes = [(max(0, y0), min(h, y1), max(0, x0), min(w, x1)) for y0, y1, x0, x1 in boxes]
         name = str(self.session_file.value)
@@ -132,12 +139,12 @@ class AnnotateWidget(DockContainer):
         settings = (self.generator.value, self.levels.value)
         session = Session.load(path) if path.exists() else None
         if session is not None and (session.generator, session.levels) != settings:
-            raise ValueError(
+            raise ResJNDError(
                 f"{path} was made with {session.generator}/{session.levels} levels: "
                 "choose those, or another session file"
             )
         if session is not None and session.image_sha256 not in (None, image_sha256(np.asarray(src.data))):
-            raise ValueError(
+            raise ResJNDError(
                 f"{path} was made on another image than {src.name!r}: pick that image, or another session file"
             )
         if session is None:
@@ -171,24 +178,31 @@ class AnnotateWidget(DockContainer):
             else:
                 self._viewer.bind_key(key, None, overwrite=True)
 
+    def _under_way(self) -> tuple[Session, Path, Any]:
+        """The session, its file and its pristine layer: set by Start before any trial."""
+        session, path, source = self.session, self.session_path, self._source
+        assert session is not None and path is not None and source is not None, "no session under way"
+        return session, path, source
+
     # ---- trials --------------------------------------------------------
     def _next_trial(self) -> None:
-        i = self.session.next_patch()
+        session, _, _ = self._under_way()
+        i = session.next_patch()
         if i is None:
             self._finish()
             return
-        level = self.session.staircase(i).next_level()
+        level = session.staircase(i).next_level()
         self.current = (i, level)
         original, candidate = self.ladders[i].levels[0], self.ladders[i].levels[level]
         self._show(i, original / 255, candidate / 255)
-        ev = TrialShown(i, len(self.session.patches), sum(p.critical is not None for p in self.session.patches), level)
+        ev = TrialShown(i, len(session.patches), sum(p.critical is not None for p in session.patches), level)
         self.status.value = (
             f"patch {ev.patch + 1} of {ev.patches} ({ev.done} done), level {ev.level}: same or different?"
         )
         self.progressed.emit(ev)
 
-    def _place(self, name: str, data: np.ndarray, offset: tuple[int, int], visible: bool = True):
-        src = self._source
+    def _place(self, name: str, data: np.ndarray, offset: tuple[int, int], visible: bool = True) -> Any:
+        _, _, src = self._under_way()
         translate = [t + o * s for t, o, s in zip(src.translate[-2:], offset, src.scale[-2:])]
         data = data.astype(np.float32)
         if name in self._viewer.layers:
@@ -207,7 +221,8 @@ class AnnotateWidget(DockContainer):
         return layer
 
     def _show(self, i: int, original: np.ndarray, candidate: np.ndarray) -> None:
-        y0, _, x0, _ = self.session.patches[i].box
+        session, _, src = self._under_way()
+        y0, _, x0, _ = session.patches[i].box
         self._timer.stop()
         self.toggle_times = []
         if self.mode.value == "flicker":
@@ -220,10 +235,11 @@ class AnnotateWidget(DockContainer):
             side = self.rng.choice(["left", "right"])
             gap = np.ones((original.shape[0], 8, 3))
             pair = [candidate, gap, original] if side == "left" else [original, gap, candidate]
-            w = self._source.data.shape[1]
+            w = src.data.shape[1]
             self._place(STIM_PAIR, np.concatenate(pair, axis=1), (y0, w + 16))
             self._trial = {"mode": "side by side", "candidate_side": side}
-            self._viewer.camera.zoom = 1.0
+            scene = getattr(self._viewer, "scene", None)  # napari >= 0.9; before: viewer.camera
+            (scene.camera if scene is not None else self._viewer.camera).zoom = 1.0
         self._trial["t_shown"] = time.perf_counter()
 
     def _flip(self) -> None:
@@ -236,14 +252,16 @@ class AnnotateWidget(DockContainer):
         """Record the observer's answer for the trial on screen and show the next."""
         if not self.busy or self.current is None:
             return
+        session, path, _ = self._under_way()
         i, level = self.current
         now = time.perf_counter()
         trial = dict(self._trial)
         t0 = trial.pop("t_shown")
-        self.session.record(
-            i, level, same, response_time_s=round(now - t0, 4), answered_at=time.strftime("%Y-%m-%dT%H:%M:%S"), **trial
-        )
-        self.session.save(self.session_path)
+        # How it was shown and answered, saved with the answer (strings among them:
+        # Session.record's ``float`` annotation of these is too narrow).
+        details = {"response_time_s": round(now - t0, 4), "answered_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **trial}
+        session.record(i, level, same, **details)
+        session.save(path)
         self._next_trial()
 
     def flicker_jitter_ms(self) -> float | None:
@@ -257,15 +275,18 @@ class AnnotateWidget(DockContainer):
         for name in (STIM_ORIGINAL, STIM_CANDIDATE, STIM_PAIR):
             if name in self._viewer.layers:
                 self._viewer.layers.remove(name)
-        s, src = self.session, self._source
+        s, session_path, src = self._under_way()
         boxes = [p.box for p in s.patches]
-        versions = [lad.levels[p.critical] for p, lad in zip(s.patches, self.ladders)]
+        versions = []  # each patch's version at its critical level
+        for p, lad in zip(s.patches, self.ladders):
+            assert p.critical is not None, "a session finishes when every patch has its critical level"
+            versions.append(lad.levels[p.critical])
         target = assemble_target(np.asarray(src.data), boxes, versions)
         name = f"{src.name} CPL target"
         meta = {
             "resjnd": {
                 "output": "cpl_target",
-                "session": str(self.session_path),
+                "session": str(session_path),
                 "observer": s.observer,
                 "generator": s.generator,
                 "critical_levels": [p.critical for p in s.patches],
@@ -292,9 +313,9 @@ class AnnotateWidget(DockContainer):
         self.busy, self.current = False, None
         self.start_button.enabled = True
         self.same_button.enabled = self.diff_button.enabled = False
-        done = AnnotationDone(tuple(p.critical for p in s.patches), name, str(self.session_path))
+        done = AnnotationDone(tuple(p.critical for p in s.patches), name, str(session_path))
         self.status.value = (
             f"done: critical levels {list(done.critical)}; "
-            f"target layer {name!r} ready for Fine-tune; session {self.session_path.name}"
+            f"target layer {name!r} ready for Fine-tune; session {session_path.name}"
         )
         self.progressed.emit(done)

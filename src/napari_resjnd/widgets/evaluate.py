@@ -7,9 +7,6 @@ the same functions ``resjnd evaluate`` uses, so both give the same values.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Generator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,64 +14,15 @@ from magicgui.widgets import CheckBox, ComboBox, LineEdit, PushButton, Select, S
 
 from ..core import evaluate as ev
 from ..core.baselines import MODELS
-from ..core.events import Event, Status
-from ..core.errors import Cancelled
+from ..core.errors import ResJNDError
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._evaluate_worker import EvaluateJob, Evaluation, evaluate, parse_targets
 from ._runner import WorkerRunner
-from ._work import Outcome, guarded
 
 if TYPE_CHECKING:
     from napari.viewer import Viewer
 
 LAYER = "layer:"
-
-
-@dataclass(frozen=True)
-class EvaluateJob:
-    image: np.ndarray
-    names: tuple[str, ...]  # classic models and controls
-    given: dict  # JND layers: name -> 2-D map
-    targets: tuple[float, ...]
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """What an evaluation found: the maps in the order asked, a result per map and target."""
-
-    order: list[str]
-    results: list[ev.NoisyResult]
-    #: (map, target PSNR, reason) for the maps whose noise could not reach a target.
-    skipped: list[tuple[str, float, str]]
-
-
-def evaluate(job: EvaluateJob, stop: threading.Event) -> Generator[Event, None, Outcome[Evaluation]]:
-    """Worker body: yields :class:`~napari_resjnd.core.events.Status` events, returns an
-    :class:`~._work.Outcome` holding the :class:`Evaluation`. Never raises."""
-    return (yield from guarded("ResJND evaluation", _evaluate(job, stop)))
-
-
-def _evaluate(job: EvaluateJob, stop: threading.Event) -> Generator[Event, None, Evaluation]:
-    yield Status("computing JND maps…")
-    maps = ev.jnd_maps(job.image, job.names, seed=job.seed, given=job.given)
-    if stop.is_set():
-        raise Cancelled("evaluation cancelled")
-    yield Status(f"noise at {', '.join(f'{t:g}' for t in job.targets)} dB and metrics…")
-    skipped: list[tuple[str, float, str]] = []
-    results = ev.evaluate_image(job.image, maps, job.targets, seed=job.seed, skipped=skipped)
-    if not results:
-        raise ValueError("no map's noise could reach the target PSNR: " + "; ".join(f"{n}: {w}" for n, _, w in skipped))
-    return Evaluation(list(maps), results, skipped)
-
-
-def parse_targets(text: str) -> tuple[float, ...]:
-    try:
-        out = tuple(float(t) for t in text.replace(";", ",").split(",") if t.strip())
-    except ValueError:
-        raise ValueError(f"target PSNR must be numbers separated by commas, got {text!r}") from None
-    if not out:
-        raise ValueError("give at least one target PSNR")
-    return out
 
 
 class EvaluateWidget(DockContainer):
@@ -184,10 +132,10 @@ class EvaluateWidget(DockContainer):
     def job(self) -> EvaluateJob:
         layer = self.image.value
         if layer is None:
-            raise ValueError("pick an image layer")
+            raise ResJNDError("pick an image layer")
         chosen = list(self.maps.value)
         if not chosen:
-            raise ValueError("pick at least one JND map")
+            raise ResJNDError("pick at least one JND map")
         given = {
             v[len(LAYER) :]: np.asarray(self._viewer.layers[v[len(LAYER) :]].data)
             for v in chosen
@@ -202,15 +150,8 @@ class EvaluateWidget(DockContainer):
         return self.runner.busy
 
     def run(self, _=None) -> None:
-        if self.busy:
-            return
-        try:
-            job = self.job()
-        except ValueError as e:
-            self.report_error(str(e))
-            return
         source = self.image.value
-        self.runner.start(evaluate, job, on_value=lambda out: self._show(out, source))
+        self.runner.launch(lambda: (self.job(),), evaluate, on_value=lambda out: self._show(out, source))
 
     def _show(self, out: Evaluation, source) -> None:
         order, results = out.order, out.results

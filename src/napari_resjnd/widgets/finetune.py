@@ -1,21 +1,18 @@
 """The Fine-tune widget: pristine and target layers (or a folder of pairs), an
 optional Shapes/Labels annotation, hyperparameters, Start/Stop, a live loss plot.
 
-Layout and glue only. Layers become plain arrays and boxes here (:func:`annotation`),
-the worker runs :func:`~napari_resjnd.core.finetune.iter_finetune`, and the new
+Layout and glue only. Layers become plain arrays and boxes here (:func:`._regions.annotation`),
+the worker (:mod:`._finetune_worker`) runs :func:`~napari_resjnd.core.finetune.iter_finetune`, and the new
 checkpoint is announced through the shared :class:`~._models.ModelStore`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Generator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -27,86 +24,27 @@ from magicgui.widgets import (
     PushButton,
     Select,
     SpinBox,
+    Widget,
 )
 
 from ..core.config import FINETUNE_CONFIG
-from ..core.devices import device_choices, precision_choices
-from ..core.events import EpochDone, Event, Status, TrainingStarted, TrainingStep
-from ..core.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult, iter_finetune
-from ..core.pairs import Box, load_pair_folder, make_pair
-from ..core.weights import load_model, models_dir
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ..core.devices import device_choices
+from ..core.errors import ResJNDError
+from ..core.events import EpochDone, Event, TrainingStarted, TrainingStep
+from ..core.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult
+from ..core.precision import choices as precision_choices
+from ..core.weights import models_dir
+from ._common import DockContainer, StatusLine, auto_size, dockable, follow_layers, layer_choices
+from ._finetune_worker import FinetuneJob, train
 from ._loss_plot import LossPlot
 from ._models import OPEN_FILE, STORE, ModelStore
+from ._regions import annotation
 from ._runner import WorkerRunner
-from ._work import Outcome, ensure_weights, guarded
 
 if TYPE_CHECKING:
     from napari.viewer import Viewer
 
 NONE = "(none: sample the whole image)"
-
-
-@dataclass(frozen=True)
-class FinetuneJob:
-    """Everything a run needs, as plain data (no layers, no widgets)."""
-
-    weights: str
-    out: Path
-    config: FinetuneConfig
-    pristine: np.ndarray | None = None
-    target: np.ndarray | None = None
-    name: str = "pair"
-    boxes: tuple[Box, ...] | None = None
-    mask: np.ndarray | None = None
-    folder: str | None = None
-
-
-def annotation(layer, pristine) -> tuple[list[Box] | None, np.ndarray | None]:
-    """Rectangles (Shapes) or a mask (Labels) in the pristine image's pixel grid."""
-    from napari.layers import Labels, Shapes
-
-    if layer is None:
-        return None, None
-    h, w = pristine.data.shape[:2]
-    if isinstance(layer, Shapes):
-        boxes = []
-        for verts in layer.data:
-            pix = np.array([pristine.world_to_data(layer.data_to_world(v)) for v in verts])[:, -2:]
-            (y0, x0), (y1, x1) = np.floor(pix.min(0)), np.ceil(pix.max(0))
-            boxes.append((int(y0), int(y1), int(x0), int(x1)))
-        if not boxes:
-            raise ValueError(f"Shapes layer {layer.name!r} has no rectangles: draw some, or pick none")
-        return boxes, None
-    if isinstance(layer, Labels):
-        mask = np.asarray(layer.data) > 0
-        if mask.shape != (h, w):
-            raise ValueError(f"Labels layer {layer.name!r} is {mask.shape}, the pristine image is {(h, w)}")
-        return None, mask
-    raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__}; annotate with Shapes or Labels")
-
-
-def train(job: FinetuneJob, stop: threading.Event) -> Generator[Event, None, Outcome[FinetuneResult]]:
-    """Worker body: yields typed events (download, status, training), returns an
-    :class:`~._work.Outcome` holding the :class:`FinetuneResult`. Never raises."""
-    return (yield from guarded("ResJND fine-tuning", _train(job, stop)))
-
-
-def _train(job: FinetuneJob, stop: threading.Event) -> Generator[Event, None, FinetuneResult]:
-    yield from ensure_weights(job.weights, stop)
-    yield Status("loading weights and data…")
-    model = load_model(job.weights)  # a fresh copy: training changes it in place
-    if job.folder:
-        pairs = load_pair_folder(job.folder)
-        boxes = masks = None
-    else:
-        assert job.pristine is not None and job.target is not None
-        pairs = [make_pair(job.pristine, job.target, job.name)]
-        boxes = {0: list(job.boxes)} if job.boxes else None
-        masks = {0: job.mask} if job.mask is not None else None
-    return (
-        yield from iter_finetune(model, pairs, job.out, job.config, boxes=boxes, masks=masks, should_stop=stop.is_set)
-    )
 
 
 class FinetuneWidget(DockContainer):
@@ -118,24 +56,47 @@ class FinetuneWidget(DockContainer):
         self._store = store
         self._t0 = 0.0
         self._steps_done = 0
+        self._steps_total = 1
 
         self.pristine = ComboBox(label="pristine", choices=self._images)
         self.target = ComboBox(label="target (CPL)", choices=self._images)
         self.annotation = ComboBox(label="patches from", choices=self._annotations)
-        self.folder = FileEdit(label="or folder", mode="d", value="", tooltip="DIR/data and DIR/label pairs")
-        self.weights = ComboBox(
-            label="start from", choices=lambda _=None: [c for c in store.choices() if c[1] != OPEN_FILE]
+        self.folder = FileEdit(
+            label="or folder", mode=FileDialogMode.EXISTING_DIRECTORY, tooltip="DIR/data and DIR/label pairs"
         )
+        self.weights = ComboBox(label="start from", choices=self._start_choices)
         self.out_name = LineEdit(label="save as", value=time.strftime("finetuned-%Y%m%d-%H%M"))
+        training = self._training_controls()
+        self.advanced = self._advanced_controls()
+        self.start_button = PushButton(text="Start")
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.progress = ProgressBar(label="progress", value=0, max=1)
+        self.status = StatusLine("ready")
+        self.plot = LossPlot()
+        self.runner = WorkerRunner(
+            "ResJND fine-tuning", self.status, self.start_button, self.stop_button, self.progress
+        )
+        buttons = Container(widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False)
+        self.extend([self.pristine, self.target, self.annotation, self.folder, self.weights, self.out_name, *training])
+        from superqt import QCollapsible
+
+        fold = QCollapsible("Advanced")
+        fold.addWidget(self.advanced.native)
+        self.body.layout().addWidget(fold)
+        self.extend([buttons, self.progress, self.status])
+        self.body.layout().addWidget(self.plot.native)
+
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(self.stop)
+        follow_layers(napari_viewer, self.reset_choices)
+        dockable(self, "finetune")
+
+    def _training_controls(self) -> list[Widget]:
+        """The hyperparameters shown at once: preset, epochs, patch, batch, learning rate."""
         self.preset = ComboBox(label="preset", choices=list(PRESETS), value=FINETUNE_CONFIG.preset)
         self.epochs = SpinBox(label="epochs", min=1, max=10000, value=FINETUNE_CONFIG.epochs)
-        self.patch = SpinBox(
-            label="patch (0 = auto)",
-            min=0,
-            max=1024,
-            step=8,
-            value=0,
-            tooltip="patch side in px; 0: 48, or the pairs' own size when all are one smaller size",
+        self.patch = auto_size(
+            "patch (0 = auto)", 1024, 8, "patch side in px; 0: 48, or the pairs' own size when all are one smaller size"
         )
         self.batch = SpinBox(label="batch", min=1, max=512, value=FINETUNE_CONFIG.batch)
         self.lr = FloatSpinBox(
@@ -143,6 +104,11 @@ class FinetuneWidget(DockContainer):
         )
         self.lr.native.setSpecialValueText("preset")
         self.lr.native.setDecimals(6)
+        return [self.preset, self.epochs, self.patch, self.batch, self.lr]
+
+    def _advanced_controls(self) -> Container:
+        """The hyperparameters folded under "Advanced": seed, validation, early stop,
+        augmentation, frozen layers, device and precision."""
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=FINETUNE_CONFIG.seed)
         self.val_fraction = FloatSpinBox(
             label="validation share", min=0, max=0.9, step=0.05, value=FINETUNE_CONFIG.val_fraction
@@ -159,55 +125,21 @@ class FinetuneWidget(DockContainer):
         self.freeze = Select(label="freeze", choices=list(LAYERS), value=[])
         self.device = ComboBox(label="device", choices=device_choices(), value="auto")
         self.precision = ComboBox(label="precision", choices=precision_choices(), value="auto")
-        self.advanced = Container(
-            widgets=[
-                self.seed,
-                self.val_fraction,
-                self.val_by,
-                self.patience,
-                self.augment,
-                self.freeze,
-                self.device,
-                self.precision,
-            ],
-            labels=True,
-        )
-        self.start_button = PushButton(text="Start")
-        self.stop_button = PushButton(text="Stop", enabled=False)
-        self.progress = ProgressBar(label="progress", value=0, max=1)
-        self.status = StatusLine("ready")
-        self.plot = LossPlot()
-        self.runner = WorkerRunner(
-            "ResJND fine-tuning", self.status, self.start_button, self.stop_button, self.progress
-        )
-        buttons = Container(widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False)
-        self.extend(
-            [
-                self.pristine,
-                self.target,
-                self.annotation,
-                self.folder,
-                self.weights,
-                self.out_name,
-                self.preset,
-                self.epochs,
-                self.patch,
-                self.batch,
-                self.lr,
-            ]
-        )
-        from superqt import QCollapsible
+        controls: list[Widget] = [
+            self.seed,
+            self.val_fraction,
+            self.val_by,
+            self.patience,
+            self.augment,
+            self.freeze,
+            self.device,
+            self.precision,
+        ]
+        return Container(widgets=controls, labels=True)
 
-        fold = QCollapsible("Advanced")
-        fold.addWidget(self.advanced.native)
-        self.body.layout().addWidget(fold)
-        self.extend([buttons, self.progress, self.status])
-        self.body.layout().addWidget(self.plot.native)
-
-        self.start_button.changed.connect(self.start)
-        self.stop_button.changed.connect(self.stop)
-        follow_layers(napari_viewer, self.reset_choices)
-        dockable(self, "finetune")
+    def _start_choices(self, _=None) -> list[tuple[str, str]]:
+        """Weights to start from: the store's choices less its "Open weights file…" entry."""
+        return [c for c in self._store.choices() if c[1] != OPEN_FILE]
 
     def _images(self, _=None):
         from napari.layers import Image
@@ -220,7 +152,7 @@ class FinetuneWidget(DockContainer):
         return [(NONE, None), *layer_choices(self._viewer, (Shapes, Labels))]
 
     def job(self) -> FinetuneJob:
-        """The run the widget describes; raises ValueError with a message if it cannot run."""
+        """The run the widget describes; raises ResJNDError with a message if it cannot run."""
         config = FinetuneConfig(
             epochs=self.epochs.value,
             patch=self.patch.value or None,
@@ -239,17 +171,17 @@ class FinetuneWidget(DockContainer):
         name = (self.out_name.value or "finetuned").strip()
         out = models_dir() / (name if name.endswith(".safetensors") else f"{name}.safetensors")
         if self.weights.value is None:
-            raise ValueError("choose starting weights")
+            raise ResJNDError("choose starting weights")
         folder = str(self.folder.value) if self.folder.value and str(self.folder.value) not in ("", ".") else None
         if folder:
             return FinetuneJob(self.weights.value, out, config, folder=folder)
         p, t = self.pristine.value, self.target.value
         if p is None or t is None:
-            raise ValueError("pick a pristine and a target image layer, or a folder of pairs")
+            raise ResJNDError("pick a pristine and a target image layer, or a folder of pairs")
         if p is t:
-            raise ValueError("the target must be another layer than the pristine image")
+            raise ResJNDError("the target must be another layer than the pristine image")
         if p.ndim != 2 or t.ndim != 2:
-            raise ValueError("fine-tuning takes 2-D images (one plane of a stack: duplicate it first)")
+            raise ResJNDError("fine-tuning takes 2-D images (one plane of a stack: duplicate it first)")
         boxes, mask = annotation(self.annotation.value, p)
         return FinetuneJob(
             self.weights.value,
@@ -268,16 +200,13 @@ class FinetuneWidget(DockContainer):
         return self.runner.busy
 
     def start(self, _=None) -> None:
-        if self.busy:
-            return
-        try:
-            job = self.job()
-        except ValueError as e:
-            self.report_error(str(e))
-            return
+        self.runner.launch(
+            lambda: (self.job(),), train, on_event=self._on_event, on_value=self._on_value, before=self._reset_display
+        )
+
+    def _reset_display(self) -> None:
         self.plot.clear()
         self._t0, self._steps_done, self._steps_total = time.perf_counter(), 0, 1
-        self.runner.start(train, job, on_event=self._on_event, on_value=self._on_value)
 
     def stop(self, _=None) -> None:
         self.runner.cancel("stopping after this step…")

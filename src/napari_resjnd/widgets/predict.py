@@ -10,18 +10,23 @@ the look of the results lives in :mod:`._layers`, the weights on offer in
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, ProgressBar, PushButton
 
-from ..core.devices import AUTO, device_choices, precision_choices
+from ..core.devices import AUTO, device_choices
+from ..core.errors import ResJNDError
 from ..core.inference import Prediction
-from ..core.weights import DEFAULT_WEIGHTS, REGISTRY, cache_dir
+from ..core.paths import cache_dir
+from ..core.precision import choices as precision_choices
+from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from . import _layers
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._common import DockContainer, StatusLine, auto_size, dockable, follow_layers, layer_choices
+from ._live import LivePreview
 from ._models import OPEN_FILE, STORE, ModelStore
-from ._predict_worker import PredictSettings, check_layer, compute
+from ._predict_worker import PredictSettings, TilePreview, check_layer, compute
 from ._runner import WorkerRunner
 from ._work import Outcome
 
@@ -41,19 +46,15 @@ class PredictWidget(DockContainer):
         self._viewer = viewer = napari_viewer
         self._store = store
         self._last_model = None
+        self._preview: LivePreview | None = None
         self._resetting = False
 
         self.model = ComboBox(label="weights", choices=self._model_choices)
         self.image = ComboBox(label="image", choices=self._image_choices)
         self.device = ComboBox(label="device", choices=device_choices(), value=AUTO)
         self.precision = ComboBox(label="precision", choices=self._precision_choices, value=AUTO)
-        self.tile = SpinBox(
-            label="tile (0 = auto)",
-            min=0,
-            max=16384,
-            step=32,
-            value=0,
-            tooltip="tile side in px; 0: the whole image when it fits the memory budget",
+        self.tile = auto_size(
+            "tile (0 = auto)", 16384, 32, "tile side in px; 0: the whole image when it fits the memory budget"
         )
         self.scope = ComboBox(label="stacks", choices=list(SCOPES), value=SCOPES[0])
         self.show_cpl = CheckBox(text="CPL", value=True)
@@ -105,7 +106,7 @@ class PredictWidget(DockContainer):
         self.cache_button.changed.connect(self.open_cache_folder)
 
         self.model.changed.connect(self._on_model_changed)
-        self.device.changed.connect(lambda _: self.precision.reset_choices())
+        self.device.changed.connect(self._on_device_changed)
         self.image.changed.connect(self._on_image_changed)
         self.run_button.changed.connect(self.run)
         self._store.new_weights.connect(self._on_new_weights)
@@ -163,9 +164,28 @@ class PredictWidget(DockContainer):
             return
         if value != OPEN_FILE:
             self._last_model = value
+            self.explain_auto()
             return
         if not self.ask_weights_file() and self._last_model is not None:
             self.model.value = self._last_model
+
+    def _on_device_changed(self, _=None) -> None:
+        self.precision.reset_choices()
+        self.explain_auto()
+
+    def explain_auto(self) -> str:
+        """The precision picker's tooltip: what "auto" takes here for the chosen
+        weights, and why (the rule of :func:`napari_resjnd.core.precision.choose`)."""
+        from ..core.devices import resolve_device
+        from ..core.precision import choose
+
+        try:
+            device = resolve_device(self.device.value)
+        except ResJNDError:
+            return ""
+        c = choose(AUTO, device, inference=True, registry_weights=self.model.value in REGISTRY)
+        self.precision.tooltip = f"auto here: {c.precision} ({c.reason}); fp32 reproduces the authors' maps"
+        return self.precision.tooltip
 
     def ask_weights_file(self) -> bool:
         """A file dialog for a weights file; True when one was chosen (and selected)."""
@@ -184,7 +204,11 @@ class PredictWidget(DockContainer):
         from qtpy.QtWidgets import QApplication
 
         entry = REGISTRY[self._missing_weights or DEFAULT_WEIGHTS]
-        QApplication.clipboard().setText(entry.url)
+        clipboard = QApplication.clipboard()
+        if clipboard is None:  # no Qt application: nothing to copy to
+            self.status.value = f"download the file, put it in the cache folder, then Run ({entry.url})"
+            return
+        clipboard.setText(entry.url)
         self.status.value = f"link copied: download the file, put it in the cache folder, then Run ({entry.url})"
 
     def open_cache_folder(self, _=None) -> None:
@@ -236,28 +260,52 @@ class PredictWidget(DockContainer):
 
     def run(self, layer=None) -> None:
         """Start a run on ``layer`` (default: the picked layer)."""
-        if self.busy:
-            return
         layer = self.image.value if layer is None else layer
-        problem = check_layer(layer)
         settings = self.settings()
-        if problem is None and not settings.outputs:
-            problem = "nothing to add: tick CPL, residual or JND"
-        if problem is None and settings.weights in (None, OPEN_FILE):
-            problem = "choose weights first"
-        if problem:
-            self.report_error(problem)
-            return
-        data, plane = self._input(layer, settings.scope)
-        self.runner.start(
+        plane: list[tuple[int, ...] | None] = [None]
+        self._close_preview()
+
+        def make_args() -> tuple[object, ...]:
+            problem = check_layer(layer)
+            if problem is None and not settings.outputs:
+                problem = "nothing to add: tick CPL, residual or JND"
+            if problem is None and settings.weights in (None, OPEN_FILE):
+                problem = "choose weights first"
+            if problem:
+                raise ResJNDError(problem)
+            data, plane[0] = self._input(layer, settings.scope)
+            run = replace(settings, first=self._view_centre(layer))
+            return self._store, run, data, bool(layer.rgb)
+
+        self.runner.launch(
+            make_args,
             compute,
-            self._store,
-            settings,
-            data,
-            bool(layer.rgb),
-            on_value=lambda pred: self._show(pred, layer, settings, plane),
+            on_value=lambda pred: self._show(pred, layer, settings, plane[0]),
+            on_event=lambda ev: self._paint(ev, layer, settings, plane[0]),
             on_failure=self._on_failure,
+            on_end=lambda out: None if out.ok else self._close_preview(),
         )
+
+    def _view_centre(self, layer) -> tuple[float, float] | None:
+        """The (y, x) pixel of ``layer`` at the centre of the view: its tiles run first."""
+        world = list(self._viewer.dims.point)
+        scene = getattr(self._viewer, "scene", None)  # napari >= 0.9; before: viewer.camera
+        camera = scene.camera if scene is not None else self._viewer.camera
+        world[-2:] = list(camera.center)[-2:]
+        y, x = layer.world_to_data(world)[-2:]
+        return float(y), float(x)
+
+    def _paint(self, ev, layer, settings: PredictSettings, plane) -> None:
+        if not isinstance(ev, TilePreview):
+            return
+        if self._preview is None:
+            self._preview = LivePreview(self._viewer, layer, settings.outputs, bool(layer.rgb), plane)
+        self._preview.paint(ev)
+
+    def _close_preview(self) -> None:
+        if self._preview is not None:
+            self._preview.close()
+            self._preview = None
 
     def cancel(self, _=None) -> None:
         self.runner.cancel()
@@ -303,6 +351,7 @@ class PredictWidget(DockContainer):
         from qtpy.QtCore import QTimer
 
         if not pending:
+            self._close_preview()
             self.status.value = final_status
             self.runner.release()
             return

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from magicgui.types import FileDialogMode
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, Select, SpinBox
 from psygnal import Signal
 
@@ -74,7 +75,7 @@ class VisibilityTestWidget(DockContainer):
         self.rate = FloatSpinBox(label="flicker (Hz)", min=0.5, max=15, step=0.5, value=4.0)
         self.trials = SpinBox(label="trials per condition", min=1, max=500, value=40)
         self.observer = LineEdit(label="observer", value="observer1")
-        self.session_file = FileEdit(label="session file", mode="w", value="", filter="*.json")
+        self.session_file = FileEdit(label="session file", mode=FileDialogMode.OPTIONAL_FILE, filter="*.json")
         self.start_button = PushButton(text="Start / resume")
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.first_button = PushButton(text="Left / 1st (1, ←)", enabled=False)
@@ -282,7 +283,7 @@ class VisibilityTestWidget(DockContainer):
             log.warning("visibility test display: %s", "; ".join(self.display_problems))
         self._shown_at = time.perf_counter()
         self._changed(self._shown_at)
-        if proc == "flicker":
+        if proc == "flicker" and self.session is not None:
             self._timer.start(max(1, round(500 / self.session.rate_hz)))  # half a period per image
         elif proc == "2afc-intervals":
             n = trial.number

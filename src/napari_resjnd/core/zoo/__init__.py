@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ResJNDError
 from . import dct, jiang2022, liu2010, pixel, wu2013, wu2017
 
 
@@ -82,7 +83,7 @@ def resolve(name: str) -> ClassicModel:
     """The model called ``name`` (or one of its :data:`ALIASES`); ValueError naming the known ones."""
     key = ALIASES.get(name, name)
     if key not in MODELS:
-        raise ValueError(
+        raise ResJNDError(
             f"unknown classic JND model {name!r}; known: {', '.join(MODELS)} (aliases: {', '.join(ALIASES)})"
         )
     return MODELS[key]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..errors import ResJNDError
 from ..images import rgb255
 
 
@@ -58,7 +59,7 @@ def pad8(y: np.ndarray) -> np.ndarray:
     wherever theirs exists."""
     h, w = y.shape
     if h < 8 or w < 8:
-        raise ValueError(f"the DCT-domain models need an image of at least 8 x 8 pixels, got {h} x {w}")
+        raise ResJNDError(f"the DCT-domain models need an image of at least 8 x 8 pixels, got {h} x {w}")
     return np.pad(y, ((0, -h % 8), (0, -w % 8)), mode="symmetric")
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..errors import ResJNDError
 from ._common import block_dct, from_blocks, luminance, pad8, to_blocks
 
 #: Display and DCT constants of both models.
@@ -183,7 +184,7 @@ def block_speeds(frame: np.ndarray, previous: np.ndarray, fps: float = 30.0) -> 
 
     y, y0 = pad8(luminance(frame)), pad8(luminance(previous))
     if y.shape != y0.shape:
-        raise ValueError(f"frames differ in size: {y0.shape} then {y.shape}")
+        raise ResJNDError(f"frames differ in size: {y0.shape} then {y.shape}")
     v_row, v_col = optical_flow_tvl1(y0 / 255, y / 255)
     disp = np.hypot(to_blocks(v_row).mean((-2, -1)), to_blocks(v_col).mean((-2, -1)))
     mean = ndimage.uniform_filter(disp, 5, mode="reflect")

@@ -1,0 +1,63 @@
+"""``resjnd doctor``: this machine, what ``auto`` picks and why, and each inference
+path measured (speed and error against fp32), for choosing a precision and for
+bug reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..core.errors import ResJNDError
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ..core import doctor
+    from ..core.precision import ACCURACY_BOUND
+    from ..core.weights import load_model
+
+    info = {"versions": doctor.versions(), "machine": doctor.machine()}
+    model = None
+    try:
+        model = load_model(args.weights)
+    except ResJNDError as e:
+        print(f"resjnd: doctor: no weights to measure with ({e})", file=sys.stderr)
+    if model is not None:
+        choice = doctor.auto_choice(model)
+        info["auto"] = {"weights": model.provenance.name, "precision": choice.precision, "reason": choice.reason}
+    rows = []
+    if model is not None and args.measure:
+        from skimage import data
+
+        image = data.coffee()[: args.size, : args.size]
+        rows = doctor.measure(model, image, repeat=args.repeat)
+        info["measured"] = {
+            "image": f"skimage.data.coffee() top-left {image.shape[1]} x {image.shape[0]}",
+            "bound": {"mean": ACCURACY_BOUND.mean, "p999": ACCURACY_BOUND.p999},
+            "paths": [{**vars(r), "within_bound": r.within_bound} for r in rows],
+            "fastest_within_bound": doctor.fastest_within_bound(rows).precision,
+        }
+    if args.json:
+        print(json.dumps(info, indent=1))
+    else:
+        _print_text(info, rows)
+    return 0
+
+
+def _print_text(info: dict, rows: list) -> None:
+    v, m = info["versions"], info["machine"]
+    print(" · ".join(f"{k} {val}" for k, val in v.items()))
+    print(f"CPU: {m['cpu']} ({m['threads']} threads); features: {' '.join(m['features']) or 'none known'}")
+    print(f"native bf16: {'yes' if m['native_bf16'] else 'no'}; int8 extra: {'yes' if m['int8_extra'] else 'no'}")
+    print(f"devices: {', '.join(m['devices'])}")
+    if "auto" in info:
+        a = info["auto"]
+        print(f"auto on the CPU with {a['weights']}: {a['precision']} ({a['reason']})")
+    if rows:
+        meas = info["measured"]
+        print(f"\nmeasured on {meas['image']} (error: |JND - JND(fp32)| in grey levels):")
+        print("| path | s/MP | error mean / p99.9 | within the bound |\n| --- | ---: | --- | --- |")
+        for r in rows:
+            ok = "yes" if r.within_bound else "no"
+            print(f"| {r.precision} | {r.seconds_per_mp:.1f} | {r.mean_error:.3f} / {r.p999_error:.2f} | {ok} |")
+        print(f"fastest within the bound here: {meas['fastest_within_bound']}")

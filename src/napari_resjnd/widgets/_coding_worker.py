@@ -1,0 +1,131 @@
+"""The JND-guided coding widget's worker: plain settings in, typed events out, an
+:class:`~._work.Outcome` back; no widgets, no layers (testable without a viewer).
+
+A run computes (once per image and settings, then from ``cache``) the JND maps,
+the pictures an encoder is given and a short rate-distortion sweep; then it codes
+each picture at the slider's quality, and each JND-guided picture again at the
+quality whose rate matches the plain codec's (interpolated on the sweep).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core import rd
+from ..core.coding import codec
+from ..core.errors import Cancelled
+from ..core.events import Event, Status
+from ..core.prefilter import DEFAULT_FILTER, DEFAULT_LAMBDA, DEFAULT_SIGMA, RESJND_SMOOTH, guided_pictures
+from ..core.weights import DEFAULT_WEIGHTS
+from ._models import ModelStore
+from ._work import Outcome, ensure_weights, guarded
+
+#: What the widget's sweep scores (the two cheapest that tell most: fidelity and perception).
+LIVE_METRICS = ("psnr", "ssimulacra2")
+
+
+@dataclass(frozen=True)
+class CodingJob:
+    """What the user asked for: plain values, safe to hand to a worker."""
+
+    image: np.ndarray
+    codec: str
+    models: tuple[str, ...]
+    quality: int
+    sweep: tuple[int, ...] = (20, 40, 60, 80, 95)
+    weights: str = DEFAULT_WEIGHTS
+    lam: float = DEFAULT_LAMBDA
+    filter_name: str = DEFAULT_FILTER
+    sigma: float = DEFAULT_SIGMA
+    metrics: tuple[str, ...] = LIVE_METRICS
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One decoded picture to show: which model guided it, at which quality and rate."""
+
+    jnd: str
+    #: "same quality" (the slider's) or "same bpp" (the plain codec's rate at the slider's quality).
+    match: str
+    quality: int
+    bpp: float
+    metrics: dict[str, float]
+    image: np.ndarray
+
+
+@dataclass
+class CodingResult:
+    """The sweep, its BD-rates, and the pictures decoded at the slider's setting."""
+
+    points: list[rd.RDPoint]
+    bd: list[dict]
+    decoded: list[Decoded] = field(default_factory=list)
+
+
+def code(
+    store: ModelStore, job: CodingJob, cache: dict, stop: threading.Event
+) -> Generator[Event, None, Outcome[CodingResult]]:
+    """Worker body: yields typed events, returns an :class:`~._work.Outcome` holding the
+    :class:`CodingResult`. ``cache`` (a dict the widget keeps) holds maps, pictures and
+    sweeps between runs, so moving the slider only codes. Never raises."""
+    return (yield from guarded("JND-guided coding", _code(store, job, cache, stop)))
+
+
+def _key(job: CodingJob) -> tuple:
+    digest = hashlib.blake2b(np.ascontiguousarray(job.image).tobytes(), digest_size=16).hexdigest()
+    return (digest, job.image.shape, job.models, job.weights, job.lam, job.filter_name, job.sigma)
+
+
+def _pictures(store: ModelStore, job: CodingJob, cache: dict, stop: threading.Event) -> Generator[Event, None, dict]:
+    key = ("pictures", *_key(job))
+    if key not in cache:
+        from ..core.prefilter import compute_maps
+
+        model = None
+        if "resjnd" in job.models or RESJND_SMOOTH in job.models:
+            yield from ensure_weights(job.weights, stop)
+            yield Status("loading weights…")
+            model = store.get(job.weights)
+        yield Status("computing JND maps…")
+        maps, cpl = compute_maps(job.image, list(job.models), model=model, should_stop=stop.is_set)
+        cache[key] = guided_pictures(
+            job.image, list(job.models), maps=maps, cpl=cpl, lam=job.lam, filter_name=job.filter_name, sigma=job.sigma
+        )
+    return cache[key]
+
+
+def _code(
+    store: ModelStore, job: CodingJob, cache: dict, stop: threading.Event
+) -> Generator[Event, None, CodingResult]:
+    c = codec(job.codec)
+    pictures = yield from _pictures(store, job, cache, stop)
+    original = pictures["none"]
+    key = ("sweep", job.codec, job.sweep, job.metrics, *_key(job))
+    if key not in cache:
+        cache[key] = yield from rd.iter_sweep(
+            original, pictures, [job.codec], {job.codec: job.sweep}, metrics=job.metrics, should_stop=stop.is_set
+        )
+    points: list[rd.RDPoint] = cache[key]
+    yield Status(f"coding at quality {job.quality}…")
+    decoded: list[Decoded] = []
+
+    def add(jnd: str, match: str, quality: int) -> Decoded:
+        if stop.is_set():
+            raise Cancelled("coding cancelled")
+        point = rd.encode_point(original, pictures[jnd], jnd, job.codec, quality, job.metrics, keep_stream=True)
+        d = Decoded(jnd, match, quality, point.bpp, point.metrics, c.decode(point.stream or b""))
+        decoded.append(d)
+        return d
+
+    plain = add(rd.PLAIN, "same quality", job.quality)
+    lo, hi = c.quality_range
+    for jnd in (j for j in pictures if j != rd.PLAIN):
+        add(jnd, "same quality", job.quality)
+        curve = [p for p in points if p.jnd == jnd]
+        add(jnd, "same bpp", min(hi, max(lo, rd.quality_for_rate(curve, plain.bpp))))
+    return CodingResult(points, rd.bd_rows(points, job.metrics), decoded)
