@@ -134,7 +134,7 @@ def timing(args: argparse.Namespace) -> None:
         while w.trial is None:
             wait(20)
         wait(3000 if procedure == "flicker" else 1600)
-        times, clock = w.displayed_times()
+        times, clock = w.clock.times()
         d = np.diff(times) * 1000
         issued = np.diff(w.frame_times) * 1000
         if procedure == "flicker":
@@ -143,7 +143,7 @@ def timing(args: argparse.Namespace) -> None:
                 Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(args.screenshot)
             print(
                 f"flicker set to {rate:g} Hz: {len(times)} display changes in 3 s ({clock} clock, "
-                f"{w.dropped_frames} dropped), measured {w.measured_hz():.3f} Hz; half period {d.mean():.1f} ms "
+                f"{w.clock.dropped} dropped), measured {w.measured_hz():.3f} Hz; half period {d.mean():.1f} ms "
                 f"(sd {d.std():.2f}, min {d.min():.1f}, max {d.max():.1f}); as issued: sd {issued.std():.2f} ms"
             )
         else:

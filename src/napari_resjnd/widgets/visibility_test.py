@@ -29,6 +29,7 @@ from ..core.psychophysics.procedure import Response, Trial, run
 from ..core.psychophysics.session import PROCEDURES, Condition, Session
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._frame_clock import FrameClock
 from ._runner import WorkerRunner
 from ._visibility_worker import TestJob, prepare_test
 from .visibility import MODEL_CHOICES
@@ -102,8 +103,8 @@ class VisibilityTestWidget(DockContainer):
         self.session_path: Path | None = None
         #: The trial on screen, or None.
         self.trial: Trial | None = None
-        #: perf_counter() of each display change in the current trial.
-        self.frame_times: list[float] = []
+        #: When the current trial's display changes were issued and drawn.
+        self.clock = FrameClock()
         #: What keeps the display from 1 image px = 1 screen px (empty: nothing).
         self.display_problems: list[str] = []
         self._loop: Generator[Trial, Response, Session] | None = None
@@ -113,12 +114,6 @@ class VisibilityTestWidget(DockContainer):
         #: Layers hidden while the test runs, shown again when it ends.
         self._hidden: list[Any] = []
         self._shown_at = 0.0
-        #: Buffer-swap times of the frames shown (the canvas's frameSwapped), a change
-        #: waiting for its swap, and changes replaced before they were drawn.
-        self.swap_times: list[float] = []
-        self._pending = False
-        self.dropped_frames = 0
-        self._swapping: Any = None
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(lambda _=None: self.stop("stopped; Start on the same file resumes"))
         self.first_button.changed.connect(lambda _=None: self.answer(0))
@@ -192,7 +187,7 @@ class VisibilityTestWidget(DockContainer):
         for layer in self._hidden:  # nothing but the stimulus on screen
             layer.visible = False
         self._bind_keys(True)
-        self._watch_swaps(True)
+        self.clock.watch(self._canvas())
         self.stop_button.enabled = self.first_button.enabled = self.second_button.enabled = True
         try:
             trial = next(self._loop)
@@ -231,10 +226,8 @@ class VisibilityTestWidget(DockContainer):
         """Zoom to one image pixel per screen pixel, nearest interpolation, centred;
         returns what still stands in the way (also shown in the status line)."""
         layer.interpolation2d = "nearest"
-        ratio, canvas = 1.0, None
-        with contextlib.suppress(AttributeError):  # no Qt window (headless viewer)
-            canvas = self._viewer.window._qt_viewer.canvas.native
-            ratio = float(canvas.devicePixelRatioF())
+        canvas = self._canvas()
+        ratio = float(canvas.devicePixelRatioF()) if canvas is not None else 1.0
         scene = getattr(self._viewer, "scene", None)  # napari >= 0.9 moved the camera there
         camera = scene.camera if scene is not None else self._viewer.camera
         camera.zoom = 1.0 / ratio
@@ -262,8 +255,8 @@ class VisibilityTestWidget(DockContainer):
         from qtpy.QtCore import QTimer
 
         assert trial.stimulus is not None
-        self.trial, self.frame_times, self.swap_times, self.dropped_frames = trial, [], [], 0
-        self._pending = False
+        self.trial = trial
+        self.clock.reset()
         self._timer.stop()
         pristine, distorted = trial.stimulus.pristine, trial.stimulus.distorted
         proc = self.session.procedure if self.session else ""
@@ -282,7 +275,7 @@ class VisibilityTestWidget(DockContainer):
         if self.display_problems:
             log.warning("visibility test display: %s", "; ".join(self.display_problems))
         self._shown_at = time.perf_counter()
-        self._changed(self._shown_at)
+        self.clock.changed(self._shown_at)
         if proc == "flicker" and self.session is not None:
             self._timer.start(max(1, round(500 / self.session.rate_hz)))  # half a period per image
         elif proc == "2afc-intervals":
@@ -302,39 +295,7 @@ class VisibilityTestWidget(DockContainer):
                 layer.visible = False
         self._layers[k].visible = True
         self._current = k
-        self._changed(time.perf_counter())
-
-    def _changed(self, now: float) -> None:
-        """Log a display change; its swap time comes with the next frameSwapped."""
-        if self._pending and self._swapping is not None:
-            self.dropped_frames += 1
-        self._pending = True
-        self.frame_times.append(now)
-
-    def _swapped(self) -> None:
-        if self._pending:
-            self.swap_times.append(time.perf_counter())
-            self._pending = False
-
-    def _watch_swaps(self, on: bool) -> None:
-        """Connect to the canvas's frameSwapped (a QOpenGLWidget's), where there is one."""
-        if on and self._swapping is None:
-            with contextlib.suppress(AttributeError, TypeError):
-                canvas = self._viewer.window._qt_viewer.canvas.native
-                canvas.frameSwapped.connect(self._swapped)
-                self._swapping = canvas
-        elif not on and self._swapping is not None:
-            with contextlib.suppress(RuntimeError, TypeError):
-                self._swapping.frameSwapped.disconnect(self._swapped)
-            self._swapping = None
-
-    def displayed_times(self) -> tuple[tuple[float, ...], str]:
-        """The trial's display-change times and their clock: the buffer swaps when every
-        drawn change has one, else the times the changes were issued."""
-        drawn = len(self.frame_times) - self.dropped_frames - (1 if self._pending else 0)
-        if self._swapping is not None and self.swap_times and len(self.swap_times) == drawn:
-            return tuple(self.swap_times), "swap"
-        return tuple(self.frame_times), "issued"
+        self.clock.changed()
 
     def _flip(self) -> None:
         self._set_frame(1 - self._current)
@@ -358,8 +319,8 @@ class VisibilityTestWidget(DockContainer):
         if not self.accepts_answers:
             return
         self._timer.stop()
-        times, clock = self.displayed_times()
-        response = Response(choice, time.perf_counter() - self._shown_at, times, clock, self.dropped_frames)
+        times, clock = self.clock.times()
+        response = Response(choice, time.perf_counter() - self._shown_at, times, clock, self.clock.dropped)
         self.trial = None
         try:
             trial = self._loop.send(response)
@@ -371,17 +332,26 @@ class VisibilityTestWidget(DockContainer):
             return
         self._show(trial)
 
+    @property
+    def frame_times(self) -> list[float]:
+        """When the current trial's display changes were issued (perf_counter)."""
+        return self.clock.issued
+
     def measured_hz(self) -> float | None:
-        """The flicker rate of the trial on screen so far, from :meth:`displayed_times`."""
-        d = np.diff(self.displayed_times()[0])
-        return float(1 / (2 * d.mean())) if d.size else None
+        """The flicker rate of the trial on screen so far."""
+        return self.clock.measured_hz()
+
+    def _canvas(self) -> Any:
+        with contextlib.suppress(AttributeError):
+            return self._viewer.window._qt_viewer.canvas.native
+        return None
 
     def stop(self, message: str) -> None:
         """End the test now; everything answered is already in the session file."""
         self._timer.stop()
         self.trial, self._loop = None, None
         self._bind_keys(False)
-        self._watch_swaps(False)
+        self.clock.unwatch()
         for layer in [la for la in self._viewer.layers if la.name.startswith(STIMULUS)]:
             self._viewer.layers.remove(layer)
         self._layers = []
