@@ -61,7 +61,7 @@ def test_visibility_map_overlays_the_distorted_layer_and_reports_p_detect(make_n
 
 
 @pytest.fixture
-def test_widget(make_napari_viewer, tmp_path):
+def tester(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer(show=True)
     w = VisibilityTestWidget(viewer)
     viewer.window.add_dock_widget(w)
@@ -88,8 +88,8 @@ def observe(w, n, observer, qtbot=None):
 
 
 @pytest.mark.slow
-def test_scripted_flicker_session_with_keys_timing_and_resume(qtbot, test_widget):
-    viewer, w, path = test_widget
+def test_scripted_flicker_session_with_keys_timing_and_resume(qtbot, tester):
+    viewer, w, path = tester
     w.procedure.value, w.rate.value = "flicker", 8.0
     shown = []
     w.progressed.connect(shown.append)
@@ -129,8 +129,8 @@ def test_scripted_flicker_session_with_keys_timing_and_resume(qtbot, test_widget
 
 
 @pytest.mark.slow
-def test_two_interval_session_steps_through_its_intervals(qtbot, test_widget):
-    viewer, w, path = test_widget
+def test_two_interval_session_steps_through_its_intervals(qtbot, tester):
+    viewer, w, path = tester
     w.procedure.value = "2afc-intervals"
     w.images.value = [viewer.layers["cat"]]
     w.models.value = ["uniform"]
@@ -157,8 +157,8 @@ def test_two_interval_session_steps_through_its_intervals(qtbot, test_widget):
 
 
 @pytest.mark.slow
-def test_a_stimulus_wider_than_the_canvas_is_reported(qtbot, test_widget):
-    viewer, w, _ = test_widget
+def test_a_stimulus_wider_than_the_canvas_is_reported(qtbot, tester):
+    viewer, w, _ = tester
     viewer.add_image(np.zeros((64, 3000, 3), np.uint8), name="wide", rgb=True)
     w.images.value = [viewer.layers["wide"]]
     w.models.value = ["uniform"]
@@ -172,9 +172,9 @@ def test_a_stimulus_wider_than_the_canvas_is_reported(qtbot, test_widget):
 def test_prepare_test_worker_builds_every_condition_and_cancels():
     import threading
 
-    from napari_resjnd.widgets._visibility_worker import TestJob, prepare_test
+    from napari_resjnd.widgets._visibility_worker import VisibilityTestJob, prepare_test
 
-    job = TestJob({"cat": CAT, "rocket": ROCKET}, ("chou1995", "uniform"), seed=3)
+    job = VisibilityTestJob({"cat": CAT, "rocket": ROCKET}, ("chou1995", "uniform"), seed=3)
     out = drive(prepare_test(job, threading.Event()))
     assert out.ok and sorted(out.value) == [
         ("cat", "chou1995"),

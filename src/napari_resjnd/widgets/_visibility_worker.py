@@ -33,7 +33,7 @@ class VisibilityJob:
 
 
 @dataclass(frozen=True)
-class TestJob:
+class VisibilityTestJob:
     #: Image name -> pixels.
     images: dict[str, np.ndarray]
     models: tuple[str, ...]
@@ -66,13 +66,15 @@ def _predict(job: VisibilityJob, stop: threading.Event) -> Generator[Event, None
 
 
 def prepare_test(
-    job: TestJob, stop: threading.Event
+    job: VisibilityTestJob, stop: threading.Event
 ) -> Generator[Event, None, Outcome[dict[tuple[str, str], ConditionStimuli]]]:
     """Worker body that readies a visibility test's stimuli; never raises."""
     return (yield from guarded("ResJND visibility test", _prepare(job, stop)))
 
 
-def _prepare(job: TestJob, stop: threading.Event) -> Generator[Event, None, dict[tuple[str, str], ConditionStimuli]]:
+def _prepare(
+    job: VisibilityTestJob, stop: threading.Event
+) -> Generator[Event, None, dict[tuple[str, str], ConditionStimuli]]:
     out = {}
     for name, image in job.images.items():
         for model in job.models:

@@ -31,7 +31,7 @@ from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
 from ._frame_clock import FrameClock
 from ._runner import WorkerRunner
-from ._visibility_worker import TestJob, prepare_test
+from ._visibility_worker import VisibilityTestJob, prepare_test
 from .visibility import MODEL_CHOICES
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class VisibilityTestWidget(DockContainer):
             return
         self.runner.start(prepare_test, job, on_value=self._begin)
 
-    def _open_session(self) -> TestJob:
+    def _open_session(self) -> VisibilityTestJob:
         layers, models = list(self.images.value), list(self.models.value)
         if not layers or not models:
             raise ResJNDError("pick at least one image and one JND model")
@@ -176,7 +176,7 @@ class VisibilityTestWidget(DockContainer):
             session.save(path)
         self.session, self.session_path = session, path
         images = {layer.name: np.asarray(layer.data) for layer in layers}
-        return TestJob(images, tuple(models), seed=session.seed)
+        return VisibilityTestJob(images, tuple(models), seed=session.seed)
 
     def _begin(self, stimuli: dict) -> None:
         assert self.session is not None
