@@ -35,6 +35,7 @@ from .doctor import cmd_doctor
 from .predict import cmd_gui, cmd_predict
 from .research import cmd_annotations_merge, cmd_evaluate, cmd_ladder
 from .training import cmd_finetune, cmd_patches, cmd_train
+from .visibility import add_visibility_commands, check_visibility
 
 PATCH_HELP = (
     f"patch side in px (default: {DEFAULT_PATCH}, or the pairs' own side when every pair in the folder "
@@ -286,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--image", default=None, help="the pristine image (default: the path in the session)")
     mg.set_defaults(func=cmd_annotations_merge)
 
+    add_visibility_commands(sub, command, _add_compute, known)
+
     d = command(sub, "doctor", help="this machine, what auto picks and why, every path's speed and error")
     d.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"weights to measure with (default: {DEFAULT_WEIGHTS})")
     d.add_argument("--no-measure", dest="measure", action="store_false", help="only say what auto picks")
@@ -383,7 +386,7 @@ def _exists(path: str, what: str, folder: bool | None = None) -> None:
 
 
 #: The commands that run ResJND for its maps (inference precisions, int8 included).
-INFERENCE_COMMANDS = ("predict", "evaluate", "compress")
+INFERENCE_COMMANDS = ("predict", "evaluate", "compress", "visibility")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -432,6 +435,8 @@ def check_args(args: argparse.Namespace) -> None:
         out_folder(args.out)
         if args.levels < 2:
             raise UsageError(f"--levels {args.levels}: a ladder needs at least 2 levels")
+    elif cmd == "visibility":
+        check_visibility(args, _exists)
     elif cmd == "annotations":
         for path in args.sessions:
             _exists(path, "session", folder=False)

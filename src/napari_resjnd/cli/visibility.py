@@ -1,0 +1,214 @@
+"""`resjnd visibility map | simulate | report`: the commands, their arguments and checks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.baselines import MODELS as CLASSIC_MODELS
+from ..core.errors import ResJNDError
+from ..core.weights import DEFAULT_WEIGHTS
+from ._common import (
+    Parser,
+    UsageError,
+    fail,
+    fraction,
+    nonnegative_int,
+    out_folder,
+    positive_float,
+    positive_int,
+)
+
+
+def _jnd(model: str, image: np.ndarray, args: argparse.Namespace) -> np.ndarray:
+    from ..core.baselines import jnd_map
+
+    if model == "uniform":
+        from ..core.baselines import luminance
+
+        return np.ones(luminance(image).shape, np.float32)
+    if model == "resjnd":
+        return jnd_map("resjnd", image, weights=args.weights, device=args.device, precision=args.precision)
+    return jnd_map(model, image)
+
+
+def cmd_visibility_map(args: argparse.Namespace) -> int:
+    import tifffile
+
+    from ..core.files import atomic_write
+    from ..core.images import read_image
+    from ..core.visibility import VisibilityParams, visibility
+
+    try:
+        pristine, distorted = read_image(args.pristine), read_image(args.distorted)
+        if pristine.shape[:2] != distorted.shape[:2]:
+            raise ResJNDError(
+                f"{args.distorted}: {distorted.shape[1]} x {distorted.shape[0]} px, but the pristine "
+                f"{args.pristine} is {pristine.shape[1]} x {pristine.shape[0]}"
+            )
+        params = VisibilityParams(alpha=args.alpha, beta=args.slope)
+        vis = visibility(pristine, distorted, _jnd(args.jnd, pristine, args), params)
+    except ValueError as e:
+        return fail(str(e))
+    out, stem = Path(args.out), Path(args.distorted).stem
+    info = {
+        "pristine": str(args.pristine),
+        "distorted": str(args.distorted),
+        "model": args.jnd,
+        "weights": args.weights if args.jnd == "resjnd" else None,
+        **vis.summary(),
+        "formula": "p(x) = 1 - exp(-(|dY(x)| / JND(x) / alpha)^beta); "
+        "p_detect = 1 - exp(-mean_x (|dY| / JND / alpha)^beta)",
+    }
+    tif = atomic_write(out / f"{stem}_visibility.tif", lambda tmp: tifffile.imwrite(tmp, vis.probability))
+    text = json.dumps(info, indent=2)
+    side = atomic_write(out / f"{stem}_visibility.json", lambda tmp: Path(tmp).write_text(text))
+    print(f"{stem}: p_detect {vis.p_detect:.4f} ({args.jnd}); {tif} and {side.name}")
+    return 0
+
+
+def cmd_visibility_simulate(args: argparse.Namespace) -> int:
+    from ..core.psychophysics.observer import simulate
+
+    result = simulate(
+        args.threshold_psnr, trials=args.trials, runs=args.runs, seed=args.seed, slope=args.slope, lapse=args.lapse
+    )
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(
+            f"{args.runs} runs of {args.trials} trials, true threshold {args.threshold_psnr:g} dB: "
+            f"95 % intervals cover it in {result['coverage']:.0%} of runs, median error "
+            f"{result['median_abs_error_db']:.2f} dB"
+        )
+    return 0
+
+
+def cmd_visibility_report(args: argparse.Namespace) -> int:
+    from ..core.files import atomic_write
+    from ..core.psychophysics import report
+    from ..core.psychophysics.session import Session
+
+    try:
+        sessions = [Session.load(p) for p in args.sessions]
+        result = report.summary(sessions)
+        if not result["thresholds"]:
+            raise ResJNDError("the sessions hold no answers yet")
+        ranks = None
+        if args.images:
+            ranks = _ranks(result["thresholds"], args, sessions[0].seed)
+            result["rank_agreement"] = ranks
+    except (ValueError, KeyError) as e:
+        return fail(str(e))
+    out = Path(args.out)
+    text = json.dumps(result, indent=1)
+    atomic_write(out / "visibility_report.json", lambda tmp: Path(tmp).write_text(text))
+    atomic_write(out / "thresholds.png", lambda tmp: report.threshold_plot(result["thresholds"], tmp))
+    print(report.markdown(result["models"], result["paired"], ranks))
+    print(f"report in {out / 'visibility_report.json'}, plot in {out / 'thresholds.png'}", file=sys.stderr)
+    return 0
+
+
+def _ranks(rows: list[dict], args: argparse.Namespace, seed: int) -> list[dict]:
+    """Rank agreement of each model's p_detect, images read from ``--images``."""
+    from ..core.images import read_image
+    from ..core.psychophysics.report import rank_agreement
+    from ..core.psychophysics.stimuli import ConditionStimuli
+    from ..core.visibility import visibility
+
+    folder = Path(args.images)
+    files = {p.stem: p for p in folder.iterdir() if p.is_file()}
+    images: dict[str, np.ndarray] = {}
+    maps: dict[tuple[str, str], np.ndarray] = {}
+
+    def image(name: str) -> np.ndarray:
+        stem = Path(name).stem
+        if stem not in files:
+            raise ResJNDError(f"--images {folder}: no image named {stem!r} (a condition of the sessions)")
+        if stem not in images:
+            images[stem] = read_image(files[stem])
+        return images[stem]
+
+    def jnd(model: str, name: str) -> np.ndarray:
+        if (model, name) not in maps:
+            maps[(model, name)] = _jnd(model, image(name), args)
+        return maps[(model, name)]
+
+    def p_detect(model: str, name: str, noise: str, psnr: float) -> float:
+        stim = ConditionStimuli(image(name), jnd(noise, name), seed=seed).at(psnr)
+        return visibility(stim.pristine, stim.distorted, jnd(model, name)).p_detect
+
+    models = [m.strip() for m in args.jnd.split(",") if m.strip()]
+    return rank_agreement(rows, p_detect, models)
+
+
+def add_visibility_commands(sub: Any, command: Any, add_compute: Callable[..., None], known: str) -> None:
+    """`resjnd visibility map | simulate | report`."""
+    from ..core.psychophysics.psychometric import LAPSE
+    from ..core.visibility import DEFAULT_ALPHA, DEFAULT_SLOPE
+
+    vi = command(sub, "visibility", help="where a distortion is visible; observers' thresholds")
+    vi_sub = vi.add_subparsers(dest="action", required=True, parser_class=Parser)
+    models = ", ".join(["resjnd", *CLASSIC_MODELS, "uniform"])
+    vm = command(vi_sub, "map", help="per-pixel detection probability and p_detect of a distorted image")
+    vm.add_argument("pristine")
+    vm.add_argument("distorted", help="same size as PRISTINE")
+    vm.add_argument("--jnd", default="resjnd", metavar="MODEL", help=f"the JND model: {models} (default: resjnd)")
+    vm.add_argument("--out", required=True, help="folder for <stem>_visibility.tif and .json")
+    vm.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"ResJND weights: registry name or file; known: {known}")
+    add_compute(vm, training=False)
+    vm.add_argument("--alpha", type=positive_float, default=DEFAULT_ALPHA, help="error/JND ratio seen with p = 1 - 1/e")
+    vm.add_argument(
+        "--slope", type=positive_float, default=DEFAULT_SLOPE, help="Weibull slope beta (default: %(default)s)"
+    )
+    vm.set_defaults(func=cmd_visibility_map)
+
+    vs = command(vi_sub, "simulate", help="the adaptive procedure against a simulated observer")
+    vs.add_argument("--threshold-psnr", type=positive_float, required=True, help="the observer's threshold (dB)")
+    vs.add_argument("--trials", type=positive_int, default=80)
+    vs.add_argument("--runs", type=positive_int, default=100)
+    vs.add_argument("--seed", type=nonnegative_int, default=0)
+    vs.add_argument("--slope", type=positive_float, default=3.5, help="the observer's Weibull slope")
+    vs.add_argument("--lapse", type=fraction, default=LAPSE, help="the observer's lapse rate")
+    vs.add_argument("--json", action="store_true", help="print every run as JSON")
+    vs.set_defaults(func=cmd_visibility_simulate)
+
+    vr = command(vi_sub, "report", help="thresholds per model from observers' sessions, paired tests, plot")
+    vr.add_argument("sessions", nargs="+", help="session files (Visibility test widget)")
+    vr.add_argument("--out", required=True, help="folder for visibility_report.json and thresholds.png")
+    vr.add_argument("--images", default=None, help="folder of the tested images: adds p_detect rank agreement")
+    vr.add_argument("--jnd", default=",".join(CLASSIC_MODELS), help="models whose p_detect is ranked (with --images)")
+    vr.add_argument("--weights", default=DEFAULT_WEIGHTS)
+    add_compute(vr, training=False)
+    vr.set_defaults(func=cmd_visibility_report)
+
+
+def check_visibility(args: argparse.Namespace, exists: Callable[..., None]) -> None:
+    """The visibility commands' arguments and paths, before any work (``exists`` is the parser's)."""
+    from ..core.baselines import is_classic
+
+    if args.action == "map":
+        exists(args.pristine, "visibility map PRISTINE", folder=False)
+        exists(args.distorted, "visibility map DISTORTED", folder=False)
+        if args.jnd not in ("resjnd", "uniform") and not is_classic(args.jnd):
+            raise UsageError(f"--jnd {args.jnd}: unknown model; known: resjnd, {', '.join(CLASSIC_MODELS)}, uniform")
+        out_folder(args.out)
+    elif args.action == "report":
+        for path in args.sessions:
+            exists(path, "session", folder=False)
+        out_folder(args.out)
+        if args.images:
+            exists(args.images, "--images", folder=True)
+        bad = [
+            m
+            for m in args.jnd.split(",")
+            if m.strip() and m.strip() not in ("resjnd", "uniform") and not is_classic(m.strip())
+        ]
+        if bad:
+            raise UsageError(f"--jnd {args.jnd}: unknown model {bad[0]}")

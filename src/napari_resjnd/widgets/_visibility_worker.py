@@ -1,0 +1,86 @@
+"""The Visibility widget's worker bodies, Qt-free: plain values in, typed events
+out, an :class:`~._work.Outcome` back (tested without a viewer).
+
+- :func:`predict_visibility`: a JND map for the pristine image, then the
+  per-pixel detection probability and ``p_detect`` of the distorted one;
+- :func:`prepare_test`: the JND map of every image x model of a visibility test,
+  as the :class:`~napari_resjnd.core.psychophysics.stimuli.ConditionStimuli` the
+  trial loop draws its stimuli from.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import Cancelled
+from ..core.events import Event, Status
+from ..core.psychophysics.stimuli import UNIFORM, ConditionStimuli
+from ..core.visibility import Visibility, visibility
+from ..core.weights import DEFAULT_WEIGHTS
+from ._work import Outcome, ensure_weights, guarded
+
+
+@dataclass(frozen=True)
+class VisibilityJob:
+    pristine: np.ndarray
+    distorted: np.ndarray
+    model: str  # resjnd, a classic model, or uniform
+    weights: str = DEFAULT_WEIGHTS
+
+
+@dataclass(frozen=True)
+class VisibilityTestJob:
+    #: Image name -> pixels.
+    images: dict[str, np.ndarray]
+    models: tuple[str, ...]
+    seed: int = 0
+    weights: str = DEFAULT_WEIGHTS
+
+
+def _jnd(model: str, image: np.ndarray, weights: str, stop: threading.Event) -> Generator[Event, None, np.ndarray]:
+    from ..core.baselines import jnd_map, luminance
+
+    if model == UNIFORM:
+        return np.ones(luminance(image).shape, np.float32)
+    if model == "resjnd":
+        yield from ensure_weights(weights, stop)
+        return jnd_map("resjnd", image, weights=weights, should_stop=stop.is_set)
+    return jnd_map(model, image)
+
+
+def predict_visibility(job: VisibilityJob, stop: threading.Event) -> Generator[Event, None, Outcome[Visibility]]:
+    """Worker body of *Predict visibility*; never raises."""
+    return (yield from guarded("ResJND visibility", _predict(job, stop)))
+
+
+def _predict(job: VisibilityJob, stop: threading.Event) -> Generator[Event, None, Visibility]:
+    yield Status(f"JND map ({job.model})…")
+    jnd = yield from _jnd(job.model, job.pristine, job.weights, stop)
+    if stop.is_set():
+        raise Cancelled("visibility cancelled")
+    return visibility(job.pristine, job.distorted, jnd)
+
+
+def prepare_test(
+    job: VisibilityTestJob, stop: threading.Event
+) -> Generator[Event, None, Outcome[dict[tuple[str, str], ConditionStimuli]]]:
+    """Worker body that readies a visibility test's stimuli; never raises."""
+    return (yield from guarded("ResJND visibility test", _prepare(job, stop)))
+
+
+def _prepare(
+    job: VisibilityTestJob, stop: threading.Event
+) -> Generator[Event, None, dict[tuple[str, str], ConditionStimuli]]:
+    out = {}
+    for name, image in job.images.items():
+        for model in job.models:
+            if stop.is_set():
+                raise Cancelled("visibility test cancelled")
+            yield Status(f"JND map of {name} ({model})…")
+            jnd = yield from _jnd(model, image, job.weights, stop)
+            out[(name, model)] = ConditionStimuli(image, jnd, seed=job.seed)
+    return out

@@ -1,0 +1,373 @@
+"""The Visibility test widget: observers' detection thresholds for JND-shaped noise,
+by 2AFC (side by side, or two intervals) or flicker, QUEST+ placing each trial.
+
+Layout, display and keys only: the trial loop, the staircases and the session file
+are :func:`napari_resjnd.core.psychophysics.procedure.run`, which saves the
+session after every answer (Start on the same file resumes). Stimuli are shown at
+one image pixel per screen pixel (zoom 1 / device pixel ratio, nearest
+interpolation), checked before every trial; every display change is timed and
+logged with the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.types import FileDialogMode
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, Select, SpinBox
+from psygnal import Signal
+
+from ..core.annotation import image_sha256
+from ..core.errors import ResJNDError
+from ..core.psychophysics.procedure import Response, Trial, run
+from ..core.psychophysics.session import PROCEDURES, Condition, Session
+from ..core.weights import models_dir
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._frame_clock import FrameClock
+from ._runner import WorkerRunner
+from ._visibility_worker import VisibilityTestJob, prepare_test
+from .visibility import MODEL_CHOICES
+
+if TYPE_CHECKING:
+    from napari.viewer import Viewer
+
+log = logging.getLogger(__name__)
+
+STIMULUS = "stimulus: visibility test"
+#: Grey gap between the two halves of a side-by-side display (px), and its level.
+GAP_PX, GREY = 16, 128
+#: Two-interval timing: each interval, and the blank between them (ms).
+INTERVAL_MS, BLANK_MS = 500, 400
+KEYS = {"1": 0, "Left": 0, "2": 1, "Right": 1}
+QUESTIONS = {
+    "2afc-side-by-side": "which side is distorted?",
+    "2afc-intervals": "which interval was distorted, the first or the second?",
+    "flicker": "which side flickers?",
+}
+
+
+def sessions_dir() -> Path:
+    return models_dir().parent / "visibility-sessions"
+
+
+class VisibilityTestWidget(DockContainer):
+    """ResJND: Visibility test. ``progressed`` emits each :class:`Trial` shown, then
+    the finished :class:`Session`."""
+
+    progressed = Signal(object)
+
+    def __init__(self, napari_viewer: Viewer):
+        super().__init__()
+        self._viewer = napari_viewer
+        from qtpy.QtCore import Qt, QTimer
+
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._flip)
+        self.images = Select(label="images", choices=self._images)
+        self.models = Select(label="JND models", choices=list(MODEL_CHOICES), value=["yang2005", "uniform"])
+        self.procedure = ComboBox(label="procedure", choices=list(PROCEDURES), value="2afc-side-by-side")
+        self.rate = FloatSpinBox(label="flicker (Hz)", min=0.5, max=15, step=0.5, value=4.0)
+        self.trials = SpinBox(label="trials per condition", min=1, max=500, value=40)
+        self.observer = LineEdit(label="observer", value="observer1")
+        self.session_file = FileEdit(label="session file", mode=FileDialogMode.OPTIONAL_FILE, filter="*.json")
+        self.start_button = PushButton(text="Start / resume")
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.first_button = PushButton(text="Left / 1st (1, ←)", enabled=False)
+        self.second_button = PushButton(text="Right / 2nd (2, →)", enabled=False)
+        self.status = StatusLine("pick images and models, then Start")
+        self.runner = WorkerRunner("ResJND visibility test", self.status, self.start_button)
+        answers = Container(widgets=[self.first_button, self.second_button], layout="horizontal", labels=False)
+        self.extend(
+            [
+                self.images,
+                self.models,
+                self.procedure,
+                self.rate,
+                self.trials,
+                self.observer,
+                self.session_file,
+                self.start_button,
+                self.stop_button,
+                answers,
+                self.status,
+            ]
+        )
+        self.session: Session | None = None
+        self.session_path: Path | None = None
+        #: The trial on screen, or None.
+        self.trial: Trial | None = None
+        #: When the current trial's display changes were issued and drawn.
+        self.clock = FrameClock()
+        #: What keeps the display from 1 image px = 1 screen px (empty: nothing).
+        self.display_problems: list[str] = []
+        self._loop: Generator[Trial, Response, Session] | None = None
+        #: The current trial's frame layers, and the one on screen.
+        self._layers: list[Any] = []
+        self._current = 0
+        #: Layers hidden while the test runs, shown again when it ends.
+        self._hidden: list[Any] = []
+        self._shown_at = 0.0
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(lambda _=None: self.stop("stopped; Start on the same file resumes"))
+        self.first_button.changed.connect(lambda _=None: self.answer(0))
+        self.second_button.changed.connect(lambda _=None: self.answer(1))
+        follow_layers(napari_viewer, self.reset_choices)
+        dockable(self, "visibility-test")
+
+    def _images(self, _=None):
+        from napari.layers import Image
+
+        return layer_choices(
+            self._viewer,
+            (Image,),
+            lambda layer: layer.ndim == 2 and not layer.name.startswith(STIMULUS) and "resjnd" not in layer.metadata,
+        )
+
+    # ---- session -------------------------------------------------------
+    def start(self, _=None) -> None:
+        try:
+            job = self._open_session()
+        except (ResJNDError, OSError) as e:
+            self.runner.report(str(e))
+            return
+        self.runner.start(prepare_test, job, on_value=self._begin)
+
+    def _open_session(self) -> VisibilityTestJob:
+        layers, models = list(self.images.value), list(self.models.value)
+        if not layers or not models:
+            raise ResJNDError("pick at least one image and one JND model")
+        hashes = {layer.name: image_sha256(np.asarray(layer.data)) for layer in layers}
+        conditions = [Condition(layer.name, m, hashes[layer.name]) for layer in layers for m in models]
+        name = str(self.session_file.value)
+        path = Path(name) if name not in ("", ".") else sessions_dir() / f"visibility-{self.observer.value}.json"
+        if path.exists():
+            session = Session.load(path)
+            if session.observer != self.observer.value:
+                raise ResJNDError(
+                    f"{path} is observer {session.observer!r}'s session: give that observer, or another session file"
+                )
+            same_test = [c.key for c in session.conditions] == [c.key for c in conditions]
+            if not same_test or session.procedure != self.procedure.value:
+                raise ResJNDError(
+                    f"{path} holds another test ({session.procedure}; "
+                    f"{', '.join(c.key for c in session.conditions)}): pick those, or another session file"
+                )
+            changed = sorted({c.image for c in session.conditions if c.image_sha256 not in (None, hashes[c.image])})
+            if changed:
+                raise ResJNDError(
+                    f"{path} was made on other pixels than the layer(s) {', '.join(map(repr, changed))}: "
+                    "pick those images, or another session file"
+                )
+        else:
+            session = Session(
+                self.observer.value,
+                self.procedure.value,
+                conditions,
+                trials_per_condition=int(self.trials.value),
+                rate_hz=float(self.rate.value),
+            )
+            session.save(path)
+        self.session, self.session_path = session, path
+        images = {layer.name: np.asarray(layer.data) for layer in layers}
+        return VisibilityTestJob(images, tuple(models), seed=session.seed)
+
+    def _begin(self, stimuli: dict) -> None:
+        assert self.session is not None
+        self.runner.hold()  # busy (Start disabled) until the test ends
+        by_key = {Condition(image, model).key: s for (image, model), s in stimuli.items()}
+        self._loop = run(self.session, self.session_path, by_key)
+        self._hidden = [la for la in self._viewer.layers if la.visible and not la.name.startswith(STIMULUS)]
+        for layer in self._hidden:  # nothing but the stimulus on screen
+            layer.visible = False
+        self._bind_keys(True)
+        self.clock.watch(self._canvas())
+        self.stop_button.enabled = self.first_button.enabled = self.second_button.enabled = True
+        try:
+            trial = next(self._loop)
+        except StopIteration as end:
+            self._finish(end.value)
+            return
+        except (ResJNDError, OSError) as e:
+            self.stop(f"error: {e}")
+            return
+        self._show(trial)
+
+    def _bind_keys(self, on: bool) -> None:
+        for key, choice in KEYS.items():
+            self._viewer.bind_key(key, (lambda _v, c=choice: self.answer(c)) if on else None, overwrite=True)
+
+    # ---- display -------------------------------------------------------
+    def _frame_layers(self, frames: list[np.ndarray]) -> list[Any]:
+        """One layer per frame of the trial, all in one place, only the first visible:
+        a display change is a visibility switch, with no texture upload in between."""
+        names = [STIMULUS, *(f"{STIMULUS} ({k + 1})" for k in range(1, len(frames)))]
+        for layer in [la for la in self._viewer.layers if la.name.startswith(STIMULUS) and la.name not in names]:
+            self._viewer.layers.remove(layer)
+        layers = []
+        for k, (name, data) in enumerate(zip(names, frames)):
+            if name in self._viewer.layers:
+                layer = self._viewer.layers[name]
+                layer.data = data
+            else:
+                layer = self._viewer.add_image(data, name=name, rgb=True, contrast_limits=(0, 255))
+            layer.interpolation2d = "nearest"
+            layer.visible = k == 0
+            layers.append(layer)
+        return layers
+
+    def check_display(self, layer: Any) -> list[str]:
+        """Zoom to one image pixel per screen pixel, nearest interpolation, centred;
+        returns what still stands in the way (also shown in the status line)."""
+        layer.interpolation2d = "nearest"
+        canvas = self._canvas()
+        ratio = float(canvas.devicePixelRatioF()) if canvas is not None else 1.0
+        scene = getattr(self._viewer, "scene", None)  # napari >= 0.9 moved the camera there
+        camera = scene.camera if scene is not None else self._viewer.camera
+        camera.zoom = 1.0 / ratio
+        h, w = layer.data.shape[:2]
+        camera.center = (h / 2 - 0.5, w / 2 - 0.5)
+        problems = []
+        if tuple(layer.scale[-2:]) != (1.0, 1.0):
+            problems.append(f"layer scale {tuple(layer.scale)} is not 1")
+        if abs(camera.zoom * ratio - 1) > 1e-6:
+            problems.append(f"zoom {camera.zoom:g} at device pixel ratio {ratio:g}")
+        if layer.interpolation2d != "nearest":
+            problems.append(f"interpolation {layer.interpolation2d}")
+        if canvas is not None and (w / ratio > canvas.width() or h / ratio > canvas.height()):
+            problems.append(
+                f"the canvas ({canvas.width()} x {canvas.height()} px) is smaller than the stimulus "
+                f"({w / ratio:g} x {h / ratio:g}): enlarge the window or narrow the docks"
+            )
+        return problems
+
+    def _side_by_side(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        gap = np.full((left.shape[0], GAP_PX, 3), GREY, np.uint8)
+        return np.concatenate([left, gap, right], axis=1)
+
+    def _show(self, trial: Trial) -> None:
+        from qtpy.QtCore import QTimer
+
+        assert trial.stimulus is not None
+        self.trial = trial
+        self.clock.reset()
+        self._timer.stop()
+        pristine, distorted = trial.stimulus.pristine, trial.stimulus.distorted
+        proc = self.session.procedure if self.session else ""
+        pair = (distorted, pristine) if trial.target == 0 else (pristine, distorted)
+        if proc == "2afc-side-by-side":
+            frames = [self._side_by_side(*pair)]
+        elif proc == "flicker":  # the target side alternates distorted / pristine
+            still = self._side_by_side(pristine, pristine)
+            frames = [self._side_by_side(*pair), still]
+        else:  # two intervals: first, blank, second, blank
+            blank = np.full_like(pristine, GREY)
+            frames = [pair[0], blank, pair[1], blank]
+        self._layers = self._frame_layers(frames)
+        self._current = 0
+        self.display_problems = self.check_display(self._layers[0])
+        if self.display_problems:
+            log.warning("visibility test display: %s", "; ".join(self.display_problems))
+        self._shown_at = time.perf_counter()
+        self.clock.changed(self._shown_at)
+        if proc == "flicker" and self.session is not None:
+            self._timer.start(max(1, round(500 / self.session.rate_hz)))  # half a period per image
+        elif proc == "2afc-intervals":
+            n = trial.number
+            for k, at in enumerate((INTERVAL_MS, INTERVAL_MS + BLANK_MS, 2 * INTERVAL_MS + BLANK_MS), start=1):
+                QTimer.singleShot(at, lambda k=k, n=n: self._step(n, k))
+        warn = f" (display: {'; '.join(self.display_problems)})" if self.display_problems else ""
+        self.status.value = f"trial {trial.number + 1} of {trial.total}: {QUESTIONS.get(proc, '')} 1/← or 2/→{warn}"
+        self.progressed.emit(trial)
+
+    def _set_frame(self, k: int) -> None:
+        """Show frame ``k`` of the trial (and log when)."""
+        if not all(layer in self._viewer.layers for layer in self._layers):
+            return
+        for i, layer in enumerate(self._layers):
+            if i != k:
+                layer.visible = False
+        self._layers[k].visible = True
+        self._current = k
+        self.clock.changed()
+
+    def _flip(self) -> None:
+        self._set_frame(1 - self._current)
+
+    def _step(self, number: int, k: int) -> None:
+        if self.trial is not None and self.trial.number == number:
+            self._set_frame(k)
+
+    # ---- answers -------------------------------------------------------
+    @property
+    def accepts_answers(self) -> bool:
+        """A trial is on screen and, with two intervals, both have been shown."""
+        if self.trial is None or self._loop is None:
+            return False
+        return not (self.session is not None and self.session.procedure == "2afc-intervals" and self._current < 2)
+
+    def answer(self, choice: int) -> None:
+        """Record the answer to the trial on screen (0: left/first, 1: right/second)."""
+        if self.trial is None or self._loop is None:
+            return
+        if not self.accepts_answers:
+            return
+        self._timer.stop()
+        times, clock = self.clock.times()
+        response = Response(choice, time.perf_counter() - self._shown_at, times, clock, self.clock.dropped)
+        self.trial = None
+        try:
+            trial = self._loop.send(response)
+        except StopIteration as end:
+            self._finish(end.value)
+            return
+        except (ResJNDError, OSError) as e:
+            self.stop(f"error: {e}")
+            return
+        self._show(trial)
+
+    @property
+    def frame_times(self) -> list[float]:
+        """When the current trial's display changes were issued (perf_counter)."""
+        return self.clock.issued
+
+    def measured_hz(self) -> float | None:
+        """The flicker rate of the trial on screen so far."""
+        return self.clock.measured_hz()
+
+    def _canvas(self) -> Any:
+        with contextlib.suppress(AttributeError):
+            return self._viewer.window._qt_viewer.canvas.native
+        return None
+
+    def stop(self, message: str) -> None:
+        """End the test now; everything answered is already in the session file."""
+        self._timer.stop()
+        self.trial, self._loop = None, None
+        self._bind_keys(False)
+        self.clock.unwatch()
+        for layer in [la for la in self._viewer.layers if la.name.startswith(STIMULUS)]:
+            self._viewer.layers.remove(layer)
+        self._layers = []
+        for layer in self._hidden:
+            if layer in self._viewer.layers:
+                layer.visible = True
+        self._hidden = []
+        self.stop_button.enabled = self.first_button.enabled = self.second_button.enabled = False
+        self.runner.release()
+        self.status.value = message
+
+    def _finish(self, session: Session) -> None:
+        fits = session.fits()
+        text = "; ".join(f"{k}: {f.threshold:.1f} dB [{f.ci_low:.1f}, {f.ci_high:.1f}]" for k, f in fits.items())
+        rates = [t["measured_hz"] for t in session.trials if "measured_hz" in t]
+        if session.procedure == "flicker" and rates:
+            text += f"; flicker measured {np.mean(rates):.2f} Hz (set {session.rate_hz:g} Hz)"
+        self.stop(f"done: threshold PSNR {text}; session {self.session_path}")
+        self.progressed.emit(session)

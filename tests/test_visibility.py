@@ -1,0 +1,129 @@
+"""Visibility prediction: the per-pixel map, p_detect, and `resjnd visibility map`."""
+
+import io
+import json
+import math
+from itertools import pairwise
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from skimage import data as skdata
+
+from napari_resjnd.cli import main
+from napari_resjnd.core.baselines import classic_jnd
+from napari_resjnd.core.errors import ResJNDError
+from napari_resjnd.core.evaluate import inject, sign_field
+from napari_resjnd.core.visibility import VisibilityParams, visibility
+
+CAT = skdata.chelsea()[60:188, 120:248]  # 128 x 128 RGB uint8
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buf))
+
+
+def test_an_undistorted_image_is_invisible():
+    jnd = classic_jnd("yang2005", CAT)
+    v = visibility(CAT, CAT.copy(), jnd)
+    assert v.p_detect == 0.0 and float(v.probability.max()) == 0.0
+    assert v.probability.shape == CAT.shape[:2] and v.probability.dtype == np.float32
+
+
+def test_p_detect_grows_monotonically_with_jnd_noise_and_is_one_minus_1_over_e_at_the_jnd():
+    jnd = classic_jnd("yang2005", CAT).astype(np.float64)
+    grey = CAT.astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # grey: no clipping per channel
+    grey = np.clip(grey, 40, 215)  # room for the noise: no clipping at 255 or 0
+    jnd_grey = classic_jnd("yang2005", grey.astype(np.uint8))
+    sign = sign_field(grey.shape, 0)
+    p = []
+    for beta in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0):
+        noisy = inject(grey, jnd_grey, sign, beta)
+        p.append(visibility(grey / 255, noisy / 255, jnd_grey).p_detect)
+    assert p[0] == 0.0 and all(a < b for a, b in pairwise(p)), p
+    assert p[4] == pytest.approx(1 - math.exp(-1), abs=0.01)  # noise at scale 1 = the map's JND
+    assert p[-1] > 0.999
+    assert jnd.shape == grey.shape
+
+
+def test_p_detect_grows_as_jpeg_quality_falls():
+    jnd = classic_jnd("wu2017", CAT)
+    p = [visibility(CAT, jpeg(CAT, q), jnd).p_detect for q in (95, 70, 40, 10)]
+    assert all(a < b for a, b in pairwise(p)), p
+    assert 0 < p[0] < 0.5 < p[-1]
+
+
+def test_parameters_are_named_and_checked():
+    v = visibility(CAT, jpeg(CAT, 50), classic_jnd("chou1995", CAT), VisibilityParams(alpha=2.0, beta=2.0))
+    assert v.summary()["params"] == {"alpha": 2.0, "beta": 2.0, "pooling": "minkowski-mean", "jnd_floor": 0.5}
+    with pytest.raises(ResJNDError, match="beta"):
+        visibility(CAT, CAT, classic_jnd("chou1995", CAT), VisibilityParams(beta=0))
+    with pytest.raises(ResJNDError, match="distorted image is 64 x 128"):
+        visibility(CAT, CAT[:, :64], classic_jnd("chou1995", CAT))
+
+
+def test_cli_visibility_map_writes_the_map_and_p_detect(tmp_path, capsys):
+    Image.fromarray(CAT).save(tmp_path / "cat.png")
+    Image.fromarray(jpeg(CAT, 30)).save(tmp_path / "cat_q30.png")
+    out = tmp_path / "out"
+    args = ["visibility", "map", str(tmp_path / "cat.png"), str(tmp_path / "cat_q30.png"), "--jnd", "yang2005"]
+    assert main([*args, "--out", str(out)]) == 0
+    m = tifffile.imread(out / "cat_q30_visibility.tif")
+    info = json.loads((out / "cat_q30_visibility.json").read_text())
+    assert m.shape == CAT.shape[:2] and m.dtype == np.float32 and m.min() >= 0 and m.max() <= 1
+    expected = visibility(CAT, jpeg(CAT, 30), classic_jnd("yang2005", CAT))
+    assert info["p_detect"] == pytest.approx(expected.p_detect) and info["model"] == "yang2005"
+    assert info["params"]["beta"] == 3.5 and "p_detect" in capsys.readouterr().out
+
+
+def test_cli_visibility_map_refuses_bad_input_in_one_line(tmp_path, capsys):
+    Image.fromarray(CAT).save(tmp_path / "cat.png")
+    Image.fromarray(CAT[:64]).save(tmp_path / "small.png")
+    out = str(tmp_path / "out")
+    assert (
+        main(
+            [
+                "visibility",
+                "map",
+                str(tmp_path / "cat.png"),
+                str(tmp_path / "small.png"),
+                "--out",
+                out,
+                "--jnd",
+                "chou1995",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "small.png" in err and "128 x 64" in err and len(err.strip().splitlines()) == 1
+    assert (
+        main(["visibility", "map", str(tmp_path / "cat.png"), str(tmp_path / "cat.png"), "--out", out, "--jnd", "nope"])
+        == 2
+    )
+    assert "--jnd nope" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.slow
+def test_cli_visibility_map_with_the_real_network(tmp_path, official_cache):
+    crop = CAT[:64, :64]
+    Image.fromarray(crop).save(tmp_path / "p.png")
+    Image.fromarray(jpeg(crop, 20)).save(tmp_path / "d.png")
+    args = ["visibility", "map", str(tmp_path / "p.png"), str(tmp_path / "d.png"), "--jnd", "resjnd"]
+    assert main([*args, "--precision", "fp32", "--out", str(tmp_path / "o")]) == 0
+    info = json.loads((tmp_path / "o" / "d_visibility.json").read_text())
+    assert 0 < info["p_detect"] <= 1 and info["weights"] == "resjnd-cplset"
+
+
+def test_a_few_near_zero_jnd_values_do_not_decide_the_whole_image():
+    """KLT-JND has zeros and ResJND near-zero residuals: they count as half a grey level."""
+    grey = np.full((64, 64), 128, np.uint8)
+    jnd = np.full((64, 64), 5.0)
+    jnd[10, 10] = 0.0
+    plus_one = grey + 1
+    assert visibility(grey, plus_one, jnd).p_detect < 0.01
+    assert visibility(grey, plus_one, np.full((64, 64), 5.0)).p_detect < visibility(grey, plus_one, jnd).p_detect
