@@ -25,6 +25,28 @@ def layer_choices(viewer, kinds: tuple[type[Any], ...], where: Callable[[Any], b
     return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kinds) and where(layer)]
 
 
+def source_images(viewer, where: Callable[[Any], bool] = lambda layer: True) -> list:
+    """(name, layer) pairs of the viewer's 2-D image layers that are inputs, not
+    results this package made (those carry "resjnd" metadata), and pass ``where``."""
+    from napari.layers import Image
+
+    return layer_choices(
+        viewer, (Image,), lambda layer: layer.ndim == 2 and "resjnd" not in layer.metadata and where(layer)
+    )
+
+
+def plot_widget(x_label: str, y_label: str) -> Any:
+    """A pyqtgraph plot as the widgets show one: labelled axes, a legend, 180 px high."""
+    import pyqtgraph as pg
+
+    plot = pg.PlotWidget(background=None)
+    plot.setMinimumHeight(180)
+    plot.setLabel("bottom", x_label)
+    plot.setLabel("left", y_label)
+    plot.addLegend(offset=(10, 10))
+    return plot
+
+
 def follow_layers(viewer, refresh: Callable) -> None:
     """Call ``refresh`` whenever layers are added, removed or reordered."""
     for event in ("inserted", "removed", "reordered"):

@@ -22,7 +22,7 @@ from ..core.events import Encoded
 from ..core.prefilter import RESJND_SMOOTH
 from ..core.weights import DEFAULT_WEIGHTS
 from ._coding_worker import CodingJob, CodingResult, code
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, plot_widget
 from ._models import STORE
 from ._runner import WorkerRunner
 
@@ -55,13 +55,7 @@ class CodingWidget(DockContainer):
         self.runner = WorkerRunner("JND-guided coding", self.status, self.run_button)
         pickers = [self.image, self.codec, self.models, self.weights, self.sweep, self.quality]
         self.extend([*pickers, self.run_button, self.status, self.table])
-        import pyqtgraph as pg
-
-        self.plot = pg.PlotWidget(background=None)
-        self.plot.setMinimumHeight(180)
-        self.plot.setLabel("bottom", "bits per pixel")
-        self.plot.setLabel("left", "SSIMULACRA2 (vs original)")
-        self.plot.addLegend(offset=(10, 10))
+        self.plot = plot_widget("bits per pixel", "SSIMULACRA2 (vs original)")
         self.body.layout().addWidget(self.plot)
         self.run_button.changed.connect(self.run)
         self.quality.changed.connect(self.run)

@@ -15,7 +15,7 @@ from magicgui.widgets import CheckBox, ComboBox, LineEdit, PushButton, Select, S
 from ..core import evaluate as ev
 from ..core.baselines import MODELS
 from ..core.errors import ResJNDError
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, plot_widget
 from ._evaluate_worker import EvaluateJob, Evaluation, evaluate, parse_targets
 from ._runner import WorkerRunner
 
@@ -45,13 +45,7 @@ class EvaluateWidget(DockContainer):
         self.extend(
             [self.image, self.maps, self.psnr, self.seed, self.add_noisy, self.run_button, self.status, self.table]
         )
-        import pyqtgraph as pg
-
-        self.plot = pg.PlotWidget(background=None)
-        self.plot.setMinimumHeight(180)
-        self.plot.setLabel("bottom", "target PSNR (dB)")
-        self.plot.setLabel("left", "SSIM")
-        self.plot.addLegend(offset=(10, 10))
+        self.plot = plot_widget("target PSNR (dB)", "SSIM")
         self.body.layout().addWidget(self.plot)
         self.run_button.changed.connect(self.run)
         #: False until the user changes the map selection; until then it follows the

@@ -16,7 +16,7 @@ from magicgui.widgets import ComboBox, PushButton
 from ..core.baselines import MODELS
 from ..core.psychophysics.stimuli import UNIFORM
 from ..core.visibility import Visibility
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._common import DockContainer, StatusLine, dockable, follow_layers, source_images
 from ._runner import WorkerRunner
 from ._visibility_worker import VisibilityJob, predict_visibility
 
@@ -53,13 +53,8 @@ class VisibilityWidget(DockContainer):
         dockable(self, "visibility")
 
     def _images(self, _=None):
-        from napari.layers import Image
 
-        return layer_choices(
-            self._viewer,
-            (Image,),
-            lambda layer: layer.ndim == 2 and not layer.name.endswith(" visibility") and "resjnd" not in layer.metadata,
-        )
+        return source_images(self._viewer, lambda layer: not layer.name.endswith(" visibility"))
 
     def run(self, _=None) -> None:
         p, d = self.pristine.value, self.distorted.value

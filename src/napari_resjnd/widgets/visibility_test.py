@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from ..core.errors import ResJNDError
 from ..core.psychophysics.procedure import Response, Trial, run
 from ..core.psychophysics.session import PROCEDURES, Condition, Session
 from ..core.weights import models_dir
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices
+from ._common import DockContainer, StatusLine, dockable, follow_layers, source_images
 from ._frame_clock import FrameClock
 from ._runner import WorkerRunner
 from ._visibility_worker import VisibilityTestJob, prepare_test
@@ -122,13 +122,8 @@ class VisibilityTestWidget(DockContainer):
         dockable(self, "visibility-test")
 
     def _images(self, _=None):
-        from napari.layers import Image
 
-        return layer_choices(
-            self._viewer,
-            (Image,),
-            lambda layer: layer.ndim == 2 and not layer.name.startswith(STIMULUS) and "resjnd" not in layer.metadata,
-        )
+        return source_images(self._viewer, lambda layer: not layer.name.startswith(STIMULUS))
 
     # ---- session -------------------------------------------------------
     def start(self, _=None) -> None:
@@ -182,15 +177,20 @@ class VisibilityTestWidget(DockContainer):
         assert self.session is not None
         self.runner.hold()  # busy (Start disabled) until the test ends
         by_key = {Condition(image, model).key: s for (image, model), s in stimuli.items()}
-        self._loop = run(self.session, self.session_path, by_key)
+        self._loop = loop = run(self.session, self.session_path, by_key)
         self._hidden = [la for la in self._viewer.layers if la.visible and not la.name.startswith(STIMULUS)]
         for layer in self._hidden:  # nothing but the stimulus on screen
             layer.visible = False
         self._bind_keys(True)
         self.clock.watch(self._canvas())
         self.stop_button.enabled = self.first_button.enabled = self.second_button.enabled = True
+        self._advance(lambda: next(loop))
+
+    def _advance(self, step: Callable[[], Any]) -> None:
+        """The next trial from the session's loop (``step`` sends it a response, or
+        starts it): show it, or finish the session, or stop on an error."""
         try:
-            trial = next(self._loop)
+            trial = step()
         except StopIteration as end:
             self._finish(end.value)
             return
@@ -308,13 +308,15 @@ class VisibilityTestWidget(DockContainer):
     @property
     def accepts_answers(self) -> bool:
         """A trial is on screen and, with two intervals, both have been shown."""
-        if self.trial is None or self._loop is None:
+        loop = self._loop
+        if self.trial is None or loop is None:
             return False
         return not (self.session is not None and self.session.procedure == "2afc-intervals" and self._current < 2)
 
     def answer(self, choice: int) -> None:
         """Record the answer to the trial on screen (0: left/first, 1: right/second)."""
-        if self.trial is None or self._loop is None:
+        loop = self._loop
+        if self.trial is None or loop is None:
             return
         if not self.accepts_answers:
             return
@@ -322,15 +324,7 @@ class VisibilityTestWidget(DockContainer):
         times, clock = self.clock.times()
         response = Response(choice, time.perf_counter() - self._shown_at, times, clock, self.clock.dropped)
         self.trial = None
-        try:
-            trial = self._loop.send(response)
-        except StopIteration as end:
-            self._finish(end.value)
-            return
-        except (ResJNDError, OSError) as e:
-            self.stop(f"error: {e}")
-            return
-        self._show(trial)
+        self._advance(lambda: loop.send(response))
 
     @property
     def frame_times(self) -> list[float]:
