@@ -141,3 +141,21 @@ def test_resjnd_codes_its_cpl_image_in_parallel_processes(tmp_path, photos):
     cpl = out / "streams" / "astro" / "jpeg" / "resjnd" / "q90.jpg"
     assert plain.read_bytes() != cpl.read_bytes()  # the CPL image, not the original, was coded
     assert json.loads((out / "codecs.json").read_text())["weights"] == "tiny.safetensors"
+
+
+def test_an_earlier_run_in_out_is_never_overwritten_or_mixed(tmp_path, photos, capsys):
+    out = tmp_path / "out"
+    args = [str(photos[0]), "--codec", "jpeg", "--jnd", "chou1995", "--quality", "40,70", "--workers", "1"]
+    assert main(["compress", *args, "--out", str(out), "--save-streams"]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["compress", *args[:-4], "--quality", "30,60", "--workers", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "earlier compress run" in err and "rd.csv" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    # a folder with other files is fine: they are left alone
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert main(["compress", *args, "--out", str(other)]) == 0
+    assert (other / "notes.txt").read_text() == "mine" and (other / "rd.csv").is_file()

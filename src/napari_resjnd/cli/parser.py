@@ -355,6 +355,12 @@ def _check_compress(args: argparse.Namespace) -> None:
     from ..core.prefilter import guided_names
 
     out_folder(args.out)
+    earlier = [n for n in ("rd.csv", "bd_rate.csv", "codecs.json", "streams", "plots") if (Path(args.out) / n).exists()]
+    if earlier:  # its streams and plots would mix with this run's: never a stale set beside a new one
+        raise UsageError(
+            f"--out {args.out} holds an earlier compress run's results ({', '.join(earlier)}); "
+            "give a new or empty folder (nothing was written)"
+        )
     from ..core.rd import check_libraries
 
     try:

@@ -104,7 +104,7 @@ def cmd_visibility_report(args: argparse.Namespace) -> int:
         if args.images:
             ranks = _ranks(result["thresholds"], args, sessions[0].seed)
             result["rank_agreement"] = ranks
-    except (ValueError, KeyError) as e:
+    except ResJNDError as e:
         return fail(str(e))
     out = Path(args.out)
     text = json.dumps(result, indent=1)
