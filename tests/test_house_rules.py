@@ -131,3 +131,22 @@ def test_the_architecture_page_draws_the_imports_as_they_are():
     edges = graph.reduce(graph.import_graph())
     assert "core.inference" in edges["core.outputs"]  # a real arrow, drawn
     assert not any(n.startswith(("widgets", "cli")) for n in set().union(*edges.values()) if n != "launcher")
+
+
+def test_a_bug_inside_a_batch_is_not_recorded_as_a_bad_input(tmp_path, monkeypatch, capsys):
+    """A plain ValueError while computing (a numpy bug, say) stops the batch as a bug,
+    with its traceback kept; it is not reported as 'skipping a.png'."""
+    from napari_resjnd.core import inference
+
+    weights = save_weights(make_tiny(), tmp_path / "tiny.safetensors")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    monkeypatch.setattr(inference, "plane_rgb", lambda *a: (_ for _ in ()).throw(ValueError("shapes do not align")))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    argv = ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--weights", str(weights), "--quiet"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "skipping" not in err and "ValueError: shapes do not align (a bug" in err
+    assert list(tmp_path.glob("resjnd-crash-*.log"))

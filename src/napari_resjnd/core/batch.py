@@ -218,14 +218,14 @@ def run_batch(
             summary.done.append(str(job.source))
             if on_done:
                 on_done(job, True, None)
-        except (OSError, ValueError, MemoryError) as e:
+        except (OSError, ResJNDError, MemoryError) as e:
             fail(job, e)
 
     if not pipeline:
         for job in todo:
             try:
                 write(compute(load_image(job.source), job), job)
-            except (OSError, ValueError, MemoryError) as e:
+            except (OSError, ResJNDError, MemoryError) as e:
                 fail(job, e)
                 continue
             finish(job, None)
@@ -243,7 +243,7 @@ def run_batch(
                     image = _pending(reads[k]).result()
                     reads[k] = None  # do not keep every image alive
                     pred = compute(image, job)
-                except (OSError, ValueError, MemoryError) as e:
+                except (OSError, ResJNDError, MemoryError) as e:
                     reads[k] = None
                     fail(job, e)
                     continue
