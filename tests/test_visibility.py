@@ -77,6 +77,10 @@ def test_cli_visibility_map_writes_the_map_and_p_detect(tmp_path, capsys):
     expected = visibility(CAT, jpeg(CAT, 30), classic_jnd("yang2005", CAT))
     assert info["p_detect"] == pytest.approx(expected.p_detect) and info["model"] == "yang2005"
     assert info["params"]["beta"] == 3.5 and "p_detect" in capsys.readouterr().out
+    # a rerun into the same folder replaces its own map and says so
+    assert main([*args, "--out", str(out), "--jnd", "chou1995"]) == 0
+    assert "replacing the earlier cat_q30_visibility.tif and cat_q30_visibility.json" in capsys.readouterr().err
+    assert json.loads((out / "cat_q30_visibility.json").read_text())["model"] == "chou1995"
 
 
 def test_cli_visibility_map_refuses_bad_input_in_one_line(tmp_path, capsys):

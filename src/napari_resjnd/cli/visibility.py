@@ -54,9 +54,10 @@ def cmd_visibility_map(args: argparse.Namespace) -> int:
             )
         params = VisibilityParams(alpha=args.alpha, beta=args.slope)
         vis = visibility(pristine, distorted, _jnd(args.jnd, pristine, args), params)
-    except ValueError as e:
+    except ResJNDError as e:
         return fail(str(e))
     out, stem = Path(args.out), Path(args.distorted).stem
+    _say_if_replacing(out / f"{stem}_visibility.tif", out / f"{stem}_visibility.json")
     info = {
         "pristine": str(args.pristine),
         "distorted": str(args.distorted),
@@ -71,6 +72,13 @@ def cmd_visibility_map(args: argparse.Namespace) -> int:
     side = atomic_write(out / f"{stem}_visibility.json", lambda tmp: Path(tmp).write_text(text))
     print(f"{stem}: p_detect {vis.p_detect:.4f} ({args.jnd}); {tif} and {side.name}")
     return 0
+
+
+def _say_if_replacing(*files: Path) -> None:
+    """A rerun into the same folder replaces its own earlier outputs, as a set: say so."""
+    earlier = [f.name for f in files if f.exists()]
+    if earlier:
+        print(f"resjnd: replacing the earlier {' and '.join(earlier)} in {files[0].parent}", file=sys.stderr)
 
 
 def cmd_visibility_simulate(args: argparse.Namespace) -> int:
@@ -107,6 +115,7 @@ def cmd_visibility_report(args: argparse.Namespace) -> int:
     except ResJNDError as e:
         return fail(str(e))
     out = Path(args.out)
+    _say_if_replacing(out / "visibility_report.json", out / "thresholds.png")
     text = json.dumps(result, indent=1)
     atomic_write(out / "visibility_report.json", lambda tmp: Path(tmp).write_text(text))
     atomic_write(out / "thresholds.png", lambda tmp: report.threshold_plot(result["thresholds"], tmp))
