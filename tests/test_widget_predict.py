@@ -356,6 +356,9 @@ def test_tiles_fill_in_while_the_run_goes_on_and_the_end_is_exact(qtbot, viewer_
     widget.add_weights_file(slow_file)  # real-size weights: seconds per tile
     widget.run()
     qtbot.waitUntil(lambda: widget.progress.value >= 2, timeout=60_000)
+    qtbot.waitUntil(lambda: "coffee JND (computing)" in viewer.layers, timeout=30_000)
+    widget.run()  # Run again while busy: nothing happens, the preview stays
+    assert "coffee JND (computing)" in viewer.layers and widget.busy
     widget.cancel()
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     assert widget.status.value == "cancelled"

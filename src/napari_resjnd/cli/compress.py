@@ -170,7 +170,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         for job in jobs:
             try:
                 r, b = _one_image(args, job, model, bar, pool)
-            except (OSError, ValueError) as e:  # a bad file: say so, go on
+            except (ResJNDError, OSError, MemoryError) as e:  # a bad file: say so, go on
                 failed += 1
                 tqdm.write(f"resjnd: skipping {job.source}: {e}", file=sys.stderr)
                 continue

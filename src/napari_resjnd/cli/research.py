@@ -170,9 +170,12 @@ def cmd_annotations_merge(args: argparse.Namespace) -> int:
         ladders = ladders_for(image, sessions[0])
         by_box = {p.box: lad for p, lad in zip(sessions[0].patches, ladders)}
         boxes = [tuple(r["box"]) for r in result["patches"]]
+        missing = [b for b in boxes if b not in by_box]
+        if missing:
+            raise ResJNDError(f"{args.sessions[0]}: no ladder for the merged box {missing[0]}")
         versions = [by_box[b].levels[r["median"]] for b, r in zip(boxes, result["patches"])]
         export_pairs(image, boxes, versions, args.out, stem=Path(sessions[0].image).stem)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ResJNDError) as e:
         return fail(str(e))
     out = Path(args.out)
     text = json.dumps(result, indent=2)

@@ -144,7 +144,7 @@ def run_training(
         stopped, total = yield from run.train_epoch(epoch, should_stop)
         if stopped != "finished":
             break
-        yield run.end_epoch(epoch, total, time.perf_counter() - t0)
+        yield run.end_epoch(epoch, total, t0)
         if config.patience and run.since_best >= config.patience:
             stopped = "early stop"
             break
@@ -245,8 +245,9 @@ class _Run:
         self.opt.step()
         return sq.detach()
 
-    def end_epoch(self, epoch: int, total: torch.Tensor, seconds: float) -> EpochDone:
-        """Schedule, validation, the history, the best weights and the resume state."""
+    def end_epoch(self, epoch: int, total: torch.Tensor, t0: float) -> EpochDone:
+        """Schedule, validation, the history (the epoch's seconds since ``t0``, validation
+        included), the best weights and the resume state."""
         self.sched.step()
         validate = self.has_val and (epoch % self.config.val_every == 0 or epoch == self.config.epochs)
         v = self.val_loss() if validate else None
@@ -257,7 +258,7 @@ class _Run:
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "val_loss": v,
-                "seconds": round(seconds, 3),
+                "seconds": round(time.perf_counter() - t0, 3),
                 "lr": self.opt.param_groups[0]["lr"],
             }
         )

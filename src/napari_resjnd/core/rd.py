@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -212,7 +213,7 @@ def _collect(
                 try:
                     fut.result(timeout=0.2)
                     break
-                except TimeoutError:
+                except FutureTimeout:  # not the built-in TimeoutError before Python 3.11
                     continue
             yield Encoded(i + 1, len(tasks), c, n, q)
     except BaseException:

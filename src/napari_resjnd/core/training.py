@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 def _read(path: Path) -> np.ndarray:
     try:
         return read_image(path)
-    except Exception as e:  # in a worker: say which file, in one line
+    except ResJNDError:
+        raise  # it names the file already
+    except OSError as e:  # in a worker: say which file, in one line
         raise ResJNDError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
 
@@ -80,7 +82,7 @@ def _unwrapped(loader):
                 batch = next(batches)
             except StopIteration:
                 return
-            except Exception as e:
+            except (ResJNDError, OSError) as e:  # a bad file, re-raised by PyTorch from a worker
                 text = str(e)
                 if "Original Traceback" not in text:
                     raise

@@ -98,19 +98,18 @@ PEEK_ABOVE = 1_000_000
 def _peek(model: ResJND, data: np.ndarray, settings: PredictSettings, stop: threading.Event) -> TilePreview:
     """The network on a PEEK-px box around ``settings.first`` (with its halo, so the
     values are those the run's tiles give there, up to float rounding)."""
-    unit = to_unit_float(np.asarray(data))
-    x = unit[..., :3] if unit.ndim == 3 else np.repeat(unit[..., None], 3, axis=-1)
-    h, w, halo = x.shape[0], x.shape[1], model.receptive_radius
+    h, w, halo = data.shape[0], data.shape[1], model.receptive_radius
     assert settings.first is not None
     y0 = int(np.clip(round(settings.first[0]) - PEEK // 2, 0, max(0, h - PEEK)))
     x0 = int(np.clip(round(settings.first[1]) - PEEK // 2, 0, max(0, w - PEEK)))
     y1, x1 = min(h, y0 + PEEK), min(w, x0 + PEEK)
     py0, px0 = max(0, y0 - halo), max(0, x0 - halo)
-    crop = x[py0 : min(h, y1 + halo), px0 : min(w, x1 + halo)]
+    unit = to_unit_float(np.asarray(data[py0 : min(h, y1 + halo), px0 : min(w, x1 + halo)]))  # the crop alone
+    crop = unit[..., :3] if unit.ndim == 3 else np.repeat(unit[..., None], 3, axis=-1)
     pred = predict(model, crop, device=settings.device, precision=settings.precision, should_stop=stop.is_set)
     assert pred.cpl is not None
     cpl = pred.cpl[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
-    r = (cpl - x[y0:y1, x0:x1]) * np.float32(255)
+    r = (cpl - crop[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]) * np.float32(255)
     return TilePreview((y0, y1, x0, x1), (h, w), cpl, r, jnd_from_residual(r))
 
 
@@ -119,9 +118,7 @@ def _with_previews(
 ) -> Generator[TileDone | TilePreview, None, Prediction]:
     """``steps``' events, each tile of a run of several followed by its :class:`TilePreview` (computed
     here, in the worker, as :func:`~napari_resjnd.core.inference.iter_predict` does)."""
-    unit = to_unit_float(np.asarray(data))
-    x = unit if unit.ndim == 3 else unit[..., None]
-    size = (int(x.shape[0]), int(x.shape[1]))
+    size = (int(data.shape[0]), int(data.shape[1]))
     while True:
         try:
             ev = next(steps)
@@ -130,7 +127,9 @@ def _with_previews(
         yield ev
         if ev.box is not None and ev.cpl is not None and ev.total > 1:  # one tile is the whole result
             y0, y1, x0, x1 = ev.box
-            r = (ev.cpl - x[y0:y1, x0:x1, :3]) * np.float32(255)
+            x = to_unit_float(np.asarray(data[y0:y1, x0:x1]))  # the tile alone: never a copy of the whole image
+            x = x[..., :3] if x.ndim == 3 else x[..., None]
+            r = (ev.cpl - x) * np.float32(255)
             yield TilePreview(ev.box, size, ev.cpl, r, jnd_from_residual(r))
 
 

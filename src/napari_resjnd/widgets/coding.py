@@ -97,7 +97,7 @@ class CodingWidget(DockContainer):
             return
         try:
             job = self.job()
-        except ValueError as e:
+        except ResJNDError as e:
             self.runner.report(str(e))
             return
         self._pending = False

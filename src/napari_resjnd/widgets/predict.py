@@ -260,6 +260,8 @@ class PredictWidget(DockContainer):
 
     def run(self, layer=None) -> None:
         """Start a run on ``layer`` (default: the picked layer)."""
+        if self.busy:  # a run (or the adding of its layers) is going on: leave it be
+            return
         layer = self.image.value if layer is None else layer
         settings = self.settings()
         plane: list[tuple[int, ...] | None] = [None]

@@ -197,6 +197,9 @@ class VisibilityTestWidget(DockContainer):
         except (ResJNDError, OSError) as e:
             self.stop(f"error: {e}")
             return
+        except Exception:  # a bug: the screen and keys back to normal, then the traceback
+            self.stop("error: a bug stopped the test (see the traceback)")
+            raise
         self._show(trial)
 
     def _bind_keys(self, on: bool) -> None:
