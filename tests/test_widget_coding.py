@@ -42,6 +42,12 @@ def test_worker_codes_at_equal_quality_and_equal_rate_and_caches_the_sweep(photo
         code(ModelStore(), CodingJob(photo, "jpeg", ("yang2005",), 80, (20, 50, 90)), cache, threading.Event())
     )
     assert again.ok and again.value.decoded[0].quality == 80
+    # another image: the first image's pictures and sweep are dropped, one set is kept
+    monkeypatch.undo()
+    other = drive(
+        code(ModelStore(), CodingJob(photo[::-1].copy(), "jpeg", ("yang2005",), 50, (20, 90)), cache, threading.Event())
+    )
+    assert other.ok and len(cache) == 2 and {k[0] for k in cache} == {"pictures", "sweep"}
 
 
 def test_worker_codes_resjnds_cpl_image(photo, tmp_path):

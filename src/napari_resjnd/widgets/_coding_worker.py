@@ -81,9 +81,13 @@ def _key(job: CodingJob) -> tuple:
     return (digest, job.image.shape, job.models, job.weights, job.lam, job.filter_name, job.sigma)
 
 
-def _pictures(store: ModelStore, job: CodingJob, cache: dict, stop: threading.Event) -> Generator[Event, None, dict]:
-    key = ("pictures", *_key(job))
+def _pictures(
+    store: ModelStore, job: CodingJob, base: tuple, cache: dict, stop: threading.Event
+) -> Generator[Event, None, dict]:
+    key = ("pictures", *base)
     if key not in cache:
+        for old in [k for k in cache if k[-len(base) :] != base]:  # another image or settings: keep one set
+            del cache[old]
         from ..core.prefilter import compute_maps
 
         model = None
@@ -103,9 +107,10 @@ def _code(
     store: ModelStore, job: CodingJob, cache: dict, stop: threading.Event
 ) -> Generator[Event, None, CodingResult]:
     c = codec(job.codec)
-    pictures = yield from _pictures(store, job, cache, stop)
+    base = _key(job)
+    pictures = yield from _pictures(store, job, base, cache, stop)
     original = pictures["none"]
-    key = ("sweep", job.codec, job.sweep, job.metrics, *_key(job))
+    key = ("sweep", job.codec, job.sweep, job.metrics, *base)
     if key not in cache:
         cache[key] = yield from rd.iter_sweep(
             original, pictures, [job.codec], {job.codec: job.sweep}, metrics=job.metrics, should_stop=stop.is_set
