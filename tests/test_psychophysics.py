@@ -200,6 +200,11 @@ def test_cli_report_aggregates_observers(tmp_path, capsys):
     assert [r["model"] for r in report["rank_agreement"]] == ["yang2005", "chou1995"]
     assert (out / "thresholds.png").stat().st_size > 1000
     assert "| yang2005 |" in capsys.readouterr().out
+    # two files of one name in --images: which one is meant? one line, nothing new written
+    Image.fromarray(CAT).save(tmp_path / "cat.tif")
+    assert main([*args, "--jnd", "yang2005", "--out", str(tmp_path / "r2")]) == 2
+    assert "cat.png and cat.tif share the name 'cat'" in capsys.readouterr().err
+    assert not (tmp_path / "r2" / "visibility_report.json").exists()
 
 
 def test_beta_at_threshold_follows_the_real_noise():

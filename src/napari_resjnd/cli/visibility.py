@@ -132,7 +132,12 @@ def _ranks(rows: list[dict], args: argparse.Namespace, seed: int) -> list[dict]:
     from ..core.visibility import visibility
 
     folder = Path(args.images)
-    files = {p.stem: p for p in folder.iterdir() if p.is_file()}
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.stem in files:
+            raise ResJNDError(f"--images {folder}: {files[p.stem].name} and {p.name} share the name {p.stem!r}")
+        if p.is_file():
+            files[p.stem] = p
     images: dict[str, np.ndarray] = {}
     maps: dict[tuple[str, str], np.ndarray] = {}
 
