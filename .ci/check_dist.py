@@ -40,7 +40,7 @@ for line in metadata.splitlines():
         if name in {"napari", "pyqt5", "pyqt6", "pyside2", "pyside6"}:
             problems.append(f"napari and Qt bindings stay out of the core requirements: {line}")
         if name in {"openvino", "nncf"}:
-            problems.append(f"the int8 backend (about 240 MB) stays in the [int8] extra: {line}")
+            problems.append(f"the int8 backend (about 180 MB) stays in the [int8] extra: {line}")
 if "Provides-Extra: int8" not in metadata:
     problems.append("no [int8] extra in the metadata")
 with tarfile.open(sdist) as tf:

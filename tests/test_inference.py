@@ -182,6 +182,34 @@ def test_auto_tile_whole_image_when_it_fits_else_bounded():
     assert auto_tile(2000, 2000, cpu, "bf16") > t
 
 
+def test_auto_tiles_are_balanced_rectangles_within_the_memory_of_square_ones():
+    """768 x 512 with 448 px squares: 4 tiles computing 1.37x the pixels; balanced: 2
+    tiles of 384 x 512, 1.13x. Every padded tile fits where a padded square did."""
+    from napari_resjnd.core.inference import _padded_pixels, balanced_tile
+
+    assert balanced_tile(512, 768, 448, 52) == (512, 384)
+    assert balanced_tile(400, 500, 500, 52) == 500  # the whole image fits: one tile
+    for h, w, side in [(512, 768, 448), (2828, 4242, 448), (1000, 1000, 448), (600, 2000, 320), (130, 900, 64)]:
+        tile = balanced_tile(h, w, side, 52)
+        assert _padded_pixels(h, w, tile, 52) <= _padded_pixels(h, w, side, 52)
+        cap = min(h, side + 104) * min(w, side + 104)
+        cover = np.zeros((h, w), np.int8)
+        for (y0, y1, x0, x1), (py0, py1, px0, px1) in tile_boxes(h, w, tile, 52):
+            cover[y0:y1, x0:x1] += 1
+            assert (py1 - py0) * (px1 - px0) <= cap
+        assert (cover == 1).all()
+
+
+def test_auto_tiling_gives_the_same_result_and_says_which_tiles(tiny, monkeypatch, rng):
+    import napari_resjnd.core.inference as inf
+
+    img = rng.integers(0, 256, (100, 150, 3), np.uint8)
+    monkeypatch.setattr(inf, "auto_tile", lambda h, w, *a, **k: 64)  # as if memory allowed 64 px squares
+    tiled = predict(tiny, img, device="cpu")
+    assert tiled.metadata["tile"] == [50, 75]  # 2 x 2 tiles, not 2 x 3 squares (fewer halo pixels)
+    np.testing.assert_allclose(tiled.jnd, predict(tiny, img, device="cpu", tile=1000).jnd, atol=1e-4)
+
+
 def test_tile_boxes_cover_once():
     cover = np.zeros((37, 50), int)
     for (y0, y1, x0, x1), (py0, _py1, _px0, px1) in tile_boxes(37, 50, 16, 5):

@@ -22,7 +22,6 @@ from napari_resjnd.core.precision import resolve as resolve_precision
 from napari_resjnd.core.weights import is_registry_weights
 
 pytest.importorskip("openvino")
-pytest.importorskip("nncf")
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +96,40 @@ def test_disk_cache_is_keyed_by_the_weights_and_survives_the_process(tmp_path, m
     assert int8.cached_model_path(model).parent != entry
     exact = predict(model, img, device="cpu", precision="fp32")
     assert np.abs(changed.jnd - exact.jnd).mean() < np.abs(first.jnd - exact.jnd).mean()
+
+
+@pytest.mark.slow
+def test_every_recursion_convolution_runs_in_int8_and_the_last_in_two_passes(official_cache, tmp_path, monkeypatch):
+    """The scheme as compiled by OpenVINO for the published network: 25 x 2 recursion
+    convolutions in int8, 6 x 2 more for the two-pass recursions, fp32 only for the
+    3-channel input and output convolutions; and two passes beat one on accuracy."""
+    from collections import Counter
+
+    from napari_resjnd.core import int8_graph
+
+    monkeypatch.setenv(int8.CACHE_ENV, str(tmp_path / "int8"))
+    model = load_model("resjnd-cplset")
+    runtime = int8.network(model).compiled.get_runtime_model()
+    kinds = Counter(
+        op.get_rt_info()["runtimePrecision"].astype(str)
+        for op in runtime.get_ordered_ops()
+        if op.get_rt_info()["layerType"].astype(str) == "Convolution"
+    )
+    assert kinds == {"u8": 50 + 2 * int8_graph.TWO_PASS_RECURSIONS, "f32": 2}, kinds
+
+    img = np.asarray(Image.open(sorted((JND_REFERENCE / "inputs").glob("*.png"))[0]))[64:192, 64:192]
+    x = np.repeat(img[..., None], 3, -1).astype(np.float32) / 255 if img.ndim == 2 else img / np.float32(255)
+    exact = predict(model, img, device="cpu", precision="fp32").jnd
+    highest = int8_graph.activation_ranges(model, int8_graph.calibration_images())
+    errors = {}
+    for two_pass in (0, int8_graph.TWO_PASS_RECURSIONS):
+        network = int8_graph.build(model, highest, two_pass=two_pass)
+        compiled = int8._core().compile_model(network, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        cpl = compiled({0: x.transpose(2, 0, 1)[None]})[0][0].transpose(1, 2, 0)
+        jnd = np.sqrt((((cpl - x) * 255) ** 2).mean(-1))
+        errors[two_pass] = float(np.abs(jnd - exact).mean())
+    print(f"mean JND error: one pass {errors[0]:.3f}, two passes {errors[int8_graph.TWO_PASS_RECURSIONS]:.3f}")
+    assert errors[int8_graph.TWO_PASS_RECURSIONS] < 0.03 and errors[0] > 0.06
 
 
 def test_a_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):

@@ -62,7 +62,7 @@ def cpu_flags() -> list[str]:
 def versions() -> dict[str, str]:
     """The versions a result depends on (packages not installed are left out)."""
     out = {"python": platform.python_version()}
-    for name in ("napari-resjnd", "torch", "numpy", "openvino", "nncf", "napari"):
+    for name in ("napari-resjnd", "torch", "numpy", "openvino", "napari"):
         with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
     return out

@@ -1,22 +1,16 @@
 """int8 inference on the CPU through OpenVINO: the fastest CPU path measured (AVX2,
-AVX-512 BF16 and AMX alike), and within the accuracy bound.
+AVX-512 VNNI and AMX alike), and within the accuracy bound.
 
-Needs the optional extra ``pip install "napari-resjnd[int8]"`` (OpenVINO and its
-quantiser, NNCF). The scheme, chosen by measurement (docs: Performance), keeps the
-JND within the project's bound (mean |dJND| <= 0.25 grey levels, 99.9th
-percentile <= 3, against fp32) with room to spare:
-
-- int8, per-channel weights and static activation ranges (global min/max) from
-  five downscaled scikit-image photos: the first 21 recursions' convolutions;
-- fp32: the input and output convolutions, the last :data:`FP32_RECURSIONS`
-  recursions, and every addition (the first feature map added back at each
-  recursion, and the global residual ``+ input``). Quantising the additions
-  was what made OpenVINO's default int8 inaccurate: it rounds the input image
-  itself and the whole residual sum to 8 bits.
+Needs the optional extra ``pip install "napari-resjnd[int8]"`` (OpenVINO). The
+network and its precision scheme are built in :mod:`.int8_graph`: every
+recursion convolution in int8, the last recursions with 16-bit activations in
+two int8 passes, the input and output convolutions and every addition in fp32.
+It keeps the JND within the project's bound (mean |dJND| <= 0.25 grey levels,
+99.9th percentile <= 3, against fp32) with room to spare.
 
 The quantised network is built once per weights and kept on disk
 (``<cache>/int8/<key>/``: ``model.xml``, ``model.bin``), the key being the
-sha256 of the weights with the OpenVINO, NNCF and scheme versions.
+sha256 of the weights with the OpenVINO and scheme versions.
 This module imports OpenVINO only when int8 is used.
 """
 
@@ -31,24 +25,21 @@ import os
 import shutil
 import tempfile
 import threading
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import int8_graph
 from .errors import ResJNDError
 from .files import current_umask
 from .model import ResJND
 from .paths import cache_dir
 
-#: Bumped whenever the scheme below changes: it invalidates the disk cache.
-SCHEME = "s1"
-#: The last recursions kept in fp32: with 4, the JND error on photos drops from
-#: about 0.09 to 0.02 grey levels for about 12 % more time (measured; docs: Performance).
-FP32_RECURSIONS = 4
+#: Bumped whenever the scheme in :mod:`.int8_graph` changes: it invalidates the disk cache.
+SCHEME = "s2"
 #: ``$RESJND_INT8_CACHE_DIR`` overrides where quantised networks are kept.
 CACHE_ENV = "RESJND_INT8_CACHE_DIR"
 INSTALL_HINT = 'int8 needs OpenVINO: pip install "napari-resjnd[int8]"'
@@ -75,8 +66,8 @@ def _core() -> Any:
 
 
 def available() -> bool:
-    """True where the int8 backend (OpenVINO and NNCF) is installed; imports neither."""
-    return all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))
+    """True where the int8 backend (OpenVINO) is installed; does not import it."""
+    return importlib.util.find_spec("openvino") is not None
 
 
 def require() -> None:
@@ -104,25 +95,11 @@ def weights_sha256(model: ResJND) -> str:
 def _backend_versions() -> str:
     from importlib.metadata import version
 
-    return f"ov{version('openvino')}-nncf{version('nncf')}-{SCHEME}"
+    return f"ov{version('openvino')}-{SCHEME}"
 
 
 def cache_key(model: ResJND) -> str:
     return f"{weights_sha256(model)[:24]}-{_backend_versions()}"
-
-
-def calibration_images() -> list[np.ndarray]:
-    """Five public-domain photos shipped with scikit-image, downscaled (about 0.1 MP
-    in all; deterministic). The tests and the docs' figures use other photos."""
-    from skimage import data
-
-    return [
-        data.astronaut()[::4, ::4],
-        data.chelsea()[::4, ::4],
-        data.rocket()[::4, ::4],
-        data.retina()[::8, ::8],
-        data.stereo_motorcycle()[0][::4, ::4],
-    ]
 
 
 def _nchw(x: np.ndarray) -> np.ndarray:
@@ -130,51 +107,8 @@ def _nchw(x: np.ndarray) -> np.ndarray:
 
 
 def quantize(model: ResJND) -> Any:
-    """The OpenVINO int8 model of ``model`` (about 15 s for the published network on two cores)."""
-    import nncf
-    import openvino as ov
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
-    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
-
-    net = _cpu_copy(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fp32 = ov.convert_model(net, example_input=torch.zeros(1, 3, 32, 32), input=[(1, 3, -1, -1)])
-    convs = [op.get_friendly_name() for op in fp32.get_ordered_ops() if op.get_type_name() == "Convolution"]
-    if len(convs) != 2 + 2 * model.recursions:
-        raise RuntimeError(f"int8: expected {2 + 2 * model.recursions} convolutions, OpenVINO traced {len(convs)}")
-    keep = min(FP32_RECURSIONS, model.recursions)
-    fp32_convs = [convs[0], convs[-1], *convs[-1 - 2 * keep : -1]]
-    images = [_nchw(img.astype(np.float32) / 255) for img in calibration_images()]
-    nncf.set_log_level(logging.ERROR)
-    with _quiet_rich():  # NNCF's progress bar; our callers report progress their own way
-        return nncf.quantize(
-            fp32,
-            nncf.Dataset(images),
-            preset=nncf.QuantizationPreset.MIXED,
-            subset_size=len(images),
-            ignored_scope=nncf.IgnoredScope(names=fp32_convs, types=["Add"]),
-            advanced_parameters=AdvancedQuantizationParameters(
-                activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX
-            ),
-        )
-
-
-@contextlib.contextmanager
-def _quiet_rich() -> Iterator[None]:
-    """Silence rich's global console (NNCF draws its bars there), not sys.stdout: this
-    runs in a worker thread, and swapping the process's streams would hide other output."""
-    try:
-        from rich import get_console
-    except ImportError:
-        yield
-        return
-    console = get_console()
-    quiet, console.quiet = console.quiet, True
-    try:
-        yield
-    finally:
-        console.quiet = quiet
+    """The OpenVINO int8 model of ``model`` (about 10 s for the published network on two cores)."""
+    return int8_graph.quantize(model)
 
 
 def cached_model_path(model: ResJND, key: str | None = None) -> Path:
@@ -203,7 +137,7 @@ def _build_or_load(model: ResJND, key: str) -> Any:
         kept = _in_memory.get(key)
     if kept is not None:  # quantised earlier in this process, the disk cache unusable
         return kept
-    log.info("int8: quantising these weights (once; about 20 s on two cores)")
+    log.info("int8: quantising these weights (once; about 10 s on two cores)")
     q = quantize(model)
     # Written whole into a sibling folder, then renamed: never a half-written entry.
     try:
@@ -295,7 +229,7 @@ def network(model: ResJND, threads: int | None = None, check_stop: Callable[[], 
     may raise to give up waiting: the thread then finishes and fills the disk cache.
     """
     require()
-    core = _core()  # before NNCF's own: the CPU plugin then stays loaded
+    core = _core()  # loaded first and kept: the CPU plugin then stays loaded
     threads = int(threads or torch.get_num_threads())
     key = cache_key(model)
     with _lock:
