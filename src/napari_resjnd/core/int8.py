@@ -4,7 +4,8 @@ AVX-512 VNNI and AMX alike), and within the accuracy bound.
 Needs the optional extra ``pip install "napari-resjnd[int8]"`` (OpenVINO). The
 network and its precision scheme are built in :mod:`.int8_graph`: every
 recursion convolution in int8, the last recursions with 16-bit activations in
-two int8 passes, the input and output convolutions and every addition in fp32.
+two int8 passes (in fp32 on CPUs without VNNI or AMX), the input and output
+convolutions and every addition in fp32.
 It keeps the JND within the project's bound (mean |dJND| <= 0.25 grey levels,
 99.9th percentile <= 3, against fp32) with room to spare.
 
@@ -95,7 +96,7 @@ def weights_sha256(model: ResJND) -> str:
 def _backend_versions() -> str:
     from importlib.metadata import version
 
-    return f"ov{version('openvino')}-{SCHEME}"
+    return f"ov{version('openvino')}-{SCHEME}-{int8_graph.scheme_name()}"
 
 
 def cache_key(model: ResJND) -> str:
@@ -137,7 +138,7 @@ def _build_or_load(model: ResJND, key: str) -> Any:
         kept = _in_memory.get(key)
     if kept is not None:  # quantised earlier in this process, the disk cache unusable
         return kept
-    log.info("int8: quantising these weights (once; about 10 s on two cores)")
+    log.info("int8: quantising these weights (once; about 10 s on two cores), %s", int8_graph.scheme_name())
     q = quantize(model)
     # Written whole into a sibling folder, then renamed: never a half-written entry.
     try:

@@ -1,8 +1,8 @@
 """The int8 ResJND network as an OpenVINO graph, and why each part has the precision it has.
 
-Every convolution of the 25 recursions runs on the CPU's int8 units (AVX2,
-AVX-512 VNNI, AMX); no recursion pays for fp32. The scheme (chosen by
-measurement; docs: Performance):
+On a CPU with int8 dot-product instructions (AVX-512 VNNI, AMX) every convolution
+of the 25 recursions runs in int8; no recursion pays for fp32. The scheme (chosen
+by measurement; docs: Performance):
 
 - weights: int8, symmetric, one scale per output channel;
 - activations (the input of each recursion convolution): unsigned 8-bit over
@@ -17,12 +17,17 @@ measurement; docs: Performance):
   and every addition (the first feature map added back at each recursion and
   the global residual ``+ input``: 8 bits there would round the image itself).
 
+Without those instructions (AVX2 only, AVX-512 without VNNI) an int8 convolution
+costs more than half an fp32 one, so two passes would be slower than fp32: there
+the last :data:`FP32_RECURSIONS` recursions stay fp32 instead (:func:`cpu_scheme`).
+
 OpenVINO's low-precision transformations turn each FakeQuantize -> Convolution
 pair into an int8 convolution when the network is compiled.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -36,6 +41,39 @@ TWO_PASS_RECURSIONS = 6
 #: Two-pass activation ranges are this much wider than seen in calibration: the
 #: low pass restores the resolution, so the margin costs no accuracy.
 TWO_PASS_MARGIN = 2.0
+#: Without int8 dot products: the last recursions kept in fp32 instead of two passes.
+FP32_RECURSIONS = 4
+
+
+def has_int8_dot_products() -> bool:
+    """True where oneDNN may use AVX-512 VNNI or AMX int8 instructions on this CPU
+    (``$ONEDNN_MAX_CPU_ISA`` capping them counts as their absence)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if cap and cap != "ALL" and not any(k in cap for k in ("VNNI", "BF16", "AMX", "AVX10")):
+        return False
+    import torch.cpu
+
+    probes = [getattr(torch.cpu, n, None) for n in ("_is_vnni_supported", "_is_amx_tile_supported")]
+    if all(p is None for p in probes):  # a torch without the probes: the kernel's flags
+        try:
+            with open("/proc/cpuinfo") as f:
+                return any(w in f.read() for w in ("avx512_vnni", "amx_int8"))
+        except OSError:
+            return False
+    return any(bool(p()) for p in probes if p is not None)
+
+
+def cpu_scheme() -> dict[str, int]:
+    """:func:`build`'s arguments for this CPU: two int8 passes with VNNI or AMX, else fp32."""
+    if has_int8_dot_products():
+        return {"two_pass": TWO_PASS_RECURSIONS, "fp32": 0}
+    return {"two_pass": 0, "fp32": FP32_RECURSIONS}
+
+
+def scheme_name() -> str:
+    """A short name of :func:`cpu_scheme`'s choice, for logs and the cache key."""
+    s = cpu_scheme()
+    return f"two-pass{s['two_pass']}" if s["two_pass"] else f"fp32-last{s['fp32']}"
 
 
 def calibration_images() -> list[np.ndarray]:
@@ -145,5 +183,6 @@ def build(model: ResJND, highest: np.ndarray, two_pass: int | None = None, fp32:
 
 
 def quantize(model: ResJND) -> Any:
-    """The int8 OpenVINO model of ``model``'s weights (calibration: about 10 s on two cores)."""
-    return build(model, activation_ranges(model, calibration_images()))
+    """The int8 OpenVINO model of ``model``'s weights for this CPU (calibration: about
+    10 s on two cores)."""
+    return build(model, activation_ranges(model, calibration_images()), **cpu_scheme())
