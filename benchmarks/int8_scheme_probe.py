@@ -2,13 +2,13 @@
 plain fp32 forward, and the JND error against fp32 on held-out images.
 
 Schemes (all built by ``napari_resjnd.core.int8_graph``, the same calibration):
-``shipped`` (the last recursions in two int8 passes), ``fp32-last-4`` (the scheme
-before it: the last 4 recursions in fp32), ``one-pass`` (every recursion in plain
-int8), ``two-pass-N`` (the last N in two passes). To see another instruction set
+``two-pass`` (the last 6 recursions in two int8 passes: what CPUs with VNNI or AMX
+get), ``fp32-last-4`` (the last 4 recursions in fp32: what other CPUs get),
+``one-pass`` (every recursion in plain int8), ``two-pass-N`` (the last N in two passes). To see another instruction set
 on this machine, cap oneDNN's: ``ONEDNN_MAX_CPU_ISA=AVX2`` (or ``AVX512_CORE``,
 no VNNI); the table says which kernels ran.
 
-    python benchmarks/int8_scheme_probe.py [--schemes shipped fp32-last-4] [--plain]
+    python benchmarks/int8_scheme_probe.py [--schemes two-pass fp32-last-4] [--plain]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def jnd(cpl: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def scheme_args(name: str) -> dict:
-    if name == "shipped":
+    if name == "two-pass":
         return {}
     if name == "fp32-last-4":
         return {"two_pass": 0, "fp32": 4}
@@ -86,7 +86,7 @@ def best_seconds(fn, reps: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--schemes", nargs="+", default=["shipped", "fp32-last-4", "one-pass"])
+    ap.add_argument("--schemes", nargs="+", default=["two-pass", "fp32-last-4", "one-pass"])
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument(
         "--plain", action="store_true", help="time torch's plain fp32 forward of the photo (about a minute)"

@@ -48,7 +48,8 @@ def _print_text(info: dict, rows: list) -> None:
     v, m = info["versions"], info["machine"]
     print(" · ".join(f"{k} {val}" for k, val in v.items()))
     print(f"CPU: {m['cpu']} ({m['threads']} threads); features: {' '.join(m['features']) or 'none known'}")
-    print(f"native bf16: {'yes' if m['native_bf16'] else 'no'}; int8 extra: {'yes' if m['int8_extra'] else 'no'}")
+    extra = f"yes, scheme {m['int8_scheme']}" if m["int8_extra"] else "no"
+    print(f"native bf16: {'yes' if m['native_bf16'] else 'no'}; int8 extra: {extra}")
     print(f"devices: {', '.join(m['devices'])}")
     if "auto" in info:
         a = info["auto"]

@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 import torch
 
-from . import int8
+from . import int8, int8_graph
 from . import precision as precisions
 from .devices import available_devices, cpu_has_fast_bf16
 from .inference import inference_precision, predict
@@ -77,6 +77,7 @@ def machine() -> dict[str, object]:
         "native_bf16": cpu_has_fast_bf16(),
         "devices": available_devices(),
         "int8_extra": int8.available(),
+        "int8_scheme": int8_graph.scheme_name(),
     }
 
 
