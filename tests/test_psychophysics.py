@@ -177,7 +177,7 @@ def test_cli_simulate_prints_one_entry_per_run(capsys):
 
 
 @pytest.mark.slow
-def test_cli_report_aggregates_observers(tmp_path, capsys):
+def test_cli_report_aggregates_observers(tmp_path, capsys, monkeypatch):
     Image.fromarray(CAT).save(tmp_path / "cat.png")
     Image.fromarray(skdata.astronaut()[:64, 200:264]).save(tmp_path / "astro.png")
     conditions = [Condition(i, m) for i in ("cat", "astro") for m in ("yang2005", "uniform")]
@@ -190,7 +190,18 @@ def test_cli_report_aggregates_observers(tmp_path, capsys):
         paths.append(s.save(tmp_path / f"{observer}.json"))
     out = tmp_path / "report"
     args = ["visibility", "report", *map(str, paths), "--out", str(out), "--images", str(tmp_path)]
+    from napari_resjnd.core.psychophysics import stimuli
+
+    seeds_seen: set[int] = set()
+    real_stimuli = stimuli.ConditionStimuli
+
+    def recording(*a, seed=0, **k):
+        seeds_seen.add(seed)
+        return real_stimuli(*a, seed=seed, **k)
+
+    monkeypatch.setattr(stimuli, "ConditionStimuli", recording)
     assert main([*args, "--jnd", "yang2005,chou1995"]) == 0
+    assert seeds_seen == {0, 1}  # each session's noise, not the first session's for all
     report = json.loads((out / "visibility_report.json").read_text())
     table = {r["model"]: r for r in report["models"]}
     assert table["yang2005"]["n"] == 4 and abs(table["yang2005"]["mean_threshold_psnr"] - 31) < 2

@@ -110,7 +110,7 @@ def cmd_visibility_report(args: argparse.Namespace) -> int:
             raise ResJNDError("the sessions hold no answers yet")
         ranks = None
         if args.images:
-            ranks = _ranks(result["thresholds"], args, sessions[0].seed)
+            ranks = _ranks(result["thresholds"], args, [s.seed for s in sessions])
             result["rank_agreement"] = ranks
     except ResJNDError as e:
         return fail(str(e))
@@ -124,8 +124,11 @@ def cmd_visibility_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ranks(rows: list[dict], args: argparse.Namespace, seed: int) -> list[dict]:
-    """Rank agreement of each model's p_detect, images read from ``--images``."""
+def _ranks(rows: list[dict], args: argparse.Namespace, seeds: list[int]) -> list[dict]:
+    """Rank agreement of each model's p_detect, images read from ``--images``; the
+    p_detect of a condition is the mean over the sessions' noise (each session's seed)."""
+    from collections import Counter
+
     from ..core.images import read_image
     from ..core.psychophysics.report import rank_agreement
     from ..core.psychophysics.stimuli import ConditionStimuli
@@ -154,9 +157,17 @@ def _ranks(rows: list[dict], args: argparse.Namespace, seed: int) -> list[dict]:
             maps[(model, name)] = _jnd(model, image(name), args)
         return maps[(model, name)]
 
+    sessions_per_seed = Counter(seeds)
+    stimuli: dict[tuple[str, str, int], ConditionStimuli] = {}
+
     def p_detect(model: str, name: str, noise: str, psnr: float) -> float:
-        stim = ConditionStimuli(image(name), jnd(noise, name), seed=seed).at(psnr)
-        return visibility(stim.pristine, stim.distorted, jnd(model, name)).p_detect
+        total = 0.0
+        for seed, n in sessions_per_seed.items():
+            if (name, noise, seed) not in stimuli:
+                stimuli[(name, noise, seed)] = ConditionStimuli(image(name), jnd(noise, name), seed=seed)
+            stim = stimuli[(name, noise, seed)].at(psnr)
+            total += n * visibility(stim.pristine, stim.distorted, jnd(model, name)).p_detect
+        return total / len(seeds)
 
     models = [m.strip() for m in args.jnd.split(",") if m.strip()]
     return rank_agreement(rows, p_detect, models)

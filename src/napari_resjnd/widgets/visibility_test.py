@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -167,6 +168,7 @@ class VisibilityTestWidget(DockContainer):
                 conditions,
                 trials_per_condition=int(self.trials.value),
                 rate_hz=float(self.rate.value),
+                seed=secrets.randbelow(2**31),  # each observer their own trial order and noise; saved, so reproducible
             )
             session.save(path)
         self.session, self.session_path = session, path
