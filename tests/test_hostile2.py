@@ -410,3 +410,32 @@ def ctrl_c_while_quantising(tmp_path: Path, after_s: float) -> None:
     assert "terminate called" not in err and "Traceback" not in err, err
     assert err.strip().splitlines()[-1] == "resjnd: interrupted"
     assert not list((tmp_path / "out").glob("*")), "nothing half-written"
+
+
+def test_a_rerun_that_fails_half_way_leaves_the_earlier_set_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """predict's files of one image are one set: the rerun's CPL PNG fails (after its
+    JND TIFF and PNG were written), and every file of the earlier run is byte-identical,
+    with no temporary file left behind."""
+    from PIL import Image
+
+    from napari_resjnd import predict
+    from napari_resjnd.core.outputs import write_outputs
+
+    model = make_tiny()
+    out = tmp_path / "out"
+    first = write_outputs(predict(model, photo(40, 48, seed=1), device="cpu"), out, "x")
+    before = {p.name: p.read_bytes() for p in first}
+    rerun = predict(model, photo(40, 48, seed=2), device="cpu")
+    real_save, calls = Image.Image.save, []
+
+    def failing_third_file(self, fp, *a, **k):
+        calls.append(fp)
+        if len(calls) == 2:  # the JND TIFF is tifffile's, the JND PNG the first save: fail the CPL PNG
+            raise OSError(5, "Input/output error")
+        return real_save(self, fp, *a, **k)
+
+    monkeypatch.setattr(Image.Image, "save", failing_third_file)
+    with pytest.raises(OSError, match="Input/output"):
+        write_outputs(rerun, out, "x")
+    assert len(calls) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.files import atomic_write
+from .core.files import atomic_write_all
 
 
 def _jsonable(obj):
@@ -46,10 +46,17 @@ def write_layer_with_provenance(path: str, data, meta: dict) -> list[str]:
         }
     )
     photometric = "rgb" if meta.get("rgb") else "minisblack"
-    atomic_write(
-        p, lambda tmp: tifffile.imwrite(tmp, arr, photometric=photometric, metadata={"napari_resjnd": json.dumps(info)})
-    )
     side = p.with_suffix(".json")
     text = json.dumps(info, indent=2)
-    atomic_write(side, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_all(  # the pair or neither: a failure leaves an earlier pair as it was
+        [
+            (
+                p,
+                lambda tmp: tifffile.imwrite(
+                    tmp, arr, photometric=photometric, metadata={"napari_resjnd": json.dumps(info)}
+                ),
+            ),
+            (side, lambda tmp: Path(tmp).write_text(text)),
+        ]
+    )
     return [str(p), str(side)]

@@ -41,7 +41,7 @@ def _jnd(model: str, image: np.ndarray, args: argparse.Namespace) -> np.ndarray:
 def cmd_visibility_map(args: argparse.Namespace) -> int:
     import tifffile
 
-    from ..core.files import atomic_write
+    from ..core.files import atomic_write_all
     from ..core.images import read_image
     from ..core.visibility import VisibilityParams, visibility
 
@@ -67,9 +67,13 @@ def cmd_visibility_map(args: argparse.Namespace) -> int:
         "formula": "p(x) = 1 - exp(-(|dY(x)| / JND(x) / alpha)^beta); "
         "p_detect = 1 - exp(-mean_x (|dY| / JND / alpha)^beta)",
     }
-    tif = atomic_write(out / f"{stem}_visibility.tif", lambda tmp: tifffile.imwrite(tmp, vis.probability))
     text = json.dumps(info, indent=2)
-    side = atomic_write(out / f"{stem}_visibility.json", lambda tmp: Path(tmp).write_text(text))
+    tif, side = atomic_write_all(
+        [
+            (out / f"{stem}_visibility.tif", lambda tmp: tifffile.imwrite(tmp, vis.probability)),
+            (out / f"{stem}_visibility.json", lambda tmp: Path(tmp).write_text(text)),
+        ]
+    )
     print(f"{stem}: p_detect {vis.p_detect:.4f} ({args.jnd}); {tif} and {side.name}")
     return 0
 
@@ -99,7 +103,7 @@ def cmd_visibility_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_visibility_report(args: argparse.Namespace) -> int:
-    from ..core.files import atomic_write
+    from ..core.files import atomic_write_all
     from ..core.psychophysics import report
     from ..core.psychophysics.session import Session
 
@@ -117,8 +121,12 @@ def cmd_visibility_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _say_if_replacing(out / "visibility_report.json", out / "thresholds.png")
     text = json.dumps(result, indent=1)
-    atomic_write(out / "visibility_report.json", lambda tmp: Path(tmp).write_text(text))
-    atomic_write(out / "thresholds.png", lambda tmp: report.threshold_plot(result["thresholds"], tmp))
+    atomic_write_all(
+        [
+            (out / "visibility_report.json", lambda tmp: Path(tmp).write_text(text)),
+            (out / "thresholds.png", lambda tmp: report.threshold_plot(result["thresholds"], tmp)),
+        ]
+    )
     print(report.markdown(result["models"], result["paired"], ranks))
     print(f"report in {out / 'visibility_report.json'}, plot in {out / 'thresholds.png'}", file=sys.stderr)
     return 0

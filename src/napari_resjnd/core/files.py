@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +12,30 @@ import numpy as np
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    return atomic_write_all([(path, write)])[0]
+
+
+def atomic_write_all(files: Sequence[tuple[str | os.PathLike[str], Callable[[str], object]]]) -> list[Path]:
+    """Write a set of files that belong together: every ``write(tmp)`` to a temporary
+    file beside its path first, then all renamed into place, in order. A write that
+    fails leaves the earlier files of those names (an earlier run's set) untouched."""
+    staged: list[tuple[str, Path]] = []
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600: a lab group must read results
-        os.replace(tmp, path)
+        for path, write in files:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            staged.append((tmp, path))
+            write(tmp)
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600: a lab group must read results
+        for tmp, path in staged:
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return [path for _, path in staged]
 
 
 def current_umask() -> int:

@@ -1,5 +1,6 @@
-"""The files ``resjnd predict`` writes for one image: every file atomic, the JSON
-sidecar last, and a job that fails half-way takes its files back with it.
+"""The files ``resjnd predict`` writes for one image, as one set: all are written
+beside their places first and renamed into place only when every one is whole (the
+JSON sidecar last), so a job that fails half-way leaves an earlier run's set as it was.
 
 Per image: ``<stem>_jnd.tif`` (float32, absolute grey levels, provenance in the
 TIFF description), and for one 2-D image ``<stem>_jnd.png`` (8-bit) and
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ResJNDError
-from .files import atomic_write
+from .files import atomic_write_all
 
 if TYPE_CHECKING:
     from .inference import Prediction
@@ -85,18 +86,12 @@ def write_outputs(
     elif cpl is not None:
         writers.append(lambda tmp: tifffile.imwrite(tmp, cpl.astype(np.float32)))
     writers.append(lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
-    written: list[Path] = []
     try:
-        for path, write in zip(paths, writers):
-            atomic_write(path, write)
-            written.append(path)
-    except BaseException as e:
-        for path in written:  # an incomplete set would look done to nobody, but confuse everybody
-            path.unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno != errno.ENOSPC and _disk_full(out_dir):
+        return atomic_write_all(list(zip(paths, writers)))
+    except OSError as e:
+        if e.errno != errno.ENOSPC and _disk_full(out_dir):
             raise OSError(errno.ENOSPC, f"no space left in {out_dir} ({e})") from None
         raise
-    return written
 
 
 def _disk_full(folder: Path) -> bool:
