@@ -153,3 +153,9 @@ def test_cli_ladder_and_merge(tmp_path, capsys):
     assert "2 patches from 3 observers" in capsys.readouterr().out
     export_pairs(img, boxes, [lad[0].levels[1], lad[1].levels[3]], tmp_path / "p2")
     assert sorted(p.name for p in (tmp_path / "p2" / "data").iterdir()) == ["patch_000.png", "patch_001.png"]
+    # exported again with one box: this image's earlier pairs go, another image's stay
+    export_pairs(img, boxes, [lad[0].levels[1], lad[1].levels[3]], tmp_path / "p2", stem="other")
+    export_pairs(img, boxes[:1], [lad[0].levels[2]], tmp_path / "p2")
+    for sub in ("data", "label"):
+        names = sorted(p.name for p in (tmp_path / "p2" / sub).iterdir())
+        assert names == ["other_000.png", "other_001.png", "patch_000.png"], names

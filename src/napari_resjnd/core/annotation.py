@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ResJNDError
-from .files import atomic_write, png_writer
+from .files import atomic_write, atomic_write_all, png_writer
 from .ladders import make_ladder
 from .pairs import Box
 
@@ -291,21 +291,23 @@ def merge(sessions: list[Session]) -> dict:
 def export_pairs(
     image: np.ndarray, boxes: Sequence[Box], versions: Sequence[np.ndarray], out: str | Path, stem: str = "patch"
 ) -> list[Path]:
-    """Pristine and critical-level crops as a pair folder (``data/``, ``label/``)."""
+    """Pristine and critical-level crops as a pair folder (``data/``, ``label/``),
+    ``<stem>_000.png`` on. Other images' pairs in the folder stay; this image's earlier
+    export is replaced as a whole, and only once every new crop is written (a failed
+    export leaves it as it was)."""
+    import glob
 
     target = assemble_target(image, boxes, versions)
     pristine = assemble_target(image, [], [])
     out = Path(out)
-    written: list[Path] = []
-    try:
-        for i, (y0, y1, x0, x1) in enumerate(boxes):
-            for arr, sub in ((pristine, "data"), (target, "label")):
-                p = out / sub / f"{stem}_{i:03d}.png"
-                crop = np.clip(np.rint(arr[y0:y1, x0:x1]), 0, 255).astype(np.uint8)
-                atomic_write(p, png_writer(crop))
-                written.append(p)
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise
+    files = []
+    for i, (y0, y1, x0, x1) in enumerate(boxes):
+        for arr, sub in ((pristine, "data"), (target, "label")):
+            crop = np.clip(np.rint(arr[y0:y1, x0:x1]), 0, 255).astype(np.uint8)
+            files.append((out / sub / f"{stem}_{i:03d}.png", png_writer(crop)))
+    written = atomic_write_all(files)
+    for sub in ("data", "label"):  # the earlier export had more patches: theirs would pair with nothing now
+        for p in (out / sub).glob(f"{glob.escape(stem)}_[0-9][0-9][0-9].png"):
+            if p not in written:
+                p.unlink(missing_ok=True)
     return written
