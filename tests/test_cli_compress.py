@@ -92,9 +92,9 @@ def test_a_failed_write_leaves_nothing_half_written(tmp_path, photos, monkeypatc
     monkeypatch.setattr(plots, "rd_plot", broken_plot)
     out = tmp_path / "out"
     code = main(["compress", str(photos[0]), "--codec", "jpeg", "--jnd", "chou1995", "--quality", "40,80", "--plot",
-                 "--out", str(out), "--workers", "1", "-q"])  # fmt: skip
+                 "--save-streams", "--out", str(out), "--workers", "1", "-q"])  # fmt: skip
     assert code == 2 and "no image could be coded" in capsys.readouterr().err
-    assert [p for p in out.rglob("*") if p.is_file()] == []
+    assert [p for p in out.rglob("*") if p.is_file()] == []  # the image's streams went with its failed plot
 
 
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path, photos, capsys):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ResJNDError
-from ..core.files import atomic_write
+from ..core.files import atomic_write, atomic_write_all
 from ._common import fail
 
 log = logging.getLogger(__name__)
@@ -112,16 +112,6 @@ def _one_image(args: argparse.Namespace, job: Any, model: Any, bar: Any, pool: A
     out = Path(args.out)
     from ..core.coding import CODECS
 
-    if args.save_streams:
-        for p in points:
-            target = out / "streams" / job.stem / p.codec / p.jnd / f"q{p.quality}.{CODECS[p.codec].ext}"
-            atomic_write(target, _bytes_writer(p.stream or b""))
-    if args.plot:
-        for c in args.codec_names:
-            mine = [p for p in points if p.codec == c]
-            atomic_write(
-                out / "plots" / f"{job.stem}_{c}.png", _plot_writer(mine, f"{job.source.name}: {CODECS[c].title}")
-            )
     rows = [
         {"image": job.source.name, "jnd": p.jnd, "codec": p.codec, "quality": p.quality, "bytes": p.size, "bpp": p.bpp}
         | p.metrics
@@ -129,6 +119,17 @@ def _one_image(args: argparse.Namespace, job: Any, model: Any, bar: Any, pool: A
         for p in points
     ]
     bd = [r | {"image": job.source.name} for r in rd.bd_rows(points, method=args.interp)]
+    files: list[tuple[Path, Callable[[str], object]]] = []  # this image's streams and plots: all or none
+    if args.save_streams:
+        for p in points:
+            target = out / "streams" / job.stem / p.codec / p.jnd / f"q{p.quality}.{CODECS[p.codec].ext}"
+            files.append((target, _bytes_writer(p.stream or b"")))
+    if args.plot:
+        for c in args.codec_names:
+            mine = [p for p in points if p.codec == c]
+            title = f"{job.source.name}: {CODECS[c].title}"
+            files.append((out / "plots" / f"{job.stem}_{c}.png", _plot_writer(mine, title)))
+    atomic_write_all(files)
     return rows, bd
 
 
