@@ -439,3 +439,27 @@ def test_a_rerun_that_fails_half_way_leaves_the_earlier_set_as_it_was(tmp_path: 
         write_outputs(rerun, out, "x")
     assert len(calls) == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_ladder_rerun_that_fails_half_way_leaves_the_earlier_ladder(tmp_path: Path, monkeypatch, capsys):
+    """The levels and ladder.json are one set: a rerun whose third level fails to write
+    leaves the earlier ladder byte-identical, with no temporary file behind."""
+    from napari_resjnd.core import files
+
+    png(tmp_path / "img.png", photo(32, 32, seed=5))
+    args = ["ladder", str(tmp_path / "img.png"), "--box", "0,0,16,16", "--levels", "5", "--out", str(tmp_path / "l")]
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "l").iterdir()}
+    real, made = files.png_writer, []
+
+    def third_fails(array):
+        made.append(1)
+        if len(made) == 3:
+            return lambda tmp: (_ for _ in ()).throw(OSError(5, "Input/output error"))
+        return real(array)
+
+    monkeypatch.setattr(files, "png_writer", third_fails)
+    other_box = [*args[:3], "8,8,16,16", *args[4:]]  # other pixels: every level differs
+    assert main(other_box) != 0
+    assert "Input/output error" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "l").iterdir()} == before

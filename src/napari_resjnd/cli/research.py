@@ -129,12 +129,13 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         lad = make_ladder(image[y0:y1, x0:x1], args.generator, args.levels, seed=args.seed)
     except (OSError, ResJNDError) as e:
         return fail(str(e))
-    from ..core.files import atomic_write, png_writer
+    from ..core.files import atomic_write_all, png_writer
 
     out = Path(args.out)
-    for k, level in enumerate(lad.levels):
-        png = np.clip(np.rint(level), 0, 255).astype(np.uint8)
-        atomic_write(out / f"level_{k:02d}.png", png_writer(png))
+    files = [
+        (out / f"level_{k:02d}.png", png_writer(np.clip(np.rint(level), 0, 255).astype(np.uint8)))
+        for k, level in enumerate(lad.levels)
+    ]
     info = {
         "image": str(args.image),
         "box_xywh": args.box,
@@ -143,7 +144,8 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         "levels": [{"level": k, "psnr": p, "param": q} for k, (p, q) in enumerate(zip(lad.psnr, lad.params))],
     }
     text = json.dumps(info, indent=2)
-    atomic_write(out / "ladder.json", lambda tmp: Path(tmp).write_text(text))
+    # the levels and their record as one set: a failure leaves an earlier ladder as it was
+    atomic_write_all([*files, (out / "ladder.json", lambda tmp: Path(tmp).write_text(text))])
     if earlier is not None:  # the earlier run's recorded levels beyond this one's go with it
         for k in range(len(lad.levels), earlier):
             (out / f"level_{k:02d}.png").unlink(missing_ok=True)
