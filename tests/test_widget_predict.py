@@ -374,3 +374,20 @@ def test_the_precision_picker_says_what_auto_takes_here_and_why(viewer_widget):
     widget.model.value = "resjnd-cplset"
     want = choose("auto", resolve_device("cpu"), inference=True, registry_weights=True)
     assert widget.precision.tooltip.startswith(f"auto here: {want.precision} ({want.reason})")
+
+
+def test_the_tooltip_knows_registry_weights_by_their_hash_not_their_name(tmp_path):
+    """As inference decides it: a renamed local copy of the authors' checkpoint is
+    registry weights (auto may take int8), another weights file is not."""
+    import shutil
+
+    from conftest import make_tiny, official_checkpoint
+
+    from napari_resjnd.core.weights import save_weights
+    from napari_resjnd.widgets.predict import _registry_weights
+
+    copy = tmp_path / "my-copy.pth"
+    shutil.copyfile(official_checkpoint(), copy)
+    other = save_weights(make_tiny(), tmp_path / "tiny.safetensors")
+    assert _registry_weights("resjnd-cplset") and _registry_weights(str(copy))
+    assert not _registry_weights(str(other)) and not _registry_weights(str(tmp_path / "missing.pth"))

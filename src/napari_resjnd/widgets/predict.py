@@ -9,7 +9,9 @@ the look of the results lives in :mod:`._layers`, the weights on offer in
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -183,7 +185,7 @@ class PredictWidget(DockContainer):
             device = resolve_device(self.device.value)
         except ResJNDError:
             return ""
-        c = choose(AUTO, device, inference=True, registry_weights=self.model.value in REGISTRY)
+        c = choose(AUTO, device, inference=True, registry_weights=_registry_weights(self.model.value))
         self.precision.tooltip = f"auto here: {c.precision} ({c.reason}); fp32 reproduces the authors' maps"
         return self.precision.tooltip
 
@@ -364,3 +366,22 @@ class PredictWidget(DockContainer):
     def report_error(self, message: str) -> None:
         """A failure: status line, napari notification, log."""
         self.runner.report(message)
+
+
+@functools.lru_cache(maxsize=32)
+def _registry_file(path: str, mtime_ns: int, size: int) -> bool:
+    from ..core.weights import sha256_of
+
+    return sha256_of(path) in {e.sha256 for e in REGISTRY.values()}
+
+
+def _registry_weights(choice: object) -> bool:
+    """Whether the chosen weights are a registry entry's, as inference decides it (by
+    sha256): a registry name, or a file holding those weights (a local copy)."""
+    if str(choice) in REGISTRY:
+        return True
+    try:
+        st = os.stat(str(choice))
+    except (OSError, ValueError):
+        return False
+    return st.st_size < 2**31 and _registry_file(str(choice), st.st_mtime_ns, st.st_size)
