@@ -107,7 +107,13 @@ def n_tiles(height: int, width: int, tile: Tile) -> int:
 
 
 def _padded_pixels(height: int, width: int, tile: Tile, halo: int) -> int:
-    return sum((b[1] - b[0]) * (b[3] - b[2]) for _, b in tile_boxes(height, width, tile, halo))
+    """Pixels the tiles compute, halos included (the grid is separable: rows x columns)."""
+    th, tw = _sides(tile)
+
+    def padded(n: int, t: int) -> int:
+        return sum(min(n, s + t + halo) - max(0, s - halo) for s in range(0, n, t))
+
+    return padded(height, th) * padded(width, tw)
 
 
 def balanced_tile(height: int, width: int, side: int, halo: int) -> Tile:
