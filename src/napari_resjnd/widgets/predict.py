@@ -384,4 +384,4 @@ def _registry_weights(choice: object) -> bool:
         st = os.stat(str(choice))
     except (OSError, ValueError):
         return False
-    return st.st_size < 2**31 and _registry_file(str(choice), st.st_mtime_ns, st.st_size)
+    return st.st_size < 2**25 and _registry_file(str(choice), st.st_mtime_ns, st.st_size)  # the GUI thread hashes it
