@@ -104,3 +104,18 @@ def test_side_by_side_and_resume_after_a_crash(qtbot, setup, tmp_path):
     s = Session.load(tmp_path / "session.json")
     assert [p.critical for p in s.patches] == [1, 3]
     assert s.patches[0].trials[0]["candidate_side"] in ("left", "right")
+
+
+@pytest.mark.slow
+def test_a_failed_pair_export_is_one_line_and_keeps_the_session_and_target(qtbot, setup, tmp_path):
+    """The export folder cannot be made (a file is in the way): the session ends as
+    usual, its target layer is there, the status says why the pairs are missing."""
+    viewer, w, _ = setup
+    (tmp_path / "pairs").write_text("a file, not a folder")
+    w.export_dir.value = str(tmp_path / "pairs")
+    w.start()
+    run_observer(qtbot, w, thresholds=[2, 4])
+    assert not w.busy and w.start_button.enabled
+    assert w.status.value.startswith("error: pairs not exported"), w.status.value
+    assert "astro CPL target" in viewer.layers
+    assert (tmp_path / "pairs").read_text() == "a file, not a folder"

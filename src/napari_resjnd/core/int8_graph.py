@@ -90,7 +90,8 @@ def calibration_images() -> list[np.ndarray]:
     ]
 
 
-def _nchw(x: np.ndarray) -> torch.Tensor:
+def _unit_tensor(x: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 -> 1 x 3 x H x W float32 in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32) / 255)
 
 
@@ -101,7 +102,7 @@ def activation_ranges(model: ResJND, images: list[np.ndarray]) -> np.ndarray:
     w_in, w1, w2 = (m.weight.detach().float().cpu() for m in (model.input, model.conv1, model.conv2))
     highest = np.zeros(2 * model.recursions)
     for img in images:
-        x = _nchw(img).contiguous(memory_format=torch.channels_last)
+        x = _unit_tensor(img).contiguous(memory_format=torch.channels_last)
         f0 = F.relu(F.conv2d(F.relu(x), w_in, padding=1))
         out = f0
         for i in range(model.recursions):
@@ -163,8 +164,8 @@ def build(model: ResJND, highest: np.ndarray, two_pass: int | None = None, fp32:
     """The int8 OpenVINO model of ``model`` (input 1 x 3 x H x W in [0, 1] -> CPL),
     with ``highest`` from :func:`activation_ranges`. ``two_pass``: how many of the
     last recursions take two passes (default :data:`TWO_PASS_RECURSIONS`); ``fp32``:
-    how many of the last recursions stay fp32 instead (the scheme before two passes,
-    kept for benchmarks)."""
+    how many of the last recursions stay fp32 instead (what CPUs without VNNI or AMX
+    get: :func:`cpu_scheme`)."""
     import openvino as ov
 
     b, ops = _Builder(model), _ops()

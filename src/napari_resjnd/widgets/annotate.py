@@ -307,9 +307,6 @@ class AnnotateWidget(DockContainer):
                 contrast_limits=(0, 1),
                 metadata=meta,
             )
-        export = str(self.export_dir.value)
-        if export not in ("", "."):
-            export_pairs(np.asarray(src.data), boxes, versions, export, stem=src.name)
         self.busy, self.current = False, None
         self.start_button.enabled = True
         self.same_button.enabled = self.diff_button.enabled = False
@@ -318,4 +315,10 @@ class AnnotateWidget(DockContainer):
             f"done: critical levels {list(done.critical)}; "
             f"target layer {name!r} ready for Fine-tune; session {session_path.name}"
         )
+        export = str(self.export_dir.value)
+        if export not in ("", "."):
+            try:
+                export_pairs(np.asarray(src.data), boxes, versions, export, stem=src.name)
+            except (OSError, ResJNDError) as e:  # the session and the target layer are kept
+                report_error(self.status, "Annotate", f"pairs not exported to {export}: {e}")
         self.progressed.emit(done)
