@@ -24,7 +24,7 @@ def pairs():
     from PIL import Image
     from skimage import data
 
-    from napari_resjnd.core.pairs import make_pair
+    from napari_resjnd.core.training.pairs import make_pair
 
     out = []
     for key in ("astronaut", "coffee", "chelsea", "rocket"):
@@ -40,8 +40,8 @@ def child(weights: str, precision: str, steps: int) -> None:
 
     from napari_resjnd import load_model
     from napari_resjnd.core.devices import autocast
-    from napari_resjnd.core.finetune import _tensors
-    from napari_resjnd.core.pairs import PatchIndex
+    from napari_resjnd.core.training.finetune import _tensors
+    from napari_resjnd.core.training.pairs import PatchIndex
 
     model = load_model(weights).train()
     model.to(memory_format=torch.channels_last)

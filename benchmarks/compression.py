@@ -123,10 +123,10 @@ def markdown_means(path: Path) -> str:
 
 
 def bench(args: argparse.Namespace) -> int:
-    from napari_resjnd.core import rd
-    from napari_resjnd.core.coding import CODECS as ALL
+    from napari_resjnd.core.codecs import CODECS as ALL
+    from napari_resjnd.core.coding import rd
+    from napari_resjnd.core.coding.prefilter import compute_maps, guided_pictures
     from napari_resjnd.core.events import drive
-    from napari_resjnd.core.prefilter import compute_maps, guided_pictures
     from napari_resjnd.core.weights import load_model
 
     image = data.astronaut()

@@ -54,7 +54,7 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 def recovery(args: argparse.Namespace) -> None:
-    from napari_resjnd.core.psychophysics.observer import simulate
+    from napari_resjnd.core.visibility.psychophysics.observer import simulate
 
     print(
         "| true threshold (dB) | observer slope | lapse | trials | runs | 95 % CI coverage | "
@@ -77,8 +77,8 @@ def recovery(args: argparse.Namespace) -> None:
 
 
 def pdetect(args: argparse.Namespace) -> None:
-    from napari_resjnd.core.baselines import MODELS, jnd_map
-    from napari_resjnd.core.visibility import visibility
+    from napari_resjnd.core.maps import MODELS, jnd_map
+    from napari_resjnd.core.visibility.detection import visibility
 
     models = ["resjnd", *MODELS]
     imgs = images(args.crop)

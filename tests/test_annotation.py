@@ -8,7 +8,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from napari_resjnd.cli import main
-from napari_resjnd.core.annotation import (
+from napari_resjnd.core.research.annotation import (
     Bisection,
     PatchRecord,
     Session,
@@ -17,7 +17,7 @@ from napari_resjnd.core.annotation import (
     ladders_for,
     merge,
 )
-from napari_resjnd.core.ladders import GENERATORS, klt_reconstruct, make_ladder
+from napari_resjnd.core.research.ladders import GENERATORS, klt_reconstruct, make_ladder
 
 PATCH = skdata.astronaut()[180:244, 200:268]  # 64 x 68: not a multiple of 8 across
 

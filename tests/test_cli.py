@@ -231,7 +231,7 @@ def test_override_offers_only_settings_the_command_can_change(command, capsys):
     refuses it; every setting it offers is one the command has an option for."""
     from napari_resjnd.cli import build_parser
     from napari_resjnd.cli.parser import FINETUNE_OVERRIDABLE, TRAIN_OVERRIDABLE
-    from napari_resjnd.core.finetune import RESUME_KEYS
+    from napari_resjnd.core.training.finetune import RESUME_KEYS
 
     offered = FINETUNE_OVERRIDABLE if command == "finetune" else TRAIN_OVERRIDABLE
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]

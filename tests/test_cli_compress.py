@@ -14,7 +14,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from napari_resjnd.cli import main
-from napari_resjnd.core import coding
+from napari_resjnd.core import codecs as coding
 from napari_resjnd.core.weights import save_weights
 
 REQUIRED = ["image", "jnd", "codec", "quality", "bytes", "bpp", "psnr", "ms_ssim", "ssimulacra2"]
@@ -83,7 +83,7 @@ def test_bad_file_is_skipped_and_the_rest_coded(tmp_path, photos, capsys):
 
 
 def test_a_failed_write_leaves_nothing_half_written(tmp_path, photos, monkeypatch, capsys):
-    from napari_resjnd.core import plots
+    from napari_resjnd.core.research import plots
 
     def broken_plot(points, title, path, metrics):
         Path(path).write_bytes(b"\x89PNG half")
@@ -121,7 +121,7 @@ def test_maps_from_jnd_dir_are_reused(tmp_path, photos, monkeypatch):
         raise AssertionError("the map should have been read from --jnd-dir")
 
     monkeypatch.setattr(zoo, "classic_jnd", refuse)
-    monkeypatch.setattr("napari_resjnd.core.baselines.classic_jnd", refuse)
+    monkeypatch.setattr("napari_resjnd.core.maps.classic_jnd", refuse)
     out = tmp_path / "out"
     assert main(["compress", str(photos[0]), "--codec", "jpeg", "--jnd", "yang2005", "--quality", "40,80",
                  "--jnd-dir", str(maps), "--out", str(out), "--workers", "1", "-q"]) == 0  # fmt: skip

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from napari_resjnd.core import coding, rd
-from napari_resjnd.core.baselines import classic_jnd
+from napari_resjnd.core import codecs as coding
+from napari_resjnd.core.coding import rd
+from napari_resjnd.core.coding.prefilter import FILTERS, as_rgb8, guided_names, guided_pictures, jnd_smooth
 from napari_resjnd.core.errors import Cancelled, ResJNDError
-from napari_resjnd.core.evaluate import psnr
 from napari_resjnd.core.events import Encoded, drive
-from napari_resjnd.core.prefilter import FILTERS, as_rgb8, guided_names, guided_pictures, jnd_smooth
+from napari_resjnd.core.maps import classic_jnd
+from napari_resjnd.core.research.evaluate import psnr
 
 
 @pytest.fixture(scope="module")

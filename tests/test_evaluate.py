@@ -9,8 +9,8 @@ from PIL import Image
 from skimage import data as skdata
 
 from napari_resjnd.cli import main
-from napari_resjnd.core import evaluate as ev
-from napari_resjnd.core.baselines import luminance
+from napari_resjnd.core.maps import luminance
+from napari_resjnd.core.research import evaluate as ev
 from napari_resjnd.core.weights import save_weights
 from napari_resjnd.core.zoo import MODELS as CLASSIC_MODELS
 from napari_resjnd.core.zoo import pixel

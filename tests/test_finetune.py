@@ -14,8 +14,14 @@ from skimage import data as skdata
 from napari_resjnd import load_model, predict
 from napari_resjnd.cli import main
 from napari_resjnd.core.events import EpochDone, TrainingStarted, TrainingStep, drive
-from napari_resjnd.core.finetune import FinetuneConfig, finetune, history_path, iter_finetune, resume_path
-from napari_resjnd.core.pairs import load_pair_folder, make_pair, patch_origins
+from napari_resjnd.core.training.finetune import (
+    FinetuneConfig,
+    finetune,
+    history_path,
+    iter_finetune,
+    resume_path,
+)
+from napari_resjnd.core.training.pairs import load_pair_folder, make_pair, patch_origins
 
 
 def jpeg(img: np.ndarray, quality: int = 20) -> np.ndarray:

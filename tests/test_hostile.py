@@ -79,7 +79,7 @@ def pair_folder(root: Path, n=3, size=(40, 40), odd_last=None) -> Path:
 
 
 def session_file(path: Path, image: np.ndarray, critical=(2, 1), sha=True, **changes) -> Path:
-    from napari_resjnd.core.annotation import PatchRecord, Session, image_sha256
+    from napari_resjnd.core.research.annotation import PatchRecord, Session, image_sha256
 
     boxes = [(0, 16, 0, 16), (8, 24, 16, 32)]
     s = Session(
@@ -551,7 +551,7 @@ def test_ctrl_c_in_predict_is_one_line_and_130(tmp_path):
 
 
 def test_ctrl_c_in_finetune_is_one_line_and_130(tmp_path, monkeypatch, capsys):
-    from napari_resjnd.core import loop as F
+    from napari_resjnd.core.training import loop as F
 
     pair_folder(tmp_path / "pairs")
     w = tiny_weights(tmp_path)

@@ -15,14 +15,18 @@ from PIL import Image
 from skimage import data as skdata
 
 from napari_resjnd.cli import main
-from napari_resjnd.core.baselines import classic_jnd
 from napari_resjnd.core.errors import ResJNDError
-from napari_resjnd.core.psychophysics.observer import SimulatedObserver, run_once, simulate
-from napari_resjnd.core.psychophysics.procedure import Response, answer_with, run
-from napari_resjnd.core.psychophysics.psychometric import fit, p_correct, percent_correct_at_threshold
-from napari_resjnd.core.psychophysics.quest import QuestPlus
-from napari_resjnd.core.psychophysics.session import Condition, Session
-from napari_resjnd.core.psychophysics.stimuli import ConditionStimuli
+from napari_resjnd.core.maps import classic_jnd
+from napari_resjnd.core.visibility.psychophysics.observer import SimulatedObserver, run_once, simulate
+from napari_resjnd.core.visibility.psychophysics.procedure import Response, answer_with, run
+from napari_resjnd.core.visibility.psychophysics.psychometric import (
+    fit,
+    p_correct,
+    percent_correct_at_threshold,
+)
+from napari_resjnd.core.visibility.psychophysics.quest import QuestPlus
+from napari_resjnd.core.visibility.psychophysics.session import Condition, Session
+from napari_resjnd.core.visibility.psychophysics.stimuli import ConditionStimuli
 
 CAT = skdata.chelsea()[60:124, 120:184]  # 64 x 64
 
@@ -117,8 +121,8 @@ def test_a_wrong_answer_type_is_refused():
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    from napari_resjnd.core.psychophysics.procedure import Response, run
-    from napari_resjnd.core.psychophysics.session import Condition, Session
+    from napari_resjnd.core.visibility.psychophysics.procedure import Response, run
+    from napari_resjnd.core.visibility.psychophysics.session import Condition, Session
     s = Session("obs1", "flicker", [Condition("a", "m1"), Condition("b", "m2")], trials_per_condition=10, seed=9)
     loop = run(s, sys.argv[1])
     trial = next(loop)
@@ -190,7 +194,7 @@ def test_cli_report_aggregates_observers(tmp_path, capsys, monkeypatch):
         paths.append(s.save(tmp_path / f"{observer}.json"))
     out = tmp_path / "report"
     args = ["visibility", "report", *map(str, paths), "--out", str(out), "--images", str(tmp_path)]
-    from napari_resjnd.core.psychophysics import stimuli
+    from napari_resjnd.core.visibility.psychophysics import stimuli
 
     seeds_seen: set[int] = set()
     real_stimuli = stimuli.ConditionStimuli
@@ -221,7 +225,7 @@ def test_cli_report_aggregates_observers(tmp_path, capsys, monkeypatch):
 def test_beta_at_threshold_follows_the_real_noise():
     """The calibration the report gives (beta at threshold) is the beta the stimulus
     code finds for that PSNR."""
-    from napari_resjnd.core.psychophysics.report import beta_at
+    from napari_resjnd.core.visibility.psychophysics.report import beta_at
 
     grey_room = np.clip(CAT, 30, 225).astype(np.uint8)  # little clipping at 30 dB
     stim = ConditionStimuli(grey_room, classic_jnd("yang2005", grey_room), seed=1)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from napari_resjnd.core.annotation import Session
 from napari_resjnd.core.events import AnnotationDone, TrialShown
+from napari_resjnd.core.research.annotation import Session
 from napari_resjnd.widgets.annotate import STIM_CANDIDATE, AnnotateWidget
 from napari_resjnd.widgets.finetune import FinetuneWidget
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from napari_resjnd.core import rd
+from napari_resjnd.core.coding import rd
 from napari_resjnd.core.events import Encoded, drive
 from napari_resjnd.widgets._coding_worker import CodingJob, code
 from napari_resjnd.widgets._models import ModelStore

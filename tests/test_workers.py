@@ -46,8 +46,8 @@ def test_compute_turns_problems_into_outcomes(tmp_path, rng):
 
 
 def test_train_worker_runs_without_a_viewer_and_reports_typed_events(tmp_path, rng):
-    from napari_resjnd.core.config import FinetuneConfig
     from napari_resjnd.core.events import EpochDone, TrainingStarted, TrainingStep
+    from napari_resjnd.core.training.config import FinetuneConfig
     from napari_resjnd.widgets._finetune_worker import FinetuneJob, train
 
     weights = str(save_weights(make_tiny(), tmp_path / "t.safetensors"))

@@ -4,13 +4,13 @@ The public API lives in the Qt-free core; importing this package never imports
 napari or Qt (the widgets are loaded by napari through ``napari.yaml``).
 """
 
-from .core.baselines import jnd_map
 from .core.devices import available_devices
 from .core.errors import Cancelled, ResJNDError
-from .core.finetune import FinetuneConfig, finetune, iter_finetune
 from .core.inference import Prediction, iter_predict, predict
 from .core.jnd import jnd_from_cpl, jnd_from_residual, normalise_max
+from .core.maps import jnd_map
 from .core.model import RECEPTIVE_RADIUS, ResJND
+from .core.training.finetune import FinetuneConfig, finetune, iter_finetune
 from .core.weights import (
     DEFAULT_WEIGHTS,
     REGISTRY,

@@ -1,8 +1,8 @@
 """`resjnd compress`: JND-guided coding, rate-distortion curves and BD-rate.
 
 For every image: JND maps (computed, or read from ``--jnd-dir``), the pictures an
-encoder is given (:mod:`~napari_resjnd.core.prefilter`), a sweep of every codec and
-quality in worker processes (:mod:`~napari_resjnd.core.rd`), scored against the
+encoder is given (:mod:`~napari_resjnd.core.coding.prefilter`), a sweep of every codec and
+quality in worker processes (:mod:`~napari_resjnd.core.coding.rd`), scored against the
 original. Writes ``rd.csv``, ``bd_rate.csv``, ``codecs.json`` and, on request, the
 streams and RD plots; every file atomically.
 """
@@ -49,7 +49,7 @@ def _read_map(folder: Path, stem: str, name: str) -> tuple[np.ndarray | None, np
 
 def _maps(args: argparse.Namespace, image: np.ndarray, stem: str, names: list[str], model: Any) -> tuple:
     """JND maps and the CPL image: from ``--jnd-dir`` where present, else computed."""
-    from ..core.prefilter import RESJND_SMOOTH, compute_maps
+    from ..core.coding.prefilter import RESJND_SMOOTH, compute_maps
 
     keys = list(dict.fromkeys("resjnd" if n == RESJND_SMOOTH else n for n in names))
     maps: dict[str, np.ndarray] = {}
@@ -87,10 +87,10 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
 
 
 def _one_image(args: argparse.Namespace, job: Any, model: Any, bar: Any, pool: Any) -> tuple[list[dict], list[dict]]:
-    from ..core import rd
+    from ..core.coding import rd
+    from ..core.coding.prefilter import guided_pictures
     from ..core.events import Encoded, drive
     from ..core.images import read_image
-    from ..core.prefilter import guided_pictures
 
     image = read_image(job.source)
     if (image.ndim == 3 and image.shape[2] not in (3, 4)) or image.ndim not in (2, 3):
@@ -110,7 +110,7 @@ def _one_image(args: argparse.Namespace, job: Any, model: Any, bar: Any, pool: A
         on_event,
     )
     out = Path(args.out)
-    from ..core.coding import CODECS
+    from ..core.codecs import CODECS
 
     rows = [
         {"image": job.source.name, "jnd": p.jnd, "codec": p.codec, "quality": p.quality, "bytes": p.size, "bpp": p.bpp}
@@ -138,8 +138,8 @@ def _bytes_writer(data: bytes) -> Callable[[str], object]:
 
 
 def _plot_writer(points: list, title: str) -> Callable[[str], None]:
-    from ..core.plots import rd_plot
-    from ..core.rd import METRICS
+    from ..core.coding.rd import METRICS
+    from ..core.research.plots import rd_plot
 
     return lambda tmp: rd_plot(points, title, tmp, METRICS)
 
@@ -147,9 +147,9 @@ def _plot_writer(points: list, title: str) -> Callable[[str], None]:
 def cmd_compress(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..core import rd
     from ..core.batch import list_jobs
-    from ..core.coding import CODECS
+    from ..core.codecs import CODECS
+    from ..core.coding import rd
 
     jobs = list_jobs(args.images, args.out, recursive=args.recursive)
     loaded: list[Any] = []
@@ -208,7 +208,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def _print_means(means: list[dict]) -> None:
     """Mean BD-rate per codec and JND model, one column per metric."""
-    from ..core.rd import METRICS
+    from ..core.coding.rd import METRICS
 
     keys = list(dict.fromkeys((r["codec"], r["jnd"]) for r in means))
     table = {(r["codec"], r["jnd"], r["metric"]): r["bd_rate_percent"] for r in means}

@@ -1,5 +1,5 @@
 """The ``resjnd`` argument parser and its checks. Defaults and choices come from
-the core (:class:`~napari_resjnd.core.config.FinetuneConfig`, :data:`TRAIN_CONFIG`,
+the core (:class:`~napari_resjnd.core.training.config.FinetuneConfig`, :data:`TRAIN_CONFIG`,
 :mod:`~napari_resjnd.core.devices`), so the help text cannot drift from the code."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.baselines import ALIASES
-from ..core.baselines import MODELS as CLASSIC_MODELS
-from ..core.config import DEFAULT_PATCH, FINETUNE_CONFIG, LAYERS, PRESETS, TRAIN_CONFIG, FinetuneConfig
 from ..core.devices import AUTO, DEVICE_HELP, INT8, PRECISIONS
-from ..core.finetune import RESUME_KEYS
+from ..core.maps import ALIASES
+from ..core.maps import MODELS as CLASSIC_MODELS
 from ..core.precision import INFERENCE_PRECISION_CHOICES, PRECISION_CHOICES
+from ..core.training.config import DEFAULT_PATCH, FINETUNE_CONFIG, LAYERS, PRESETS, TRAIN_CONFIG, FinetuneConfig
+from ..core.training.finetune import RESUME_KEYS
 from ..core.weights import DEFAULT_WEIGHTS, REGISTRY
 from ._common import (
     Parser,
@@ -305,9 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_compress(sub: Any, command: Any) -> None:
-    from ..core.coding import CODECS
-    from ..core.prefilter import DEFAULT_FILTER, DEFAULT_LAMBDA, DEFAULT_SIGMA, FILTERS, RESJND_SMOOTH
-    from ..core.rd import INTERPOLATIONS
+    from ..core.codecs import CODECS
+    from ..core.coding.prefilter import DEFAULT_FILTER, DEFAULT_LAMBDA, DEFAULT_SIGMA, FILTERS, RESJND_SMOOTH
+    from ..core.coding.rd import INTERPOLATIONS
 
     co = command(sub, "compress", help="JND-guided coding: rate-distortion curves and BD-rate per codec and JND model")
     co.add_argument("images", nargs="+", help="image files or folders")
@@ -350,9 +350,9 @@ def _add_compress(sub: Any, command: Any) -> None:
 def _check_compress(args: argparse.Namespace) -> None:
     import os
 
-    from ..core.coding import CODECS, codec_names, parse_qualities
+    from ..core.codecs import CODECS, codec_names, parse_qualities
+    from ..core.coding.prefilter import guided_names
     from ..core.errors import ResJNDError
-    from ..core.prefilter import guided_names
 
     out_folder(args.out)
     earlier = [n for n in ("rd.csv", "bd_rate.csv", "codecs.json", "streams", "plots") if (Path(args.out) / n).exists()]
@@ -361,7 +361,7 @@ def _check_compress(args: argparse.Namespace) -> None:
             f"--out {args.out} holds an earlier compress run's results ({', '.join(earlier)}); "
             "give a new or empty folder (nothing was written)"
         )
-    from ..core.rd import check_libraries
+    from ..core.coding.rd import check_libraries
 
     try:
         check_libraries()
@@ -423,7 +423,7 @@ def check_args(args: argparse.Namespace) -> None:
         out_file(args.out, suffixes=(".csv",))
         if args.plot:
             out_file(args.plot, "--plot", suffixes=(".png", ".pdf", ".svg"))
-        from ..core.evaluate import map_names
+        from ..core.research.evaluate import map_names
 
         try:
             map_names(args.jnd)

@@ -21,9 +21,9 @@ __all__ = ["cmd_gui", "cmd_predict", "write_outputs"]
 def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..core.baselines import predict_classic, resolve
     from ..core.batch import list_jobs, parse_shard, run_batch, shard, write_summary
     from ..core.inference import predict
+    from ..core.maps import predict_classic, resolve
     from ..core.weights import load_model
 
     classic = args.model != "resjnd"

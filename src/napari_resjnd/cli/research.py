@@ -17,8 +17,8 @@ from ._common import fail
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import csv
 
-    from ..core import evaluate as ev
     from ..core.images import read_image
+    from ..core.research import evaluate as ev
 
     names = ev.map_names(args.jnd)
     targets = [float(t) for t in (args.psnr or [26.0])]
@@ -63,7 +63,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     stats = ev.paired_stats(rows, reference=reference, seed=args.seed)
     print(ev.markdown_summary(stats, reference))
     if args.plot:
-        from ..core.plots import quality_plot
+        from ..core.research.plots import quality_plot
 
         atomic_write(args.plot, lambda tmp: quality_plot(rows, tmp, fmt=Path(args.plot).suffix[1:]))
     return 1 if failed else 0
@@ -116,7 +116,7 @@ def _earlier_ladder(out: Path) -> int | None:
 def cmd_ladder(args: argparse.Namespace) -> int:
 
     from ..core.images import load_image
-    from ..core.ladders import make_ladder
+    from ..core.research.ladders import make_ladder
 
     try:
         loaded = load_image(args.image)
@@ -156,10 +156,10 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 
 
 def cmd_annotations_merge(args: argparse.Namespace) -> int:
-    from ..core.annotation import Session, check_mergeable, check_same_image, export_pairs, ladders_for, merge
     from ..core.files import atomic_write
     from ..core.images import read_image
-    from ..core.pairs import refuse_earlier_pairs
+    from ..core.research.annotation import Session, check_mergeable, check_same_image, export_pairs, ladders_for, merge
+    from ..core.training.pairs import refuse_earlier_pairs
 
     try:  # every session checked (complete, same image) before anything is written
         sessions = [Session.load(p) for p in args.sessions]

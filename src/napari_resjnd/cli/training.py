@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..core.config import FINETUNE_CONFIG, TRAIN_CONFIG, FinetuneConfig
 from ..core.errors import ResJNDError
 from ..core.events import EpochDone, TrainingEvent, TrainingStarted, TrainingStep, drive
+from ..core.training.config import FINETUNE_CONFIG, TRAIN_CONFIG, FinetuneConfig
 from ._common import fail
 
 
@@ -58,7 +58,7 @@ def config_from_args(args: argparse.Namespace, defaults: FinetuneConfig) -> Fine
     (with ``--resume``) or the core's ``defaults``."""
     from dataclasses import asdict
 
-    from ..core.finetune import recorded_config
+    from ..core.training.finetune import recorded_config
 
     given = {k: getattr(args, k) for k in CONFIG_ARGS if hasattr(args, k)}
     if "freeze" in given:
@@ -70,10 +70,10 @@ def config_from_args(args: argparse.Namespace, defaults: FinetuneConfig) -> Fine
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from ..core.checkpoints import recorded_architecture
-    from ..core.finetune import history_path
     from ..core.model import CHANNELS, RECURSIONS, Provenance, ResJND
-    from ..core.training import init_distributed, iter_train
+    from ..core.training.checkpoints import recorded_architecture
+    from ..core.training.finetune import history_path
+    from ..core.training.folders import init_distributed, iter_train
     from ..core.weights import load_model
 
     dist, device = init_distributed()
@@ -119,8 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from ..core.finetune import finetune, history_path
-    from ..core.pairs import load_pair_folder
+    from ..core.training.finetune import finetune, history_path
+    from ..core.training.pairs import load_pair_folder
     from ..core.weights import load_model
 
     on_event = EpochPrinter()
@@ -142,7 +142,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_patches(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..core.pairs import write_patches
+    from ..core.training.pairs import write_patches
 
     bar = tqdm(unit="pair", disable=args.quiet)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.baselines import MODELS as CLASSIC_MODELS
 from ..core.errors import ResJNDError
+from ..core.maps import MODELS as CLASSIC_MODELS
 from ..core.weights import DEFAULT_WEIGHTS
 from ._common import (
     Parser,
@@ -27,10 +27,10 @@ from ._common import (
 
 
 def _jnd(model: str, image: np.ndarray, args: argparse.Namespace) -> np.ndarray:
-    from ..core.baselines import jnd_map
+    from ..core.maps import jnd_map
 
     if model == "uniform":
-        from ..core.baselines import luminance
+        from ..core.maps import luminance
 
         return np.ones(luminance(image).shape, np.float32)
     if model == "resjnd":
@@ -43,7 +43,7 @@ def cmd_visibility_map(args: argparse.Namespace) -> int:
 
     from ..core.files import atomic_write_all
     from ..core.images import read_image
-    from ..core.visibility import VisibilityParams, visibility
+    from ..core.visibility.detection import VisibilityParams, visibility
 
     try:
         pristine, distorted = read_image(args.pristine), read_image(args.distorted)
@@ -86,7 +86,7 @@ def _say_if_replacing(*files: Path) -> None:
 
 
 def cmd_visibility_simulate(args: argparse.Namespace) -> int:
-    from ..core.psychophysics.observer import simulate
+    from ..core.visibility.psychophysics.observer import simulate
 
     result = simulate(
         args.threshold_psnr, trials=args.trials, runs=args.runs, seed=args.seed, slope=args.slope, lapse=args.lapse
@@ -104,8 +104,8 @@ def cmd_visibility_simulate(args: argparse.Namespace) -> int:
 
 def cmd_visibility_report(args: argparse.Namespace) -> int:
     from ..core.files import atomic_write_all
-    from ..core.psychophysics import report
-    from ..core.psychophysics.session import Session
+    from ..core.visibility.psychophysics import report
+    from ..core.visibility.psychophysics.session import Session
 
     try:
         sessions = [Session.load(p) for p in args.sessions]
@@ -138,9 +138,9 @@ def _ranks(rows: list[dict], args: argparse.Namespace, seeds: list[int]) -> list
     from collections import Counter
 
     from ..core.images import read_image
-    from ..core.psychophysics.report import rank_agreement
-    from ..core.psychophysics.stimuli import ConditionStimuli
-    from ..core.visibility import visibility
+    from ..core.visibility.detection import visibility
+    from ..core.visibility.psychophysics.report import rank_agreement
+    from ..core.visibility.psychophysics.stimuli import ConditionStimuli
 
     folder = Path(args.images)
     files: dict[str, Path] = {}
@@ -183,8 +183,8 @@ def _ranks(rows: list[dict], args: argparse.Namespace, seeds: list[int]) -> list
 
 def add_visibility_commands(sub: Any, command: Any, add_compute: Callable[..., None], known: str) -> None:
     """`resjnd visibility map | simulate | report`."""
-    from ..core.psychophysics.psychometric import LAPSE
-    from ..core.visibility import DEFAULT_ALPHA, DEFAULT_SLOPE
+    from ..core.visibility.detection import DEFAULT_ALPHA, DEFAULT_SLOPE
+    from ..core.visibility.psychophysics.psychometric import LAPSE
 
     vi = command(sub, "visibility", help="where a distortion is visible; observers' thresholds")
     vi_sub = vi.add_subparsers(dest="action", required=True, parser_class=Parser)
@@ -224,7 +224,7 @@ def add_visibility_commands(sub: Any, command: Any, add_compute: Callable[..., N
 
 def check_visibility(args: argparse.Namespace, exists: Callable[..., None]) -> None:
     """The visibility commands' arguments and paths, before any work (``exists`` is the parser's)."""
-    from ..core.baselines import is_classic
+    from ..core.maps import is_classic
 
     if args.action == "map":
         exists(args.pristine, "visibility map PRISTINE", folder=False)

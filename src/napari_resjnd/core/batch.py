@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import ResJNDError
 from .files import atomic_write
 from .images import ImageFile, load_image
-from .pairs import IMAGE_SUFFIXES
+from .training.pairs import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)

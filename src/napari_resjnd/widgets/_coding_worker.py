@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core import rd
-from ..core.coding import codec
+from ..core.codecs import codec
+from ..core.coding import rd
+from ..core.coding.prefilter import DEFAULT_FILTER, DEFAULT_LAMBDA, DEFAULT_SIGMA, RESJND_SMOOTH, guided_pictures
 from ..core.errors import Cancelled
 from ..core.events import Event, Status
-from ..core.prefilter import DEFAULT_FILTER, DEFAULT_LAMBDA, DEFAULT_SIGMA, RESJND_SMOOTH, guided_pictures
 from ..core.weights import DEFAULT_WEIGHTS
 from ._models import ModelStore
 from ._work import Outcome, ensure_weights, guarded
@@ -88,7 +88,7 @@ def _pictures(
     if key not in cache:
         for old in [k for k in cache if k[-len(base) :] != base]:  # another image or settings: keep one set
             del cache[old]
-        from ..core.prefilter import compute_maps
+        from ..core.coding.prefilter import compute_maps
 
         model = None
         if "resjnd" in job.models or RESJND_SMOOTH in job.models:

@@ -1,6 +1,6 @@
 """The Evaluate widget's worker, Qt-free: an :class:`EvaluateJob` of plain values in,
 status events out, an :class:`~._work.Outcome` holding the :class:`Evaluation`.
-The numbers come from :mod:`napari_resjnd.core.evaluate`, as for ``resjnd evaluate``."""
+The numbers come from :mod:`napari_resjnd.core.research.evaluate`, as for ``resjnd evaluate``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import evaluate as ev
 from ..core.errors import Cancelled, ResJNDError
 from ..core.events import Event, Status
+from ..core.research import evaluate as ev
 from ._work import Outcome, guarded
 
 

@@ -1,6 +1,6 @@
 """The Fine-tune widget's worker, Qt-free: a :class:`FinetuneJob` of plain values in,
 typed training events out, an :class:`~._work.Outcome` holding the
-:class:`~napari_resjnd.core.finetune.FinetuneResult` at the end. Tested without a viewer."""
+:class:`~napari_resjnd.core.training.finetune.FinetuneResult` at the end. Tested without a viewer."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.events import Event, Status
-from ..core.finetune import FinetuneConfig, FinetuneResult, iter_finetune
-from ..core.pairs import Box, load_pair_folder, make_pair
+from ..core.training.finetune import FinetuneConfig, FinetuneResult, iter_finetune
+from ..core.training.pairs import Box, load_pair_folder, make_pair
 from ..core.weights import load_model
 from ._work import Outcome, ensure_weights, guarded
 

@@ -12,7 +12,7 @@ class LossPlot:
 
     ``native`` is the Qt widget to put in a layout; ``add_event`` takes the
     :class:`~napari_resjnd.core.events.TrainingStep` and
-    :class:`~napari_resjnd.core.events.EpochDone` events of :func:`napari_resjnd.core.finetune.iter_finetune`.
+    :class:`~napari_resjnd.core.events.EpochDone` events of :func:`napari_resjnd.core.training.finetune.iter_finetune`.
     """
 
     def __init__(self) -> None:

@@ -74,7 +74,7 @@ class ModelStore:
         for f in dict.fromkeys(files):
             state = "loaded" if self.is_loaded(f) else "file"
             out.append((f"{Path(f).name} ({state})", f))
-        from ..core.baselines import MODELS, TITLES
+        from ..core.maps import MODELS, TITLES
 
         out += [(f"classic: {TITLES[m]} (no weights)", CLASSIC + m) for m in MODELS]
         out.append(("Open weights file…", OPEN_FILE))

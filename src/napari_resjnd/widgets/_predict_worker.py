@@ -63,7 +63,7 @@ def _predict(
     store: ModelStore, settings: PredictSettings, data: np.ndarray, rgb: bool, stop: threading.Event
 ) -> Generator[Event | TilePreview, None, Prediction]:
     if settings.weights.startswith(CLASSIC):
-        from ..core.baselines import predict_classic
+        from ..core.maps import predict_classic
 
         yield Status("computing the classic JND map…")
         return predict_classic(settings.weights[len(CLASSIC) :], data, rgb=rgb)

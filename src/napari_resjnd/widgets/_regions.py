@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import ResJNDError
-from ..core.pairs import Box
+from ..core.training.pairs import Box
 
 
 def annotation(layer, pristine) -> tuple[list[Box] | None, np.ndarray | None]:

@@ -4,7 +4,7 @@ out, an :class:`~._work.Outcome` back (tested without a viewer).
 - :func:`predict_visibility`: a JND map for the pristine image, then the
   per-pixel detection probability and ``p_detect`` of the distorted one;
 - :func:`prepare_test`: the JND map of every image x model of a visibility test,
-  as the :class:`~napari_resjnd.core.psychophysics.stimuli.ConditionStimuli` the
+  as the :class:`~napari_resjnd.core.visibility.psychophysics.stimuli.ConditionStimuli` the
   trial loop draws its stimuli from.
 """
 
@@ -18,8 +18,8 @@ import numpy as np
 
 from ..core.errors import Cancelled
 from ..core.events import Event, Status
-from ..core.psychophysics.stimuli import UNIFORM, ConditionStimuli
-from ..core.visibility import Visibility, visibility
+from ..core.visibility.detection import Visibility, visibility
+from ..core.visibility.psychophysics.stimuli import UNIFORM, ConditionStimuli
 from ..core.weights import DEFAULT_WEIGHTS
 from ._work import Outcome, ensure_weights, guarded
 
@@ -42,7 +42,7 @@ class VisibilityTestJob:
 
 
 def _jnd(model: str, image: np.ndarray, weights: str, stop: threading.Event) -> Generator[Event, None, np.ndarray]:
-    from ..core.baselines import jnd_map, luminance
+    from ..core.maps import jnd_map, luminance
 
     if model == UNIFORM:
         return np.ones(luminance(image).shape, np.float32)

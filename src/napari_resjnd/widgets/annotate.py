@@ -2,7 +2,7 @@
 image, by flicker or side by side, and get a target (CPL) layer for fine-tuning.
 
 Layout and glue only: ladders, the staircase, sessions and target assembly live
-in :mod:`napari_resjnd.core.ladders` and :mod:`napari_resjnd.core.annotation`.
+in :mod:`napari_resjnd.core.research.ladders` and :mod:`napari_resjnd.core.research.annotation`.
 Every answer is saved at once to the session file, so a crash loses nothing and
 Start on the same file resumes.
 """
@@ -19,10 +19,10 @@ from magicgui.types import FileDialogMode
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 from psygnal import Signal
 
-from ..core.annotation import PatchRecord, Session, assemble_target, export_pairs, image_sha256, ladders_for
 from ..core.errors import ResJNDError
 from ..core.events import AnnotationDone, TrialShown
-from ..core.ladders import GENERATORS, Ladder
+from ..core.research.annotation import PatchRecord, Session, assemble_target, export_pairs, image_sha256, ladders_for
+from ..core.research.ladders import GENERATORS, Ladder
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
 from ._regions import annotation

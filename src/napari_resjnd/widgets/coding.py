@@ -3,7 +3,7 @@ slider codes the plain and the JND-guided pictures in a worker and adds the
 decoded images as layers (same quality, and the same bit rate), with a live RD
 plot and the BD-rate table.
 
-Layout and glue only: the numbers come from :mod:`napari_resjnd.core.rd`, the
+Layout and glue only: the numbers come from :mod:`napari_resjnd.core.coding.rd`, the
 same functions ``resjnd compress`` uses.
 """
 
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import ComboBox, LineEdit, PushButton, Select, Slider, Table
 
-from ..core.baselines import MODELS, TITLES
-from ..core.coding import CODECS, available_codecs, parse_qualities
+from ..core.codecs import CODECS, available_codecs, parse_qualities
+from ..core.coding.prefilter import RESJND_SMOOTH
 from ..core.errors import ResJNDError
 from ..core.events import Encoded
-from ..core.prefilter import RESJND_SMOOTH
+from ..core.maps import MODELS, TITLES
 from ..core.weights import DEFAULT_WEIGHTS
 from ._coding_worker import CodingJob, CodingResult, code
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, plot_widget

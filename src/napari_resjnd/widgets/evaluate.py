@@ -1,7 +1,7 @@
 """The Evaluate widget: JND-guided noise at equal PSNR for JND layers and the
 classic models, noisy images as layers, the metric table and a quality plot.
 
-Layout and glue only: the numbers come from :mod:`napari_resjnd.core.evaluate`,
+Layout and glue only: the numbers come from :mod:`napari_resjnd.core.research.evaluate`,
 the same functions ``resjnd evaluate`` uses, so both give the same values.
 """
 
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, LineEdit, PushButton, Select, SpinBox, Table
 
-from ..core import evaluate as ev
-from ..core.baselines import MODELS
 from ..core.errors import ResJNDError
+from ..core.maps import MODELS
+from ..core.research import evaluate as ev
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, plot_widget
 from ._evaluate_worker import EvaluateJob, Evaluation, evaluate, parse_targets
 from ._runner import WorkerRunner

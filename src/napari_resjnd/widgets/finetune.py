@@ -2,7 +2,7 @@
 optional Shapes/Labels annotation, hyperparameters, Start/Stop, a live loss plot.
 
 Layout and glue only. Layers become plain arrays and boxes here (:func:`._regions.annotation`),
-the worker (:mod:`._finetune_worker`) runs :func:`~napari_resjnd.core.finetune.iter_finetune`, and the new
+the worker (:mod:`._finetune_worker`) runs :func:`~napari_resjnd.core.training.finetune.iter_finetune`, and the new
 checkpoint is announced through the shared :class:`~._models.ModelStore`.
 """
 
@@ -27,12 +27,12 @@ from magicgui.widgets import (
     Widget,
 )
 
-from ..core.config import FINETUNE_CONFIG
 from ..core.devices import device_choices
 from ..core.errors import ResJNDError
 from ..core.events import EpochDone, Event, TrainingStarted, TrainingStep
-from ..core.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult
 from ..core.precision import choices as precision_choices
+from ..core.training.config import FINETUNE_CONFIG
+from ..core.training.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, auto_size, dockable, follow_layers, layer_choices
 from ._finetune_worker import FinetuneJob, train

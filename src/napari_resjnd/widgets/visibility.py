@@ -2,7 +2,7 @@
 (pristine and distorted, e.g. a coded image) and a JND model: a heat overlay on
 the distorted layer and ``p_detect`` in the status line.
 
-Layout and glue only: the numbers come from :mod:`napari_resjnd.core.visibility`,
+Layout and glue only: the numbers come from :mod:`napari_resjnd.core.visibility.detection`,
 the same function ``resjnd visibility map`` uses.
 """
 
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import ComboBox, PushButton
 
-from ..core.baselines import MODELS
-from ..core.psychophysics.stimuli import UNIFORM
-from ..core.visibility import Visibility
+from ..core.maps import MODELS
+from ..core.visibility.detection import Visibility
+from ..core.visibility.psychophysics.stimuli import UNIFORM
 from ._common import DockContainer, StatusLine, dockable, follow_layers, source_images
 from ._runner import WorkerRunner
 from ._visibility_worker import VisibilityJob, predict_visibility

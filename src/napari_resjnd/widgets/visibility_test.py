@@ -2,7 +2,7 @@
 by 2AFC (side by side, or two intervals) or flicker, QUEST+ placing each trial.
 
 Layout, display and keys only: the trial loop, the staircases and the session file
-are :func:`napari_resjnd.core.psychophysics.procedure.run`, which saves the
+are :func:`napari_resjnd.core.visibility.psychophysics.procedure.run`, which saves the
 session after every answer (Start on the same file resumes). Stimuli are shown at
 one image pixel per screen pixel (zoom 1 / device pixel ratio, nearest
 interpolation), checked before every trial; every display change is timed and
@@ -24,10 +24,10 @@ from magicgui.types import FileDialogMode
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, Select, SpinBox
 from psygnal import Signal
 
-from ..core.annotation import image_sha256
 from ..core.errors import ResJNDError
-from ..core.psychophysics.procedure import Response, Trial, run
-from ..core.psychophysics.session import PROCEDURES, Condition, Session
+from ..core.research.annotation import image_sha256
+from ..core.visibility.psychophysics.procedure import Response, Trial, run
+from ..core.visibility.psychophysics.session import PROCEDURES, Condition, Session
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, source_images
 from ._frame_clock import FrameClock

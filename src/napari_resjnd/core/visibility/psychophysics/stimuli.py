@@ -1,5 +1,5 @@
 """Stimuli of a visibility test: a pristine image plus JND-shaped noise of scale
-beta, the evaluation's noise (:func:`napari_resjnd.core.evaluate.noise_at_psnr`),
+beta, the evaluation's noise (:func:`napari_resjnd.core.research.evaluate.noise_at_psnr`),
 with beta set so that the PSNR is the one QUEST+ asks for.
 
 A condition is one image and one JND model (or ``uniform``, the control: noise of
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ResJNDError
-from ..evaluate import inject, noise_at_psnr, sign_field
-from ..evaluate import psnr as psnr_of
-from ..images import rgb255
+from ...errors import ResJNDError
+from ...images import rgb255
+from ...research.evaluate import inject, noise_at_psnr, sign_field
+from ...research.evaluate import psnr as psnr_of
 
 #: The control condition's map: JND = 1 everywhere (plain uniform noise).
 UNIFORM = "uniform"

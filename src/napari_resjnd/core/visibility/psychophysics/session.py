@@ -19,8 +19,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import ResJNDError
-from ..files import atomic_write
+from ...errors import ResJNDError
+from ...files import atomic_write
 from .psychometric import Fit, fit
 from .quest import QuestPlus
 

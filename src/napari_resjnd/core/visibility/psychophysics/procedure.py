@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import Cancelled, ResJNDError
+from ...errors import Cancelled, ResJNDError
 from .session import Condition, Session
 from .stimuli import ConditionStimuli, Stimulus
 

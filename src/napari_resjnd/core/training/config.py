@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from .devices import AUTO, PRECISIONS
-from .errors import ResJNDError
-from .model import ResJND
+from ..devices import AUTO, PRECISIONS
+from ..errors import ResJNDError
+from ..model import ResJND
 
 LAYERS = ("input", "conv1", "conv2", "output")
 

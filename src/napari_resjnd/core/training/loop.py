@@ -17,13 +17,13 @@ from typing import Any, Protocol, TypedDict
 
 import torch
 
-from . import precision as precisions
+from .. import precision as precisions
+from ..devices import PRECISIONS, autocast, resolve_device
+from ..errors import ResJNDError
+from ..events import EpochDone, TrainingEvent, TrainingStarted, TrainingStep
+from ..model import ResJND
 from .checkpoints import RunFiles, resume_run
 from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult, Preset
-from .devices import PRECISIONS, autocast, resolve_device
-from .errors import ResJNDError
-from .events import EpochDone, TrainingEvent, TrainingStarted, TrainingStep
-from .model import ResJND
 
 #: (pristine, target) tensors, N x 3 x H x W in [0, 1].
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ResJNDError
+from ..errors import ResJNDError
 
 PANEL = (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"), ("vifp", "VIFp"), ("gmsd", "GMSD (lower is better)"))
 

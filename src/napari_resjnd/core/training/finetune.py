@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ResJNDError
+from ..events import TrainingEvent, drive
+from ..model import ResJND
 from .checkpoints import RESUME_KEYS, history_path, read_resume, recorded_config, resume_path
 from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult, check_config
-from .errors import ResJNDError
-from .events import TrainingEvent, drive
 from .loop import Batch, evaluate_loss, run_training
-from .model import ResJND
 from .pairs import Box, Pair, PatchIndex, augment, checked_patch, cut, patch_origins, split
 
 

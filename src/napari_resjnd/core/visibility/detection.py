@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .errors import ResJNDError
-from .zoo._common import luminance
+from ..errors import ResJNDError
+from ..zoo._common import luminance
 
 log = logging.getLogger(__name__)
 

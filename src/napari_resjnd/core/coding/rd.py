@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .baselines import to_y
-from .coding import EXTRA, bits_per_pixel, codec
-from .errors import Cancelled, ResJNDError
-from .events import Encoded, Status
+from ..codecs import EXTRA, bits_per_pixel, codec
+from ..errors import Cancelled, ResJNDError
+from ..events import Encoded, Status
+from ..maps import to_y
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def ssimulacra2(original: np.ndarray, decoded: np.ndarray) -> float:
 
 def score(original: np.ndarray, decoded: np.ndarray, metrics: Sequence[str] = METRICS) -> dict[str, float]:
     """The metrics of ``decoded`` against ``original`` (both H x W x 3 uint8)."""
-    from . import evaluate as ev
+    from ..research import evaluate as ev
 
     ref, dist = original.astype(np.float64), decoded.astype(np.float64)
     y1, y2 = to_y(ref), to_y(dist)

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from ..errors import ResJNDError
+from ..events import TrainingEvent
+from ..images import read_image
+from ..model import ResJND
 from .config import DEFAULT_PATCH, FinetuneConfig, FinetuneResult, check_config
-from .errors import ResJNDError
-from .events import TrainingEvent
-from .images import read_image
 from .loop import Batch, RunOptions, run_training
-from .model import ResJND
 from .pairs import as_rgb, augment, folder_patch, pair_files
 
 if TYPE_CHECKING:

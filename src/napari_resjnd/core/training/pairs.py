@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ResJNDError
-from .files import atomic_write
-from .images import image_size, layout_of, plane_rgb, read_image, to_unit_float
+from ..errors import ResJNDError
+from ..files import atomic_write
+from ..images import image_size, layout_of, plane_rgb, read_image, to_unit_float
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
 

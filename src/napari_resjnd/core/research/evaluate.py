@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .baselines import MODELS, classic_jnd, is_classic, luminance, to_y
-from .errors import ResJNDError
-from .model import ResJND
+from ..errors import ResJNDError
+from ..maps import MODELS, classic_jnd, is_classic, luminance, to_y
+from ..model import ResJND
 
 CONTROLS = ("uniform", "shuffled")
 METRICS = ("psnr", "ssim", "ms_ssim", "vifp", "gmsd", "pspnr")
@@ -212,7 +212,7 @@ def jnd_maps(
 
     ``shuffled`` shuffles ResJND's map when it is among the maps, else the first map.
     """
-    from .inference import predict
+    from ..inference import predict
 
     shape = luminance(image).shape
     out = {}
@@ -255,7 +255,7 @@ def evaluate_image(
     A map whose noise cannot reach a target (zero, or nearly, where the image has
     pixels to change: KLT-JND on pure noise, say) raises ValueError; with
     ``skipped`` given, it is recorded there as (map, target, reason) and left out."""
-    from .images import rgb255
+    from ..images import rgb255
 
     img255 = rgb255(image)
     sign = sign_field(img255.shape[:2], seed)

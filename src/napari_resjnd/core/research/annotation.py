@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ResJNDError
-from .files import atomic_write, atomic_write_all, png_writer
+from ..errors import ResJNDError
+from ..files import atomic_write, atomic_write_all, png_writer
+from ..training.pairs import Box
 from .ladders import make_ladder
-from .pairs import Box
 
 
 @dataclass
@@ -243,7 +243,7 @@ def ladders_for(image: np.ndarray, session: Session, jnd: np.ndarray | None = No
 
 def assemble_target(image: np.ndarray, boxes: Sequence[Box], versions: Sequence[np.ndarray]) -> np.ndarray:
     """The pristine image (float, [0, 255]) with each box replaced by its version."""
-    from .images import rgb255
+    from ..images import rgb255
 
     out = rgb255(image).copy()
     for (y0, y1, x0, x1), v in zip(boxes, versions):

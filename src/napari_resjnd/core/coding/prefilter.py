@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-from .errors import ResJNDError
+from ..errors import ResJNDError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ FILTERS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
 
 def as_rgb8(image: np.ndarray) -> np.ndarray:
     """One 2-D image as H x W x 3 uint8 (grey repeated, alpha dropped), as codecs take it."""
-    from .images import rgb255
+    from ..images import rgb255
 
     return np.clip(np.rint(rgb255(image)), 0, 255).astype(np.uint8)
 
@@ -98,7 +98,7 @@ def guided_names(text: str) -> list[str]:
     """Comma-separated JND models for coding: ``resjnd`` (its CPL image),
     ``resjnd-smooth`` (its map bounding the smoothing), the classic models (their
     maps bounding the smoothing); ``all``: ResJND and every classic model."""
-    from .baselines import MODELS, is_classic, resolve
+    from ..maps import MODELS, is_classic, resolve
 
     names: list[str] = []
     for n in (t.strip() for t in text.split(",")):
@@ -151,14 +151,14 @@ def compute_maps(
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """(JND maps by model, ResJND's CPL image or None) for the models in ``names``."""
-    from .baselines import classic_jnd, is_classic
+    from ..maps import classic_jnd, is_classic
 
     maps: dict[str, np.ndarray] = {}
     cpl = None
     if "resjnd" in names or RESJND_SMOOTH in names:
         if model is None:
             raise ResJNDError("the resjnd JND model needs ResJND weights")
-        from .inference import predict
+        from ..inference import predict
 
         pred = predict(model, image, device=device, precision=precision, should_stop=should_stop)  # type: ignore[arg-type]
         maps["resjnd"], cpl = pred.jnd, pred.cpl

@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
+from ..errors import ResJNDError
+from ..files import atomic_write
+from ..model import ResJND
+from ..outputs import _disk_full
+from ..weights import save_weights
 from .config import FinetuneConfig
-from .errors import ResJNDError
-from .files import atomic_write
-from .model import ResJND
-from .outputs import _disk_full
-from .weights import save_weights
 
 #: Settings a resumed run keeps from the run it continues (they shape the data or
 #: the optimisation); changing one needs an explicit override, recorded in the history.

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .errors import ResJNDError
+from ..errors import ResJNDError
 
 GENERATORS = ("klt", "jpeg", "webp", "noise", "blur", "quant")
 
@@ -86,7 +86,7 @@ def make_ladder(
 ) -> Ladder:
     """A ladder of ``levels`` versions (level 0 the original) of an RGB patch
     (uint8, or float in [0, 1])."""
-    from .images import rgb255
+    from ..images import rgb255
 
     if generator not in GENERATORS:
         raise ResJNDError(f"unknown ladder generator {generator!r}; known: {', '.join(GENERATORS)}")
@@ -102,7 +102,7 @@ def make_ladder(
         cands = [_codec(x, generator.upper(), q) for q in params]
     elif generator == "noise":
         if jnd is None:
-            from .zoo.pixel import chou1995
+            from ..zoo.pixel import chou1995
 
             jnd = chou1995(np.clip(np.rint(x), 0, 255).astype(np.uint8))
         sign = np.random.default_rng(seed).choice(np.array([-1.0, 1.0]), size=x.shape[:2])
