@@ -124,9 +124,10 @@ def markdown_means(path: Path) -> str:
 
 def bench(args: argparse.Namespace) -> int:
     from napari_resjnd.core.codecs import CODECS as ALL
-    from napari_resjnd.core.coding import rd
+    from napari_resjnd.core.coding import bdrate, sweep
     from napari_resjnd.core.coding.prefilter import compute_maps, guided_pictures
     from napari_resjnd.core.events import drive
+    from napari_resjnd.core.maps import MapRequest
     from napari_resjnd.core.weights import load_model
 
     image = data.astronaut()
@@ -137,19 +138,17 @@ def bench(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     maps: dict = {}
     seconds_maps = {}
-    cpl_image = None
+    request = MapRequest(precision=args.precision, model=model)
     for m in models:
         t = time.perf_counter()
-        got, cpl = compute_maps(image, [m], model=model, precision=args.precision)
+        maps.update(compute_maps(image, [m], request))
         seconds_maps[m] = time.perf_counter() - t
-        maps.update(got)
-        cpl_image = cpl if cpl is not None else cpl_image
-    pictures = guided_pictures(image, models, maps=maps, cpl=cpl_image)
+    pictures = guided_pictures(image, models, maps=maps)
     t2 = time.perf_counter()
-    with rd.process_pool(args.workers) as pool:
-        points = drive(rd.iter_sweep(image, pictures, list(ALL), qualities, pool=pool))
+    with sweep.process_pool(args.workers) as pool:
+        points = drive(sweep.iter_sweep(image, pictures, list(ALL), qualities, pool=pool))
     t3 = time.perf_counter()
-    bd = rd.bd_rows(points)
+    bd = bdrate.bd_rows(points)
     t4 = time.perf_counter()
     cpu: dict[str, float] = {}
     for p in points:

@@ -230,7 +230,7 @@ def test_override_offers_only_settings_the_command_can_change(command, capsys):
     """A setting no option of the command sets cannot differ on resume, so --override
     refuses it; every setting it offers is one the command has an option for."""
     from napari_resjnd.cli import build_parser
-    from napari_resjnd.cli.parser import FINETUNE_OVERRIDABLE, TRAIN_OVERRIDABLE
+    from napari_resjnd.cli.training import FINETUNE_OVERRIDABLE, TRAIN_OVERRIDABLE
     from napari_resjnd.core.training.finetune import RESUME_KEYS
 
     offered = FINETUNE_OVERRIDABLE if command == "finetune" else TRAIN_OVERRIDABLE

@@ -83,7 +83,7 @@ def test_bad_file_is_skipped_and_the_rest_coded(tmp_path, photos, capsys):
 
 
 def test_a_failed_write_leaves_nothing_half_written(tmp_path, photos, monkeypatch, capsys):
-    from napari_resjnd.core.research import plots
+    from napari_resjnd.core.coding import plots
 
     def broken_plot(points, title, path, metrics):
         Path(path).write_bytes(b"\x89PNG half")
@@ -101,7 +101,7 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, photos, capsys):
     base = ["compress", str(photos[0]), "--out", str(tmp_path / "o")]
     for extra, message in (
         (["--codec", "bpg"], "unknown codec 'bpg'"),
-        (["--jnd", "nope"], "unknown JND model nope"),
+        (["--jnd", "nope"], "unknown JND model 'nope'"),
         (["--quality", "0,50"], "--quality: jpeg takes 1 to 100"),
         (["--quality", "50"], "at least 2 distinct qualities"),
         (["--jnd-dir", str(tmp_path / "missing")], "--jnd-dir"),
@@ -115,13 +115,14 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, photos, capsys):
 def test_maps_from_jnd_dir_are_reused(tmp_path, photos, monkeypatch):
     maps = tmp_path / "maps"
     assert main(["predict", str(photos[0]), "--model", "yang2005", "--out", str(maps / "yang2005"), "-q"]) == 0
+    from dataclasses import replace
+
     from napari_resjnd.core import zoo
 
-    def refuse(name, image):
+    def refuse(image):
         raise AssertionError("the map should have been read from --jnd-dir")
 
-    monkeypatch.setattr(zoo, "classic_jnd", refuse)
-    monkeypatch.setattr("napari_resjnd.core.maps.classic_jnd", refuse)
+    monkeypatch.setitem(zoo.MODELS, "yang2005", replace(zoo.MODELS["yang2005"], compute=refuse))
     out = tmp_path / "out"
     assert main(["compress", str(photos[0]), "--codec", "jpeg", "--jnd", "yang2005", "--quality", "40,80",
                  "--jnd-dir", str(maps), "--out", str(out), "--workers", "1", "-q"]) == 0  # fmt: skip

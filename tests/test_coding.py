@@ -10,12 +10,14 @@ import pytest
 from skimage import data as skdata
 
 from napari_resjnd.core import codecs as coding
-from napari_resjnd.core.coding import rd
+from napari_resjnd.core import metrics
+from napari_resjnd.core.coding import bdrate, sweep
 from napari_resjnd.core.coding.prefilter import FILTERS, as_rgb8, guided_names, guided_pictures, jnd_smooth
 from napari_resjnd.core.errors import Cancelled, ResJNDError
 from napari_resjnd.core.events import Encoded, drive
-from napari_resjnd.core.maps import classic_jnd
-from napari_resjnd.core.research.evaluate import psnr
+from napari_resjnd.core.maps import MapResult
+from napari_resjnd.core.metrics import psnr
+from napari_resjnd.core.zoo import classic_jnd
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def test_each_codec_round_trips_and_bpp_counts_its_bytes(name, photo):
     assert len(low) < len(high)
     assert psnr(photo, c.decode(high)) > 30 > psnr(photo, c.decode(low)) - 10
     assert coding.bits_per_pixel(high, photo.shape) == 8 * len(high) / (96 * 96)
-    point = rd.encode_point(photo, photo, "none", name, 90, metrics=("psnr",))
+    point = sweep.encode_point(photo, photo, "none", name, 90, metrics=("psnr",))
     assert point.size == len(high) and point.bpp == 8 * len(high) / (96 * 96)
     assert name in c.version().lower() or c.package.split("-")[0] in c.version().lower()
 
@@ -74,7 +76,7 @@ def test_a_missing_codec_library_names_the_pip_command(monkeypatch, name, module
 def test_missing_ssimulacra2_names_the_pip_command(monkeypatch, photo):
     monkeypatch.setitem(sys.modules, "ssimulacra2", None)
     with pytest.raises(ResJNDError, match="pip install ssimulacra2"):
-        rd.ssimulacra2(photo, photo)
+        metrics.ssimulacra2(photo, photo)
 
 
 def test_names_and_qualities_are_checked():
@@ -87,7 +89,7 @@ def test_names_and_qualities_are_checked():
         with pytest.raises(ResJNDError, match="--quality"):
             coding.parse_qualities(bad)
     assert guided_names("namm,resjnd") == ["yang2005", "resjnd"]
-    with pytest.raises(ResJNDError, match="unknown JND model nope"):
+    with pytest.raises(ResJNDError, match="unknown JND model 'nope'"):
         guided_names("nope")
 
 
@@ -121,7 +123,8 @@ def test_smoothing_grey_image_and_bad_maps():
 
 def test_guided_pictures_substitute_the_cpl_image(photo):
     cpl = np.clip(photo / 255.0 + 0.01, 0, 1)
-    pics = guided_pictures(photo, ["resjnd", "resjnd-smooth"], maps={"resjnd": np.ones((96, 96))}, cpl=cpl)
+    maps = {"resjnd": MapResult(np.ones((96, 96)), cpl)}
+    pics = guided_pictures(photo, ["resjnd", "resjnd-smooth"], maps=maps)
     assert list(pics) == ["none", "resjnd", "resjnd-smooth"]
     assert (pics["none"] == photo).all()
     assert (pics["resjnd"] == np.rint(cpl * 255)).all()
@@ -134,20 +137,20 @@ def test_ssimulacra2_known_values():
     the quality and land in libjxl's documented bands (50: medium, 70: high, 90: visually lossless):
     libjpeg-turbo quality 90 scores in the 80s, quality 50 in the 60s-70s."""
     photo = skdata.astronaut()
-    assert rd.ssimulacra2(photo, photo) == pytest.approx(100.0)
+    assert metrics.ssimulacra2(photo, photo) == pytest.approx(100.0)
     jpeg = coding.codec("jpeg")
-    q50, q90 = (rd.ssimulacra2(photo, jpeg.decode(jpeg.encode(photo, q))) for q in (50, 90))
+    q50, q90 = (metrics.ssimulacra2(photo, jpeg.decode(jpeg.encode(photo, q))) for q in (50, 90))
     assert 60 < q50 < 75 < q90 < 90
 
 
 def test_points_are_scored_against_the_original_not_the_picture_coded(photo):
     picture = jnd_smooth(photo, np.full((96, 96), 6.0))
-    point = rd.encode_point(photo, picture, "x", "jpeg", 95)
+    point = sweep.encode_point(photo, picture, "x", "jpeg", 95)
     decoded = coding.codec("jpeg").decode(coding.codec("jpeg").encode(picture, 95))
     assert point.metrics["psnr"] == pytest.approx(psnr(photo.astype(float), decoded.astype(float)))
     assert point.metrics["psnr"] < psnr(picture.astype(float), decoded.astype(float))
     assert math.isnan(point.metrics["ms_ssim"])  # 96 px: MS-SSIM needs a side above 160
-    assert set(point.seconds) >= {"encode", "decode", *rd.METRICS}
+    assert set(point.seconds) >= {"encode", "decode", *sweep.METRICS}
 
 
 # ---- BD-rate -------------------------------------------------------------
@@ -155,67 +158,67 @@ RATES = [0.3, 0.6, 1.1, 2.0, 3.5]
 SCORES = [28.0, 31.0, 34.5, 37.0, 40.0]
 
 
-@pytest.mark.parametrize("method", list(rd.INTERPOLATIONS))
+@pytest.mark.parametrize("method", list(bdrate.INTERPOLATIONS))
 def test_bd_rate_of_identical_curves_is_zero_and_of_ninety_percent_bits_is_minus_ten(method):
-    assert rd.bd_rate(RATES, SCORES, RATES, SCORES, method).percent == pytest.approx(0.0, abs=1e-9)
+    assert bdrate.bd_rate(RATES, SCORES, RATES, SCORES, method).percent == pytest.approx(0.0, abs=1e-9)
     fewer = [0.9 * r for r in RATES]
-    assert rd.bd_rate(RATES, SCORES, fewer, SCORES, method).percent == pytest.approx(-10.0, abs=1e-9)
+    assert bdrate.bd_rate(RATES, SCORES, fewer, SCORES, method).percent == pytest.approx(-10.0, abs=1e-9)
     more = [1.25 * r for r in RATES]
-    assert rd.bd_rate(RATES, SCORES, more, SCORES, method).percent == pytest.approx(25.0, abs=1e-9)
+    assert bdrate.bd_rate(RATES, SCORES, more, SCORES, method).percent == pytest.approx(25.0, abs=1e-9)
 
 
 def test_bd_rate_lower_is_better_metric_and_partial_overlap():
     gmsd = [0.05, 0.03, 0.02, 0.01, 0.005]
-    assert rd.bd_rate(RATES, gmsd, [0.9 * r for r in RATES], gmsd).percent == pytest.approx(-10.0)
-    shifted = rd.bd_rate(RATES, SCORES, RATES, [s + 6 for s in SCORES])
+    assert bdrate.bd_rate(RATES, gmsd, [0.9 * r for r in RATES], gmsd).percent == pytest.approx(-10.0)
+    shifted = bdrate.bd_rate(RATES, SCORES, RATES, [s + 6 for s in SCORES])
     assert shifted.percent < 0 and 0 < shifted.overlap < 1
 
 
 def test_bd_rate_without_overlap_is_nan_with_a_reason():
-    bd = rd.bd_rate(RATES, SCORES, RATES, [s + 20 for s in SCORES])
+    bd = bdrate.bd_rate(RATES, SCORES, RATES, [s + 20 for s in SCORES])
     assert math.isnan(bd.percent) and bd.overlap == 0 and "do not overlap" in bd.note
-    flat = rd.bd_rate(RATES, SCORES, RATES, [30.0, 30.0, 31.0, 32.0, 33.0])
+    flat = bdrate.bd_rate(RATES, SCORES, RATES, [30.0, 30.0, 31.0, 32.0, 33.0])
     assert math.isnan(flat.percent) and "same score" in flat.note
-    few = rd.bd_rate(RATES, SCORES, RATES[:1], SCORES[:1])
+    few = bdrate.bd_rate(RATES, SCORES, RATES[:1], SCORES[:1])
     assert math.isnan(few.percent) and "fewer than 2" in few.note
-    assert "4 points" in rd.bd_rate(RATES[:3], SCORES[:3], RATES[:3], SCORES[:3], "cubic").note
+    assert "4 points" in bdrate.bd_rate(RATES[:3], SCORES[:3], RATES[:3], SCORES[:3], "cubic").note
 
 
 def test_mean_rows_average_the_images_that_have_a_value():
     rows = [{"codec": "jpeg", "jnd": "a", "metric": "psnr", "bd_rate_percent": v} for v in (-10.0, 20.0, math.nan)]
-    (mean,) = rd.mean_rows(rows)
+    (mean,) = bdrate.mean_rows(rows)
     assert mean["bd_rate_percent"] == pytest.approx(5.0) and mean["images"] == 2 and "1 of 3" in mean["note"]
 
 
 # ---- sweeps ----------------------------------------------------------------
 def test_sweep_yields_progress_and_bd_rows(photo):
-    pics = guided_pictures(photo, ["yang2005"], maps={"yang2005": classic_jnd("yang2005", photo)})
+    pics = guided_pictures(photo, ["yang2005"], maps={"yang2005": MapResult(classic_jnd("yang2005", photo))})
     events: list = []
     points = drive(
-        rd.iter_sweep(photo, pics, ["jpeg"], {"jpeg": [30, 60, 90]}, metrics=("psnr", "ssimulacra2")),
+        sweep.iter_sweep(photo, pics, ["jpeg"], {"jpeg": [30, 60, 90]}, metrics=("psnr", "ssimulacra2")),
         events.append,
     )
     encoded = [e for e in events if isinstance(e, Encoded)]
     assert [e.done for e in encoded] == [1, 2, 3, 4, 5, 6] and encoded[-1].total == 6
     assert [(p.jnd, p.quality) for p in points] == [(j, q) for j in ("none", "yang2005") for q in (30, 60, 90)]
-    rows = rd.bd_rows(points, metrics=("psnr", "ssimulacra2"))
+    rows = bdrate.bd_rows(points, metrics=("psnr", "ssimulacra2"))
     assert [(r["jnd"], r["metric"]) for r in rows] == [("yang2005", "psnr"), ("yang2005", "ssimulacra2")]
-    assert rd.quality_for_rate([p for p in points if p.jnd == "none"], points[1].bpp) == 60
-    assert rd.rate_at(points[:3], 60) == pytest.approx(points[1].bpp)
+    assert bdrate.quality_for_rate([p for p in points if p.jnd == "none"], points[1].bpp) == 60
+    assert bdrate.rate_at(points[:3], 60) == pytest.approx(points[1].bpp)
 
 
 def test_sweep_stops_when_asked(photo):
     with pytest.raises(Cancelled):
-        drive(rd.iter_sweep(photo, {"none": photo}, ["jpeg"], {"jpeg": [30, 60]}, should_stop=lambda: True))
+        drive(sweep.iter_sweep(photo, {"none": photo}, ["jpeg"], {"jpeg": [30, 60]}, should_stop=lambda: True))
 
 
 @pytest.mark.slow
 def test_parallel_sweep_equals_the_serial_one(photo):
     pics = {"none": photo, "flat": as_rgb8(np.full((96, 96, 3), 128, np.uint8))}
     kw = {"metrics": ("psnr", "gmsd")}
-    serial = drive(rd.iter_sweep(photo, pics, ["jpeg", "webp"], {"jpeg": [40, 80], "webp": [40, 80]}, **kw))
+    serial = drive(sweep.iter_sweep(photo, pics, ["jpeg", "webp"], {"jpeg": [40, 80], "webp": [40, 80]}, **kw))
     parallel = drive(
-        rd.iter_sweep(photo, pics, ["jpeg", "webp"], {"jpeg": [40, 80], "webp": [40, 80]}, workers=2, **kw)
+        sweep.iter_sweep(photo, pics, ["jpeg", "webp"], {"jpeg": [40, 80], "webp": [40, 80]}, workers=2, **kw)
     )
     assert [(p.jnd, p.codec, p.quality, p.size, p.metrics) for p in serial] == [
         (p.jnd, p.codec, p.quality, p.size, p.metrics) for p in parallel

@@ -9,7 +9,8 @@ from PIL import Image
 from skimage import data as skdata
 
 from napari_resjnd.cli import main
-from napari_resjnd.core.maps import luminance
+from napari_resjnd.core import metrics, noise
+from napari_resjnd.core.images import luminance
 from napari_resjnd.core.research import evaluate as ev
 from napari_resjnd.core.weights import save_weights
 from napari_resjnd.core.zoo import MODELS as CLASSIC_MODELS
@@ -64,36 +65,36 @@ def test_pattern_complexity_counts_orientations():
 
 def test_bisection_hits_the_target_psnr():
     img = skdata.chelsea()[:120, :160].astype(np.float64)
-    sign = ev.sign_field(img.shape[:2], 0)
+    sign = noise.sign_field(img.shape[:2], 0)
     jnd = pixel.chou1995(img.astype(np.uint8))
     for target in (22.0, 26.0, 30.0, 40.0):
-        noisy, beta, _p = ev.noise_at_psnr(img, jnd, sign, target)
-        assert abs(ev.psnr(img, noisy) - target) < 0.01 and beta > 0
+        noisy, beta, _p = noise.noise_at_psnr(img, jnd, sign, target)
+        assert abs(metrics.psnr(img, noisy) - target) < 0.01 and beta > 0
         assert noisy.min() >= 0 and noisy.max() <= 255
 
 
 def test_shuffling_preserves_the_histogram():
     j = pixel.yang2005(skdata.coffee()[:64, :64])
-    s = ev.shuffled(j, 3)
+    s = noise.shuffled(j, 3)
     assert np.array_equal(np.sort(j.ravel()), np.sort(s.ravel())) and not np.array_equal(j, s)
 
 
 def test_metrics_are_perfect_for_identical_images_and_ordered():
     y = luminance(skdata.astronaut()[:200, :200])
-    assert ev.ssim(y, y) == pytest.approx(1) and ev.ms_ssim(y, y) == pytest.approx(1, abs=1e-5)
-    assert ev.vifp(y, y) == pytest.approx(1) and ev.gmsd(y, y) == pytest.approx(0)
+    assert metrics.ssim(y, y) == pytest.approx(1) and metrics.ms_ssim(y, y) == pytest.approx(1, abs=1e-5)
+    assert metrics.vifp(y, y) == pytest.approx(1) and metrics.gmsd(y, y) == pytest.approx(0)
     rng = np.random.default_rng(0)
     mild, strong = y + rng.normal(0, 3, y.shape), y + rng.normal(0, 15, y.shape)
-    assert ev.ssim(y, mild) > ev.ssim(y, strong) and ev.vifp(y, mild) > ev.vifp(y, strong)
-    assert ev.gmsd(y, mild) < ev.gmsd(y, strong) and ev.ms_ssim(y, mild) > ev.ms_ssim(y, strong)
-    assert np.isnan(ev.ms_ssim(y[:100, :100], y[:100, :100]))  # too small for 5 scales
+    assert metrics.ssim(y, mild) > metrics.ssim(y, strong) and metrics.vifp(y, mild) > metrics.vifp(y, strong)
+    assert metrics.gmsd(y, mild) < metrics.gmsd(y, strong) and metrics.ms_ssim(y, mild) > metrics.ms_ssim(y, strong)
+    assert np.isnan(metrics.ms_ssim(y[:100, :100], y[:100, :100]))  # too small for 5 scales
 
 
 def test_pspnr_ignores_error_below_the_map():
     ref = np.full((10, 10, 3), 100.0)
     dist = ref + 2.0
-    assert ev.pspnr(ref, dist, np.full((10, 10), 3.0)) == float("inf")
-    assert ev.pspnr(ref, dist, np.full((10, 10), 1.0)) == pytest.approx(10 * np.log10(255**2 / 1.0))
+    assert metrics.pspnr(ref, dist, np.full((10, 10), 3.0)) == float("inf")
+    assert metrics.pspnr(ref, dist, np.full((10, 10), 1.0)) == pytest.approx(10 * np.log10(255**2 / 1.0))
 
 
 def test_paired_stats_direction_and_fields():

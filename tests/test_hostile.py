@@ -300,7 +300,7 @@ CASES = [
     Case("evaluate-psnr-nan", t("evaluate", "{tmp}/a.png", "--out", "{tmp}/r.csv", "--psnr", "nan"), 2,
          r"must be a finite number", _img),
     Case("evaluate-unknown-map", t("evaluate", "{tmp}/a.png", "--out", "{tmp}/r.csv", "--jnd", "chou,magic"), 2,
-         r"unknown map magic", _img, no_files("r.csv")),
+         r"unknown JND model .magic.", _img, no_files("r.csv")),
     Case("evaluate-plot-format", t("evaluate", "{tmp}/a.png", "--out", "{tmp}/r.csv", "--plot", "{tmp}/p.txt"), 2,
          r"--plot .* must end in \.png or \.pdf or \.svg", _img),
     Case("evaluate-unreadable-image", t("evaluate", "{tmp}/e.png", "--out", "{tmp}/r.csv", "--jnd", "chou"), 2,

@@ -16,7 +16,6 @@ from skimage import data as skdata
 
 from napari_resjnd.cli import main
 from napari_resjnd.core.errors import ResJNDError
-from napari_resjnd.core.maps import classic_jnd
 from napari_resjnd.core.visibility.psychophysics.observer import SimulatedObserver, run_once, simulate
 from napari_resjnd.core.visibility.psychophysics.procedure import Response, answer_with, run
 from napari_resjnd.core.visibility.psychophysics.psychometric import (
@@ -27,6 +26,7 @@ from napari_resjnd.core.visibility.psychophysics.psychometric import (
 from napari_resjnd.core.visibility.psychophysics.quest import QuestPlus
 from napari_resjnd.core.visibility.psychophysics.session import Condition, Session
 from napari_resjnd.core.visibility.psychophysics.stimuli import ConditionStimuli
+from napari_resjnd.core.zoo import classic_jnd
 
 CAT = skdata.chelsea()[60:124, 120:184]  # 64 x 64
 

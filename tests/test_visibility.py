@@ -13,9 +13,9 @@ from skimage import data as skdata
 
 from napari_resjnd.cli import main
 from napari_resjnd.core.errors import ResJNDError
-from napari_resjnd.core.maps import classic_jnd
-from napari_resjnd.core.research.evaluate import inject, sign_field
+from napari_resjnd.core.noise import inject, sign_field
 from napari_resjnd.core.visibility.detection import VisibilityParams, visibility
+from napari_resjnd.core.zoo import classic_jnd
 
 CAT = skdata.chelsea()[60:188, 120:248]  # 128 x 128 RGB uint8
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from napari_resjnd.core.coding import rd
+from napari_resjnd.core.coding import sweep
 from napari_resjnd.core.events import Encoded, drive
 from napari_resjnd.widgets._coding_worker import CodingJob, code
 from napari_resjnd.widgets._models import ModelStore
@@ -36,7 +36,7 @@ def test_worker_codes_at_equal_quality_and_equal_rate_and_caches_the_sweep(photo
     assert {r["metric"] for r in result.bd} == {"psnr", "ssimulacra2"}
 
     # moving the slider: no new maps, no new sweep, only the three codings
-    monkeypatch.setattr(rd, "iter_sweep", lambda *a, **k: pytest.fail("the sweep should come from the cache"))
+    monkeypatch.setattr(sweep, "iter_sweep", lambda *a, **k: pytest.fail("the sweep should come from the cache"))
     events.clear()
     again = drive(
         code(ModelStore(), CodingJob(photo, "jpeg", ("yang2005",), 80, (20, 50, 90)), cache, threading.Event())

@@ -11,11 +11,11 @@ from PIL import Image
 from skimage import data as skdata
 
 from napari_resjnd.core.events import drive
-from napari_resjnd.core.maps import classic_jnd
 from napari_resjnd.core.visibility.detection import visibility
 from napari_resjnd.core.visibility.psychophysics.observer import SimulatedObserver
 from napari_resjnd.core.visibility.psychophysics.procedure import Trial
 from napari_resjnd.core.visibility.psychophysics.session import Session
+from napari_resjnd.core.zoo import classic_jnd
 from napari_resjnd.widgets._visibility_worker import VisibilityJob, predict_visibility
 from napari_resjnd.widgets.visibility import VisibilityWidget
 from napari_resjnd.widgets.visibility_test import STIMULUS, VisibilityTestWidget

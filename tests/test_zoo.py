@@ -111,7 +111,7 @@ def test_aliases_and_unknown_names():
     img = skdata.camera()[:32, :32]
     np.testing.assert_array_equal(rj.jnd_map("chou", img), rj.jnd_map("chou1995", img))
     np.testing.assert_array_equal(rj.jnd_map("namm", img), rj.jnd_map("yang2005", img))
-    with pytest.raises(ValueError, match="unknown classic JND model 'magic'; known: chou1995"):
+    with pytest.raises(ValueError, match="unknown JND model 'magic'; known: resjnd, chou1995"):
         rj.jnd_map("magic", img)
     with pytest.raises(ValueError, match="at least 8 x 8"):
         rj.jnd_map("zhang2005", img[:5, :5])

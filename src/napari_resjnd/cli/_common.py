@@ -8,10 +8,13 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from ..core.devices import AUTO, DEVICE_HELP, INT8, PRECISIONS
 from ..core.errors import ResJNDError
+from ..core.precision import INFERENCE_PRECISION_CHOICES, PRECISION_CHOICES
 
 
 class UsageError(ResJNDError):
@@ -147,3 +150,38 @@ def out_file(path: str, what: str = "--out", suffixes: tuple[str, ...] = ()) -> 
         raise UsageError(f"{what} {p}: the file must end in {' or '.join(suffixes)}")
     _writable_dir(p.parent, what)
     return p
+
+
+#: ``command(parent, name, help=...)``: a subcommand parser with the options every command shares.
+Command = Callable[..., argparse.ArgumentParser]
+
+
+def add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
+    """--device and --precision, with the choices and rules of core.devices and core.precision."""
+    parser.add_argument("--device", default=AUTO, help=f"{DEVICE_HELP} (default: {AUTO}, the best device here)")
+    fp32, bf16, fp16 = PRECISIONS
+    gpu = f"on a CUDA GPU {bf16} where it supports it, else {fp16}"
+    if training:
+        help_ = f"{AUTO} (default): {gpu}; on a CPU {bf16} autocast where it runs natively, else {fp32}; MPS: {fp32}"
+    else:
+        help_ = (
+            f"{AUTO} (default): {gpu}; on a CPU {INT8} for the registry weights when the int8 extra is "
+            f"installed, else {bf16} where the CPU runs it natively, else {fp32}; MPS: {fp32}. "
+            f"{fp32} reproduces the authors' maps exactly (docs: Precision and exactness)"
+        )
+    parser.add_argument(
+        "--precision",
+        default=AUTO,
+        choices=PRECISION_CHOICES if training else INFERENCE_PRECISION_CHOICES,
+        help=help_,
+    )
+
+
+def exists(path: str, what: str, folder: bool | None = None) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{what} {p}: no such {'folder' if folder else 'file'}")
+    if folder is True and not p.is_dir():
+        raise UsageError(f"{what} {p} is a file; give a folder")
+    if folder is False and p.is_dir():
+        raise UsageError(f"{what} {p} is a folder; give a file")

@@ -9,6 +9,8 @@ import json
 import sys
 
 from ..core.errors import ResJNDError
+from ..core.weights import DEFAULT_WEIGHTS
+from ._common import Command, positive_int
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -62,3 +64,14 @@ def _print_text(info: dict, rows: list) -> None:
             ok = "yes" if r.within_bound else "no"
             print(f"| {r.precision} | {r.seconds_per_mp:.1f} | {r.mean_error:.3f} / {r.p999_error:.2f} | {ok} |")
         print(f"fastest within the bound here: {meas['fastest_within_bound']}")
+
+
+def add_commands(sub: argparse._SubParsersAction, command: Command) -> None:
+    """`resjnd doctor`."""
+    d = command(sub, "doctor", help="this machine, what auto picks and why, every path's speed and error")
+    d.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"weights to measure with (default: {DEFAULT_WEIGHTS})")
+    d.add_argument("--no-measure", dest="measure", action="store_false", help="only say what auto picks")
+    d.add_argument("--size", type=positive_int, default=128, help="side of the photo crop measured (default: 128)")
+    d.add_argument("--repeat", type=positive_int, default=1, help="runs per path, best kept (default: 1)")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=cmd_doctor)

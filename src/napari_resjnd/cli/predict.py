@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import ResJNDError
+from ..core.maps import ALIASES, DEFAULT_MODEL, MODELS
 from ..core.outputs import write_outputs
-from ._common import fail
+from ..core.weights import DEFAULT_WEIGHTS, known_weights
+from ._common import Command, add_compute, fail, out_folder, positive_int
 
 if TYPE_CHECKING:
     from ..core.model import ResJND
 
-__all__ = ["cmd_gui", "cmd_predict", "write_outputs"]
+__all__ = ["add_commands", "cmd_gui", "cmd_predict", "write_outputs"]
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -23,10 +25,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from ..core.batch import list_jobs, parse_shard, run_batch, shard, write_summary
     from ..core.inference import predict
-    from ..core.maps import predict_classic, resolve
+    from ..core.maps import predict_classic, source
     from ..core.weights import load_model
 
-    classic = args.model != "resjnd"
+    classic = not source(args.model).needs_weights
     try:  # inputs first: a bad argument costs no download
         jobs = list_jobs(args.images, args.out, recursive=args.recursive)
         i, n = parse_shard(args.shard) if args.shard else (0, 1)
@@ -80,7 +82,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         write_summary(
             summary,
             Path(args.out) / name,
-            {"shard": [i, n], "weights": model.provenance.weights if model else f"classic:{resolve(args.model).name}"},
+            {"shard": [i, n], "weights": model.provenance.weights if model else f"classic:{source(args.model).name}"},
         )
     except OSError as e:
         return fail(f"could not write {Path(args.out) / name}: {e.strerror or e}", code=1)
@@ -127,3 +129,41 @@ def _say_if_quantising(model: ResJND, device: str, precision: str) -> None:
         problem = int8.cache_problem()
         where = f"kept in {int8.cache_root()}" if problem is None else f"{problem}: kept in memory for this run only"
         print(f"int8: quantising these weights once (about 20 s on two cores); {where}", file=sys.stderr)
+
+
+def add_commands(sub: argparse._SubParsersAction, command: Command) -> None:
+    """`resjnd predict` and `resjnd gui`."""
+    pr = command(sub, "predict", help="JND maps for image files")
+    pr.add_argument("images", nargs="+", help="image files or folders (PNG, BMP, JPEG, TIFF, ...)")
+    pr.add_argument("--out", required=True, help="output folder")
+    pr.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        choices=[DEFAULT_MODEL, *MODELS, *ALIASES],
+        metavar="NAME",
+        help=f"{DEFAULT_MODEL} (default), or a classic model, which needs no weights: {', '.join(MODELS)}",
+    )
+    pr.add_argument(
+        "--weights",
+        default=DEFAULT_WEIGHTS,
+        help=f"ResJND weights: registry name or weights file; known: {known_weights()}",
+    )
+    add_compute(pr, training=False)
+    pr.add_argument("--tile", type=positive_int, default=None, help="tile size in px (default: automatic)")
+    pr.add_argument(
+        "--jnd-scale",
+        default="absolute",
+        choices=["absolute", "max"],
+        help="8-bit PNG as absolute grey levels, or divided by its maximum as the authors wrote it",
+    )
+    pr.add_argument("--recursive", action="store_true", help="look into sub-folders of folder arguments")
+    pr.add_argument("--shard", default=None, help="I/N: process only shard I (0..N-1) of the sorted file list")
+    pr.add_argument("--skip-existing", action="store_true", help="skip files whose outputs are complete")
+    pr.add_argument("--no-pipeline", action="store_true", help="read, compute and write one file at a time")
+    pr.add_argument("-q", "--quiet", action="store_true")
+    pr.set_defaults(func=cmd_predict, check=lambda args: out_folder(args.out))
+
+    g = command(sub, "gui", help="open napari with the ResJND widget")
+    g.add_argument("images", nargs="*", help="images to open (default: a sample photo)")
+    g.add_argument("--weights", default=None, help="weights to select in the widget")
+    g.set_defaults(func=cmd_gui)

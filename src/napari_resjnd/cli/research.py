@@ -10,20 +10,36 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import ResJNDError
-from ..core.weights import WeightsError
-from ._common import fail
+from ..core.maps import ALL
+from ..core.research.ladders import GENERATORS
+from ..core.weights import DEFAULT_WEIGHTS, WeightsError
+from ._common import (
+    Command,
+    Parser,
+    UsageError,
+    add_compute,
+    exists,
+    fail,
+    nonnegative_int,
+    out_file,
+    out_folder,
+    positive_int,
+    psnr_target,
+)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import csv
 
     from ..core.images import read_image
+    from ..core.maps import is_source, source
     from ..core.research import evaluate as ev
 
     names = ev.map_names(args.jnd)
     targets = [float(t) for t in (args.psnr or [26.0])]
     model = None
-    if "resjnd" in names:
+    learned = [n for n in names if is_source(n) and source(n).needs_weights]
+    if learned:
         from ..core.weights import load_model
 
         try:
@@ -59,7 +75,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             w.writerows(rows)
 
     atomic_write(args.out, write_csv)
-    reference = "resjnd" if "resjnd" in names else names[0]
+    reference = learned[0] if learned else names[0]
     stats = ev.paired_stats(rows, reference=reference, seed=args.seed)
     print(ev.markdown_summary(stats, reference))
     if args.plot:
@@ -188,3 +204,66 @@ def cmd_annotations_merge(args: argparse.Namespace) -> int:
         f"{a['mean_std']:.2f}, within one level of the median: {a['within_one_level']:.0%}; pairs in {out}"
     )
     return 0
+
+
+def _check_evaluate(args: argparse.Namespace) -> None:
+    out_file(args.out, suffixes=(".csv",))
+    if args.plot:
+        out_file(args.plot, "--plot", suffixes=(".png", ".pdf", ".svg"))
+    from ..core.research.evaluate import map_names
+
+    try:
+        map_names(args.jnd)
+    except ValueError as e:
+        raise UsageError(f"--jnd {args.jnd!r}: {e}") from None
+
+
+def _check_ladder(args: argparse.Namespace) -> None:
+    exists(args.image, "ladder IMAGE", folder=False)
+    out_folder(args.out)
+    if args.levels < 2:
+        raise UsageError(f"--levels {args.levels}: a ladder needs at least 2 levels")
+
+
+def _check_merge(args: argparse.Namespace) -> None:
+    for path in args.sessions:
+        exists(path, "session", folder=False)
+    out_folder(args.out)
+    if args.image:
+        exists(args.image, "--image", folder=False)
+
+
+def add_commands(sub: argparse._SubParsersAction, command: Command) -> None:
+    """`resjnd evaluate`, `resjnd ladder` and `resjnd annotations merge`."""
+    ev = command(sub, "evaluate", help="JND-guided noise at equal PSNR, metric panel and statistics")
+    ev.add_argument("images", nargs="+")
+    ev.add_argument("--psnr", type=psnr_target, action="append", help="target PSNR in dB (repeatable; default 26)")
+    ev.add_argument(
+        "--jnd",
+        default="all,uniform,shuffled",
+        help=f"maps to compare, comma-separated: all ({', '.join(ALL)}), uniform, shuffled (default: %(default)s)",
+    )
+    ev.add_argument("--out", required=True, help="CSV with a row per image, map and target PSNR")
+    ev.add_argument("--weights", default=DEFAULT_WEIGHTS)
+    ev.add_argument("--plot", default=None, help="quality-versus-PSNR plot (PNG; needs matplotlib)")
+    ev.add_argument("--seed", type=nonnegative_int, default=0)
+    add_compute(ev, training=False)
+    ev.add_argument("-q", "--quiet", action="store_true")
+    ev.set_defaults(func=cmd_evaluate, check=_check_evaluate)
+
+    ld = command(sub, "ladder", help="a distortion ladder for one patch, with its PSNRs")
+    ld.add_argument("image")
+    ld.add_argument("--box", required=True, help="x,y,w,h in pixels")
+    ld.add_argument("--generator", default="klt", choices=GENERATORS)
+    ld.add_argument("--levels", type=positive_int, default=8)
+    ld.add_argument("--seed", type=nonnegative_int, default=0)
+    ld.add_argument("--out", required=True)
+    ld.set_defaults(func=cmd_ladder, check=_check_ladder)
+
+    an = command(sub, "annotations", help="CPL annotation sessions")
+    an_sub = an.add_subparsers(dest="action", required=True, parser_class=Parser)
+    mg = command(an_sub, "merge", help="combine observers' sessions and write a pair folder")
+    mg.add_argument("sessions", nargs="+", help="session JSON files (Annotate CPL widget)")
+    mg.add_argument("--out", required=True, help="pair folder (data/, label/) plus merged.json")
+    mg.add_argument("--image", default=None, help="the pristine image (default: the path in the session)")
+    mg.set_defaults(func=cmd_annotations_merge, check=_check_merge)

@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..core.errors import ResJNDError
+from ..core.maps import DEFAULT_MODEL, SOURCES, is_source, parse_names, source
 from ..core.maps import MODELS as CLASSIC_MODELS
-from ..core.weights import DEFAULT_WEIGHTS
+from ..core.weights import DEFAULT_WEIGHTS, known_weights
 from ._common import (
+    Command,
     Parser,
     UsageError,
+    add_compute,
+    exists,
     fail,
     fraction,
     nonnegative_int,
@@ -29,13 +31,7 @@ from ._common import (
 def _jnd(model: str, image: np.ndarray, args: argparse.Namespace) -> np.ndarray:
     from ..core.maps import jnd_map
 
-    if model == "uniform":
-        from ..core.maps import luminance
-
-        return np.ones(luminance(image).shape, np.float32)
-    if model == "resjnd":
-        return jnd_map("resjnd", image, weights=args.weights, device=args.device, precision=args.precision)
-    return jnd_map(model, image)
+    return jnd_map(model, image, weights=args.weights, device=args.device, precision=args.precision)
 
 
 def cmd_visibility_map(args: argparse.Namespace) -> int:
@@ -62,7 +58,7 @@ def cmd_visibility_map(args: argparse.Namespace) -> int:
         "pristine": str(args.pristine),
         "distorted": str(args.distorted),
         "model": args.jnd,
-        "weights": args.weights if args.jnd == "resjnd" else None,
+        "weights": args.weights if source(args.jnd).needs_weights else None,
         **vis.summary(),
         "formula": "p(x) = 1 - exp(-(|dY(x)| / JND(x) / alpha)^beta); "
         "p_detect = 1 - exp(-mean_x (|dY| / JND / alpha)^beta)",
@@ -177,30 +173,33 @@ def _ranks(rows: list[dict], args: argparse.Namespace, seeds: list[int]) -> list
             total += n * visibility(stim.pristine, stim.distorted, jnd(model, name)).p_detect
         return total / len(seeds)
 
-    models = [m.strip() for m in args.jnd.split(",") if m.strip()]
-    return rank_agreement(rows, p_detect, models)
+    return rank_agreement(rows, p_detect, args.jnd.split(","))
 
 
-def add_visibility_commands(sub: Any, command: Any, add_compute: Callable[..., None], known: str) -> None:
+def add_commands(sub: argparse._SubParsersAction, command: Command) -> None:
     """`resjnd visibility map | simulate | report`."""
     from ..core.visibility.detection import DEFAULT_ALPHA, DEFAULT_SLOPE
     from ..core.visibility.psychophysics.psychometric import LAPSE
 
     vi = command(sub, "visibility", help="where a distortion is visible; observers' thresholds")
     vi_sub = vi.add_subparsers(dest="action", required=True, parser_class=Parser)
-    models = ", ".join(["resjnd", *CLASSIC_MODELS, "uniform"])
+    models = ", ".join(SOURCES)
     vm = command(vi_sub, "map", help="per-pixel detection probability and p_detect of a distorted image")
     vm.add_argument("pristine")
     vm.add_argument("distorted", help="same size as PRISTINE")
-    vm.add_argument("--jnd", default="resjnd", metavar="MODEL", help=f"the JND model: {models} (default: resjnd)")
+    vm.add_argument(
+        "--jnd", default=DEFAULT_MODEL, metavar="MODEL", help=f"the JND model: {models} (default: %(default)s)"
+    )
     vm.add_argument("--out", required=True, help="folder for <stem>_visibility.tif and .json")
-    vm.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"ResJND weights: registry name or file; known: {known}")
+    vm.add_argument(
+        "--weights", default=DEFAULT_WEIGHTS, help=f"ResJND weights: registry name or file; known: {known_weights()}"
+    )
     add_compute(vm, training=False)
     vm.add_argument("--alpha", type=positive_float, default=DEFAULT_ALPHA, help="error/JND ratio seen with p = 1 - 1/e")
     vm.add_argument(
         "--slope", type=positive_float, default=DEFAULT_SLOPE, help="Weibull slope beta (default: %(default)s)"
     )
-    vm.set_defaults(func=cmd_visibility_map)
+    vm.set_defaults(check=check_visibility, func=cmd_visibility_map)
 
     vs = command(vi_sub, "simulate", help="the adaptive procedure against a simulated observer")
     vs.add_argument("--threshold-psnr", type=positive_float, required=True, help="the observer's threshold (dB)")
@@ -210,27 +209,30 @@ def add_visibility_commands(sub: Any, command: Any, add_compute: Callable[..., N
     vs.add_argument("--slope", type=positive_float, default=3.5, help="the observer's Weibull slope")
     vs.add_argument("--lapse", type=fraction, default=LAPSE, help="the observer's lapse rate")
     vs.add_argument("--json", action="store_true", help="print every run as JSON")
-    vs.set_defaults(func=cmd_visibility_simulate)
+    vs.set_defaults(check=check_visibility, func=cmd_visibility_simulate)
 
     vr = command(vi_sub, "report", help="thresholds per model from observers' sessions, paired tests, plot")
     vr.add_argument("sessions", nargs="+", help="session files (Visibility test widget)")
     vr.add_argument("--out", required=True, help="folder for visibility_report.json and thresholds.png")
     vr.add_argument("--images", default=None, help="folder of the tested images: adds p_detect rank agreement")
-    vr.add_argument("--jnd", default=",".join(CLASSIC_MODELS), help="models whose p_detect is ranked (with --images)")
+    vr.add_argument(
+        "--jnd",
+        default=",".join(CLASSIC_MODELS),
+        help="models whose p_detect is ranked (with --images); default: the classic models, which need no "
+        f"weights (add {DEFAULT_MODEL} or give all for every model)",
+    )
     vr.add_argument("--weights", default=DEFAULT_WEIGHTS)
     add_compute(vr, training=False)
-    vr.set_defaults(func=cmd_visibility_report)
+    vr.set_defaults(check=check_visibility, func=cmd_visibility_report)
 
 
-def check_visibility(args: argparse.Namespace, exists: Callable[..., None]) -> None:
-    """The visibility commands' arguments and paths, before any work (``exists`` is the parser's)."""
-    from ..core.maps import is_classic
-
+def check_visibility(args: argparse.Namespace) -> None:
+    """The visibility commands' arguments and paths, before any work."""
     if args.action == "map":
         exists(args.pristine, "visibility map PRISTINE", folder=False)
         exists(args.distorted, "visibility map DISTORTED", folder=False)
-        if args.jnd not in ("resjnd", "uniform") and not is_classic(args.jnd):
-            raise UsageError(f"--jnd {args.jnd}: unknown model; known: resjnd, {', '.join(CLASSIC_MODELS)}, uniform")
+        if not is_source(args.jnd):
+            raise UsageError(f"--jnd {args.jnd}: unknown model; known: {', '.join(SOURCES)}")
         out_folder(args.out)
     elif args.action == "report":
         for path in args.sessions:
@@ -238,10 +240,7 @@ def check_visibility(args: argparse.Namespace, exists: Callable[..., None]) -> N
         out_folder(args.out)
         if args.images:
             exists(args.images, "--images", folder=True)
-        bad = [
-            m
-            for m in args.jnd.split(",")
-            if m.strip() and m.strip() not in ("resjnd", "uniform") and not is_classic(m.strip())
-        ]
-        if bad:
-            raise UsageError(f"--jnd {args.jnd}: unknown model {bad[0]}")
+        try:
+            args.jnd = ",".join(parse_names(args.jnd))
+        except ResJNDError as e:
+            raise UsageError(f"--jnd: {e}") from None

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from .errors import ResJNDError
 from .files import atomic_write
-from .images import ImageFile, load_image
-from .training.pairs import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, ImageFile, load_image
 
 
 @dataclass(frozen=True)

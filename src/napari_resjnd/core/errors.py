@@ -18,3 +18,9 @@ class ResJNDError(ValueError):
 
 class Cancelled(Exception):
     """Raised when ``should_stop`` asked to stop; nothing partial is returned."""
+
+
+def missing_library(what: str, package: str, extra: str = "coding") -> ResJNDError:
+    """The one-line error for an optional library that is not installed: what needs
+    it, and the pip command that brings it (the package alone, or the extra)."""
+    return ResJNDError(f"{what} needs {package}: pip install {package} (or pip install 'napari-resjnd[{extra}]')")

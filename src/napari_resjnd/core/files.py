@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -61,3 +62,12 @@ def png_writer(array: np.ndarray) -> Callable[[str], None]:
         Image.fromarray(array).save(tmp, format="PNG")
 
     return write
+
+
+def disk_full(folder: str | os.PathLike[str]) -> bool:
+    """True when ``folder``'s disk has (almost) no room left: some writers report a
+    full disk only as a short write."""
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False

@@ -17,6 +17,11 @@ import numpy as np
 
 from .errors import ResJNDError
 
+#: The file types read as images (folders are searched for these).
+IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
+#: BT.601 luma weights: how every JND model and metric here turns RGB into Y.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
 
 @dataclass(frozen=True)
 class ImageLayout:
@@ -295,3 +300,27 @@ def rgb255(image: np.ndarray) -> np.ndarray:
     else:
         scaled = to_unit_float(a).astype(np.float64) * 255
     return plane_rgb(scaled, layout, 0)
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """Y in [0, 255] (BT.601: 0.299 R + 0.587 G + 0.114 B) from a grey or RGB image
+    in any form ``predict`` accepts; a grey uint8 image is returned as it is."""
+    a = np.asarray(image)
+    if a.ndim == 2 and a.dtype == np.uint8:
+        return a.astype(np.float64)
+    return to_y(rgb255(a))
+
+
+def to_y(rgb255_image: np.ndarray) -> np.ndarray:
+    """Y in [0, 255] (BT.601 weights) from H x W x 3 RGB already in [0, 255]."""
+    return np.asarray(rgb255_image, np.float64) @ np.array(LUMA_WEIGHTS)
+
+
+def image_sha256(image: np.ndarray) -> str:
+    """sha256 of an image's pixels, dtype and shape (the same pixels in PNG or TIFF match)."""
+    import hashlib
+
+    a = np.ascontiguousarray(image)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()

@@ -1,73 +1,213 @@
-"""The classic JND models as the rest of the package uses them: by name (see
-:mod:`.zoo`), as a :class:`~.inference.Prediction` for the widgets and files,
-and the luminance the evaluation measures on."""
+"""One registry of JND map sources: every model a job can name, what kind of
+threshold its map holds, and how to compute it.
+
+Every job (prediction, evaluation, coding, visibility, the widgets, the CLI) asks
+this module which names exist (:func:`parse_names`, :data:`ALL`) and for the maps
+(:func:`compute`): adding a learned model is one :class:`MapSource` entry.
+
+A map's **domain** says what its values mean, which decides how a job may use it:
+
+- ``pixel``: a luminance threshold per pixel, in grey levels (Chou & Li, NAMM, ...);
+- ``dct``: a threshold per 8 x 8 DCT coefficient, coefficient (i, j)'s threshold
+  laid out at pixel (i, j) of its block (Zhang 2005, Jia 2006);
+- ``cpl``: the residual of a critically perceptually lossless image, |CPL - I|
+  per pixel: one change that stays unseen (ResJND, KLT-JND);
+- ``control``: no image content (``uniform``: one everywhere).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .images import layout_of, plane_rgb, to_unit_float
-from .zoo import ALIASES, classic_jnd, is_classic, resolve
+from .errors import ResJNDError
+from .images import layout_of, luminance, plane_rgb, to_unit_float
+from .zoo import ALIASES
 from .zoo import MODELS as ZOO
-from .zoo._common import luminance  # Y as the models see it
 
 if TYPE_CHECKING:
     from .inference import Prediction
 
-#: The classic models' names, in the order pickers list them.
-MODELS = tuple(ZOO)
-#: Their titles, by name.
-TITLES = {name: m.title for name, m in ZOO.items()}
-
-__all__ = [
-    "ALIASES",
-    "MODELS",
-    "TITLES",
-    "classic_jnd",
-    "is_classic",
-    "jnd_map",
-    "luminance",
-    "predict_classic",
-    "resolve",
-    "to_y",
-]
+#: What each domain's values mean.
+DOMAINS = {
+    "pixel": "luminance threshold per pixel (grey levels)",
+    "dct": "threshold per 8 x 8 DCT coefficient, laid out on the coefficients' pixels (grey levels)",
+    "cpl": "residual of a critically perceptually lossless image, |CPL - I| per pixel (grey levels)",
+    "control": "a control without image content",
+}
 
 
-def to_y(rgb255: np.ndarray) -> np.ndarray:
-    """Y in [0, 255] (BT.601 weights) from H x W x 3 RGB in [0, 255]."""
-    return np.asarray(rgb255, np.float64) @ np.array([0.299, 0.587, 0.114])
+@dataclass(frozen=True)
+class MapRequest:
+    """How a map is to be computed: the learned models' weights and device, a stop flag."""
 
+    weights: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    should_stop: Callable[[], bool] | None = None
+    #: A model already loaded for ``weights`` (saves loading it again).
+    model: Any = None
 
-def jnd_map(name: str, image: np.ndarray, *, weights: str | None = None, **predict_kw: object) -> np.ndarray:
-    """Any model's JND map by name: ``resjnd`` (ResJND with ``weights``, default the
-    authors'; ``predict_kw`` go to :func:`~.inference.predict`) or a classic model of
-    :mod:`.zoo`. H x W float32, grey levels."""
-    if name == "resjnd":
-        from .inference import predict
+    def load_model(self) -> Any:
+        if self.model is not None:
+            return self.model
         from .weights import DEFAULT_WEIGHTS, load_model
 
-        return predict(load_model(weights or DEFAULT_WEIGHTS), image, **predict_kw).jnd  # type: ignore[arg-type]
-    return classic_jnd(name, image)
+        return load_model(self.weights or DEFAULT_WEIGHTS)
+
+
+@dataclass(frozen=True)
+class MapResult:
+    """A JND map (H x W float32, grey levels) and, for CPL models, the CPL image (H x W x 3 in [0, 1])."""
+
+    jnd: np.ndarray
+    cpl: np.ndarray | None = None
+    #: Provenance of the learned models' maps (weights, precision, ...).
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MapSource:
+    """One JND map source: its name, what it is, and how to compute its map."""
+
+    name: str
+    title: str
+    #: A key of :data:`DOMAINS`.
+    domain: str
+    #: (image, request) -> MapResult.
+    compute: Callable[[np.ndarray, MapRequest], MapResult]
+    #: "learned", "classic" or "control".
+    kind: str = "classic"
+
+    @property
+    def needs_weights(self) -> bool:
+        return self.kind == "learned"
+
+    @property
+    def gives_cpl(self) -> bool:
+        """Whether :func:`compute` also returns the CPL image (learned CPL models)."""
+        return self.kind == "learned" and self.domain == "cpl"
+
+
+def _resjnd(image: np.ndarray, request: MapRequest) -> MapResult:
+    from .inference import predict
+
+    pred = predict(
+        request.load_model(),
+        image,
+        device=request.device,
+        precision=request.precision,
+        should_stop=request.should_stop,
+    )
+    return MapResult(pred.jnd, pred.cpl, pred.metadata)
+
+
+def _classic(name: str) -> Callable[[np.ndarray, MapRequest], MapResult]:
+    return lambda image, _request: MapResult(np.asarray(ZOO[name].compute(image), np.float32))
+
+
+def _uniform(image: np.ndarray, _request: MapRequest) -> MapResult:
+    return MapResult(np.ones(luminance(image).shape, np.float32))
+
+
+_ZOO_DOMAIN = {"pixel": "pixel", "DCT": "dct", "KLT": "cpl"}
+
+#: The default learned model.
+DEFAULT_MODEL = "resjnd"
+#: Every source, by name: the learned models first, then the classic ones, then the controls.
+SOURCES: dict[str, MapSource] = {
+    s.name: s
+    for s in (
+        MapSource(DEFAULT_MODEL, "ResJND (Liu et al.)", "cpl", _resjnd, kind="learned"),
+        *(MapSource(n, m.title, _ZOO_DOMAIN[m.domain], _classic(n)) for n, m in ZOO.items()),
+        MapSource("uniform", "uniform (control: 1 everywhere)", "control", _uniform, kind="control"),
+    )
+}
+#: What ``all`` means everywhere: every learned and classic source (never the controls).
+ALL = tuple(n for n, s in SOURCES.items() if s.kind != "control")
+#: The classic models' names, in the order pickers list them.
+MODELS = tuple(n for n, s in SOURCES.items() if s.kind == "classic")
+#: Their titles, by name.
+TITLES = {n: s.title for n, s in SOURCES.items()}
+
+
+def source(name: str) -> MapSource:
+    """The source called ``name`` (or one of the classic models' :data:`ALIASES`)."""
+    key = ALIASES.get(name, name)
+    if key not in SOURCES:
+        known = ", ".join(SOURCES)
+        raise ResJNDError(f"unknown JND model {name!r}; known: {known} (aliases: {', '.join(ALIASES)})")
+    return SOURCES[key]
+
+
+def is_source(name: str) -> bool:
+    return ALIASES.get(name, name) in SOURCES
+
+
+def parse_names(text: str | Sequence[str], *, extra: Sequence[str] = (), controls: bool = True) -> list[str]:
+    """Comma-separated model names as a list, in order, without repeats: ``all`` is
+    :data:`ALL`; aliases become their names; ``extra`` are further names the caller
+    takes (``shuffled``, say); ``controls=False`` refuses ``uniform``. One line
+    naming the first unknown name otherwise."""
+    parts = [t.strip() for t in (text.split(",") if isinstance(text, str) else text)]
+    names: list[str] = []
+    for part in filter(None, parts):
+        for n in ALL if part == "all" else (part,):
+            n = ALIASES.get(n, n)
+            if n not in names:
+                names.append(n)
+    allowed = [n for n, s in SOURCES.items() if controls or s.kind != "control"]
+    unknown = [n for n in names if n not in allowed and n not in extra]
+    if unknown or not names:
+        known = ", ".join(["all", *allowed, *extra])
+        raise ResJNDError(f"unknown JND model {unknown[0] if unknown else '(none)'!r}; known: {known}")
+    return names
+
+
+def needs_weights(names: Sequence[str]) -> bool:
+    return any(is_source(n) and source(n).needs_weights for n in names)
+
+
+def compute(names: Sequence[str], image: np.ndarray, request: MapRequest | None = None) -> dict[str, MapResult]:
+    """The maps of the sources ``names`` for one 2-D image, by name."""
+    request = request or MapRequest()
+    out: dict[str, MapResult] = {}
+    for name in names:
+        s = source(name)
+        if s.needs_weights and request.model is None:
+            request = MapRequest(**{**request.__dict__, "model": request.load_model()})
+        out[name] = s.compute(image, request)
+    return out
+
+
+def jnd_map(name: str, image: np.ndarray, *, weights: str | None = None, **predict_kw: Any) -> np.ndarray:
+    """Any source's JND map by name: ``resjnd`` (ResJND with ``weights``, default the
+    authors'; ``predict_kw``: ``device``, ``precision``, ``should_stop``), a classic model
+    of :mod:`.zoo` or ``uniform``. H x W float32, grey levels."""
+    return source(name).compute(image, MapRequest(weights=weights, **predict_kw)).jnd
 
 
 def predict_classic(name: str, image: np.ndarray, rgb: bool | None = None) -> Prediction:
-    """A classic model's JND as a :class:`~.inference.Prediction` (no CPL or residual),
-    plane by plane for stacks; weight-free and offline."""
-    import time
-
+    """A weight-free source's JND as a :class:`~.inference.Prediction` (no CPL or residual),
+    plane by plane for stacks; offline."""
     from .inference import Prediction
 
+    s = source(name)
+    if s.needs_weights:
+        raise ResJNDError(f"{name} needs weights: use predict() with its model")
     t0 = time.perf_counter()
     a = np.asarray(image)
     layout = layout_of(a, rgb)
     unit = to_unit_float(a)
-    planes = [classic_jnd(name, plane_rgb(unit, layout, i)) for i in range(layout.n_planes)]
+    planes = [s.compute(plane_rgb(unit, layout, i), MapRequest()).jnd for i in range(layout.n_planes)]
     jnd = np.stack(planes).reshape((*layout.leading, layout.height, layout.width))
     meta = {
-        "weights": f"classic:{resolve(name).name}",
-        "model": resolve(name).title,
+        "weights": f"classic:{s.name}",
+        "model": s.title,
         "weights_sha256": None,
         "device": "cpu",
         "precision": "fp64",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ResJNDError
-from .files import atomic_write_all
+from .files import atomic_write_all, disk_full
 
 if TYPE_CHECKING:
     from .inference import Prediction
@@ -89,15 +88,6 @@ def write_outputs(
     try:
         return atomic_write_all(list(zip(paths, writers)))
     except OSError as e:
-        if e.errno != errno.ENOSPC and _disk_full(out_dir):
+        if e.errno != errno.ENOSPC and disk_full(out_dir):
             raise OSError(errno.ENOSPC, f"no space left in {out_dir} ({e})") from None
         raise
-
-
-def _disk_full(folder: Path) -> bool:
-    """True when ``folder``'s disk has (almost) no room left: some writers report a
-    full disk only as a short write."""
-    try:
-        return shutil.disk_usage(folder).free < (1 << 20)
-    except OSError:
-        return False

@@ -82,6 +82,11 @@ REGISTRY: dict[str, WeightsEntry] = {
 DEFAULT_WEIGHTS = next(iter(REGISTRY))
 
 
+def known_weights() -> str:
+    """The registry's names with their licences, as a help text lists them."""
+    return ", ".join(f"{k} ({v.licence})" for k, v in REGISTRY.items())
+
+
 def is_registry_weights(model: ResJND) -> bool:
     """True for a registry entry's weights, whole (unchanged by fine-tuning): the
     weights whose reduced-precision accuracy was measured, so "auto" may pick int8."""

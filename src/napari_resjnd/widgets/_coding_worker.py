@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.codecs import codec
-from ..core.coding import rd
-from ..core.coding.prefilter import DEFAULT_FILTER, DEFAULT_LAMBDA, DEFAULT_SIGMA, RESJND_SMOOTH, guided_pictures
+from ..core.coding.bdrate import quality_for_rate
+from ..core.coding.pipeline import CodedImage, Prefilter, iter_code_image, iter_pictures
+from ..core.coding.prefilter import DEFAULT_FILTER, DEFAULT_LAMBDA, DEFAULT_SIGMA, map_of
+from ..core.coding.sweep import PLAIN, RDPoint, encode_point
 from ..core.errors import Cancelled
 from ..core.events import Event, Status
+from ..core.maps import MapRequest, needs_weights
 from ..core.weights import DEFAULT_WEIGHTS
 from ._models import ModelStore
 from ._work import Outcome, ensure_weights, guarded
@@ -62,7 +65,7 @@ class Decoded:
 class CodingResult:
     """The sweep, its BD-rates, and the pictures decoded at the slider's setting."""
 
-    points: list[rd.RDPoint]
+    points: list[RDPoint]
     bd: list[dict]
     decoded: list[Decoded] = field(default_factory=list)
 
@@ -88,18 +91,14 @@ def _pictures(
     if key not in cache:
         for old in [k for k in cache if k[-len(base) :] != base]:  # another image or settings: keep one set
             del cache[old]
-        from ..core.coding.prefilter import compute_maps
-
         model = None
-        if "resjnd" in job.models or RESJND_SMOOTH in job.models:
+        if needs_weights([map_of(n) for n in job.models]):
             yield from ensure_weights(job.weights, stop)
             yield Status("loading weights…")
             model = store.get(job.weights)
-        yield Status("computing JND maps…")
-        maps, cpl = compute_maps(job.image, list(job.models), model=model, should_stop=stop.is_set)
-        cache[key] = guided_pictures(
-            job.image, list(job.models), maps=maps, cpl=cpl, lam=job.lam, filter_name=job.filter_name, sigma=job.sigma
-        )
+        request = MapRequest(weights=job.weights, should_stop=stop.is_set, model=model)
+        prefilter = Prefilter(job.lam, job.filter_name, job.sigma)
+        cache[key] = yield from iter_pictures(job.image, job.models, request=request, prefilter=prefilter)
     return cache[key]
 
 
@@ -109,28 +108,28 @@ def _code(
     c = codec(job.codec)
     base = _key(job)
     pictures = yield from _pictures(store, job, base, cache, stop)
-    original = pictures["none"]
+    original = pictures[PLAIN]
     key = ("sweep", job.codec, job.sweep, job.metrics, *base)
     if key not in cache:
-        cache[key] = yield from rd.iter_sweep(
-            original, pictures, [job.codec], {job.codec: job.sweep}, metrics=job.metrics, should_stop=stop.is_set
+        cache[key] = yield from iter_code_image(
+            pictures, [job.codec], {job.codec: job.sweep}, metrics=job.metrics, should_stop=stop.is_set
         )
-    points: list[rd.RDPoint] = cache[key]
+    coded: CodedImage = cache[key]
     yield Status(f"coding at quality {job.quality}…")
     decoded: list[Decoded] = []
 
     def add(jnd: str, match: str, quality: int) -> Decoded:
         if stop.is_set():
             raise Cancelled("coding cancelled")
-        point = rd.encode_point(original, pictures[jnd], jnd, job.codec, quality, job.metrics, keep_stream=True)
+        point = encode_point(original, pictures[jnd], jnd, job.codec, quality, job.metrics, keep_stream=True)
         d = Decoded(jnd, match, quality, point.bpp, point.metrics, c.decode(point.stream or b""))
         decoded.append(d)
         return d
 
-    plain = add(rd.PLAIN, "same quality", job.quality)
+    plain = add(PLAIN, "same quality", job.quality)
     lo, hi = c.quality_range
-    for jnd in (j for j in pictures if j != rd.PLAIN):
+    for jnd in (j for j in pictures if j != PLAIN):
         add(jnd, "same quality", job.quality)
-        curve = [p for p in points if p.jnd == jnd]
-        add(jnd, "same bpp", min(hi, max(lo, rd.quality_for_rate(curve, plain.bpp))))
-    return CodingResult(points, rd.bd_rows(points, job.metrics), decoded)
+        curve = [p for p in coded.points if p.jnd == jnd]
+        add(jnd, "same bpp", min(hi, max(lo, quality_for_rate(curve, plain.bpp))))
+    return CodingResult(coded.points, coded.bd, decoded)

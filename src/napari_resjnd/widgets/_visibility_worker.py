@@ -19,7 +19,7 @@ import numpy as np
 from ..core.errors import Cancelled
 from ..core.events import Event, Status
 from ..core.visibility.detection import Visibility, visibility
-from ..core.visibility.psychophysics.stimuli import UNIFORM, ConditionStimuli
+from ..core.visibility.psychophysics.stimuli import ConditionStimuli
 from ..core.weights import DEFAULT_WEIGHTS
 from ._work import Outcome, ensure_weights, guarded
 
@@ -28,7 +28,7 @@ from ._work import Outcome, ensure_weights, guarded
 class VisibilityJob:
     pristine: np.ndarray
     distorted: np.ndarray
-    model: str  # resjnd, a classic model, or uniform
+    model: str  # a source of core.maps (a learned or classic model, or uniform)
     weights: str = DEFAULT_WEIGHTS
 
 
@@ -42,14 +42,11 @@ class VisibilityTestJob:
 
 
 def _jnd(model: str, image: np.ndarray, weights: str, stop: threading.Event) -> Generator[Event, None, np.ndarray]:
-    from ..core.maps import jnd_map, luminance
+    from ..core.maps import jnd_map, source
 
-    if model == UNIFORM:
-        return np.ones(luminance(image).shape, np.float32)
-    if model == "resjnd":
+    if source(model).needs_weights:
         yield from ensure_weights(weights, stop)
-        return jnd_map("resjnd", image, weights=weights, should_stop=stop.is_set)
-    return jnd_map(model, image)
+    return jnd_map(model, image, weights=weights, should_stop=stop.is_set)
 
 
 def predict_visibility(job: VisibilityJob, stop: threading.Event) -> Generator[Event, None, Outcome[Visibility]]:

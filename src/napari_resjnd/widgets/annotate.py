@@ -21,7 +21,8 @@ from psygnal import Signal
 
 from ..core.errors import ResJNDError
 from ..core.events import AnnotationDone, TrialShown
-from ..core.research.annotation import PatchRecord, Session, assemble_target, export_pairs, image_sha256, ladders_for
+from ..core.images import image_sha256
+from ..core.research.annotation import PatchRecord, Session, assemble_target, export_pairs, ladders_for
 from ..core.research.ladders import GENERATORS, Ladder
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error

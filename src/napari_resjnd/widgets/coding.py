@@ -3,7 +3,7 @@ slider codes the plain and the JND-guided pictures in a worker and adds the
 decoded images as layers (same quality, and the same bit rate), with a live RD
 plot and the BD-rate table.
 
-Layout and glue only: the numbers come from :mod:`napari_resjnd.core.coding.rd`, the
+Layout and glue only: the numbers come from :mod:`napari_resjnd.core.coding`, the
 same functions ``resjnd compress`` uses.
 """
 
@@ -16,10 +16,10 @@ import numpy as np
 from magicgui.widgets import ComboBox, LineEdit, PushButton, Select, Slider, Table
 
 from ..core.codecs import CODECS, available_codecs, parse_qualities
-from ..core.coding.prefilter import RESJND_SMOOTH
+from ..core.coding.prefilter import title, variants
 from ..core.errors import ResJNDError
 from ..core.events import Encoded
-from ..core.maps import MODELS, TITLES
+from ..core.maps import ALL
 from ..core.weights import DEFAULT_WEIGHTS
 from ._coding_worker import CodingJob, CodingResult, code
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, plot_widget
@@ -43,8 +43,8 @@ class CodingWidget(DockContainer):
         self.image = ComboBox(label="image", choices=self._images)
         codecs = available_codecs()
         self.codec = ComboBox(label="codec", choices=[(CODECS[c].title, c) for c in codecs], value=codecs[0])
-        models = [("ResJND (CPL image)", "resjnd"), ("ResJND map, smoothing", RESJND_SMOOTH)]
-        self.models = Select(label="JND models", choices=models + [(TITLES[m], m) for m in MODELS], value=["yang2005"])
+        models = [(title(v), v) for n in ALL for v in variants(n)]
+        self.models = Select(label="JND models", choices=models, value=["yang2005"])
         self.weights = LineEdit(label="ResJND weights", value=DEFAULT_WEIGHTS)
         self.sweep = LineEdit(label="RD sweep qualities", value="20,40,60,80,95")
         self.quality = Slider(label="quality", min=1, max=100, value=50, tracking=False)

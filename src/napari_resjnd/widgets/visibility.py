@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import ComboBox, PushButton
 
-from ..core.maps import MODELS
+from ..core.maps import SOURCES
 from ..core.visibility.detection import Visibility
-from ..core.visibility.psychophysics.stimuli import UNIFORM
 from ._common import DockContainer, StatusLine, dockable, follow_layers, source_images
 from ._runner import WorkerRunner
 from ._visibility_worker import VisibilityJob, predict_visibility
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from napari.viewer import Viewer
 
 #: What the model picker offers: ResJND, the classic models, the uniform control.
-MODEL_CHOICES = ("resjnd", *MODELS, UNIFORM)
+MODEL_CHOICES = tuple(SOURCES)
 
 
 def overlay_name(distorted: str) -> str:

@@ -25,7 +25,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEd
 from psygnal import Signal
 
 from ..core.errors import ResJNDError
-from ..core.research.annotation import image_sha256
+from ..core.images import image_sha256
 from ..core.visibility.psychophysics.procedure import Response, Trial, run
 from ..core.visibility.psychophysics.session import PROCEDURES, Condition, Session
 from ..core.weights import models_dir

@@ -2,9 +2,9 @@
 
 Two ways, one per kind of model:
 
-- ``cpl``: ResJND predicts the critical perceptual lossless (CPL) image, the
-  picture that looks the same as the input but carries less visual redundancy;
-  it is encoded in place of the original (what the CPL image is for).
+- ``cpl``: a CPL model (ResJND) predicts the critically perceptually lossless (CPL)
+  image, the picture that looks the same as the input but carries less visual
+  redundancy; it is encoded in place of the original (what the CPL image is for).
 - ``smooth``: any JND map bounds a low-pass filter. Each pixel moves towards its
   filtered value by at most lambda x JND:
 
@@ -26,7 +26,9 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
+from .. import maps as jnd_sources
 from ..errors import ResJNDError
+from ..maps import MapRequest, MapResult
 
 log = logging.getLogger(__name__)
 
@@ -90,26 +92,59 @@ def jnd_smooth(
     return np.clip(x + np.trunc(step), 0, 255).astype(np.uint8)
 
 
-#: ResJND's map driving the smoothing instead of its CPL image.
-RESJND_SMOOTH = "resjnd-smooth"
+#: ``<model>-smooth``: a CPL model's map bounding the smoothing instead of its CPL image.
+SMOOTH_SUFFIX = "-smooth"
+#: ResJND's map driving the smoothing.
+RESJND_SMOOTH = jnd_sources.DEFAULT_MODEL + SMOOTH_SUFFIX
+
+
+def variants(name: str) -> list[str]:
+    """The pre-processings a map source offers: a CPL model's CPL image and its map
+    bounding the smoothing (``<model>-smooth``); any other model's map bounding it."""
+    s = jnd_sources.source(name)
+    return [s.name, s.name + SMOOTH_SUFFIX] if s.gives_cpl else [s.name]
+
+
+def map_of(name: str) -> str:
+    """The map source a pre-processing needs (``resjnd-smooth`` -> ``resjnd``)."""
+    base = name[: -len(SMOOTH_SUFFIX)] if name.endswith(SMOOTH_SUFFIX) else name
+    return jnd_sources.source(base).name
+
+
+def uses_cpl(name: str) -> bool:
+    """Whether the pre-processing ``name`` codes the model's CPL image."""
+    return not name.endswith(SMOOTH_SUFFIX) and jnd_sources.source(name).gives_cpl
+
+
+def title(name: str) -> str:
+    """What a picker shows for the pre-processing ``name``."""
+    t = jnd_sources.source(map_of(name)).title
+    if uses_cpl(name):
+        return f"{t}: CPL image"
+    return f"{t}: map, smoothing" if name.endswith(SMOOTH_SUFFIX) else t
 
 
 def guided_names(text: str) -> list[str]:
-    """Comma-separated JND models for coding: ``resjnd`` (its CPL image),
-    ``resjnd-smooth`` (its map bounding the smoothing), the classic models (their
-    maps bounding the smoothing); ``all``: ResJND and every classic model."""
-    from ..maps import MODELS, is_classic, resolve
-
+    """Comma-separated pre-processings for coding: a map source's name (a CPL model:
+    its CPL image; any other: its map bounding the smoothing), ``<cpl model>-smooth``
+    (its map bounding the smoothing), ``all`` (every source's every pre-processing)."""
     names: list[str] = []
-    for n in (t.strip() for t in text.split(",")):
-        for m in ["resjnd", *MODELS] if n == "all" else [n]:
-            m = resolve(m).name if is_classic(m) else m
-            if m and m not in names:
-                names.append(m)
-    unknown = [n for n in names if n not in ("resjnd", RESJND_SMOOTH) and not is_classic(n)]
-    if unknown or not names:
-        known = ", ".join(["all", "resjnd", RESJND_SMOOTH, *MODELS])
-        raise ResJNDError(f"unknown JND model {', '.join(unknown) or '(none)'}; known: {known}")
+    for part in (t.strip() for t in text.split(",")):
+        if not part:
+            continue
+        if part.endswith(SMOOTH_SUFFIX) and jnd_sources.is_source(part[: -len(SMOOTH_SUFFIX)]):
+            if not jnd_sources.source(part[: -len(SMOOTH_SUFFIX)]).gives_cpl:
+                raise ResJNDError(f"{part}: only a CPL model has a -smooth variant (its map is always smoothed)")
+            found = [map_of(part) + SMOOTH_SUFFIX]
+        else:
+            found = jnd_sources.parse_names(part, controls=False)
+            if part == "all":
+                found = [v for n in found for v in variants(n)]
+        names += [n for n in found if n not in names]
+    if not names:
+        raise ResJNDError(
+            f"no JND model named; known: all, {', '.join(v for n in jnd_sources.ALL for v in variants(n))}"
+        )
     return names
 
 
@@ -117,52 +152,37 @@ def guided_pictures(
     image: np.ndarray,
     names: list[str],
     *,
-    maps: dict[str, np.ndarray],
-    cpl: np.ndarray | None = None,
+    maps: dict[str, MapResult],
     lam: float = DEFAULT_LAMBDA,
     filter_name: str = DEFAULT_FILTER,
     sigma: float = DEFAULT_SIGMA,
 ) -> dict[str, np.ndarray]:
     """The pictures an encoder is given: ``none`` (the original, 8-bit RGB) and one per
-    model in ``names``. ``maps`` holds each model's JND map (``resjnd`` for both ResJND
-    entries); ``cpl`` is ResJND's CPL image ([0, 1]), needed for ``resjnd``."""
+    pre-processing in ``names``. ``maps`` holds each source's :class:`~..maps.MapResult`
+    (with its CPL image for a CPL model coded as such)."""
     out = {"none": as_rgb8(image)}
     for name in names:
-        if name == "resjnd":
-            if cpl is None:
-                raise ResJNDError("the resjnd pre-processing needs ResJND's CPL image")
-            c = np.asarray(cpl)
-            out[name] = as_rgb8(np.clip(c, 0, 1).astype(np.float32))
-            continue
-        key = "resjnd" if name == RESJND_SMOOTH else name
+        key = map_of(name)
         if key not in maps:
             raise ResJNDError(f"no JND map for {name}")
-        out[name] = jnd_smooth(image, maps[key], lam=lam, filter_name=filter_name, sigma=sigma)
+        result = maps[key]
+        if uses_cpl(name):
+            if result.cpl is None:
+                raise ResJNDError(f"the {name} pre-processing needs {key}'s CPL image")
+            out[name] = as_rgb8(np.clip(np.asarray(result.cpl), 0, 1).astype(np.float32))
+        else:
+            out[name] = jnd_smooth(image, result.jnd, lam=lam, filter_name=filter_name, sigma=sigma)
     return out
 
 
 def compute_maps(
-    image: np.ndarray,
-    names: list[str],
-    *,
-    model: object | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    should_stop: Callable[[], bool] | None = None,
-) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """(JND maps by model, ResJND's CPL image or None) for the models in ``names``."""
-    from ..maps import classic_jnd, is_classic
-
-    maps: dict[str, np.ndarray] = {}
-    cpl = None
-    if "resjnd" in names or RESJND_SMOOTH in names:
-        if model is None:
-            raise ResJNDError("the resjnd JND model needs ResJND weights")
-        from ..inference import predict
-
-        pred = predict(model, image, device=device, precision=precision, should_stop=should_stop)  # type: ignore[arg-type]
-        maps["resjnd"], cpl = pred.jnd, pred.cpl
-    for name in names:
-        if is_classic(name):
-            maps[name] = classic_jnd(name, image)
-    return maps, cpl
+    image: np.ndarray, names: list[str], request: MapRequest | None = None, given: dict[str, MapResult] | None = None
+) -> dict[str, MapResult]:
+    """The maps the pre-processings ``names`` need, by source: ``given`` ones kept
+    (a CPL model's only with its CPL image where that is coded), the rest computed."""
+    given = given or {}
+    keep = {
+        k: r for k, r in given.items() if r.cpl is not None or not any(uses_cpl(n) and map_of(n) == k for n in names)
+    }
+    missing = [k for k in dict.fromkeys(map_of(n) for n in names) if k not in keep]
+    return keep | jnd_sources.compute(missing, image, request)

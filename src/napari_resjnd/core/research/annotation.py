@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ResJNDError
 from ..files import atomic_write, atomic_write_all, png_writer
+from ..images import image_sha256
 from ..training.pairs import Box
 from .ladders import make_ladder
 
@@ -158,16 +159,6 @@ def _check_field_types(d: dict) -> None:
     for i, p in enumerate(d["patches"]):
         if not isinstance(p.trials, list) or not all(isinstance(t, dict) and "same" in t for t in p.trials):
             raise TypeError(f"patch {i}'s trials must be a list of {{'level': L, 'same': true/false}}")
-
-
-def image_sha256(image: np.ndarray) -> str:
-    """sha256 of an image's pixels, dtype and shape (the same pixels in PNG or TIFF match)."""
-    import hashlib
-
-    a = np.ascontiguousarray(image)
-    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def check_same_image(

@@ -18,9 +18,8 @@ from typing import Any
 import torch
 
 from ..errors import ResJNDError
-from ..files import atomic_write
+from ..files import atomic_write, disk_full
 from ..model import ResJND
-from ..outputs import _disk_full
 from ..weights import save_weights
 from .config import FinetuneConfig
 
@@ -187,7 +186,7 @@ def write_checkpoint(path: Path, save: Callable[[], object]) -> None:
         save()
     except Exception as e:
         text = str(e)
-        full = getattr(e, "errno", None) == errno.ENOSPC or "file write failed" in text or _disk_full(path.parent)
+        full = getattr(e, "errno", None) == errno.ENOSPC or "file write failed" in text or disk_full(path.parent)
         if not (full or isinstance(e, OSError)):
             raise  # not the disk: a bug, with its traceback
         why = "the disk is full" if full else (getattr(e, "strerror", None) or text.splitlines()[0])

@@ -20,9 +20,7 @@ import numpy as np
 
 from ..errors import ResJNDError
 from ..files import atomic_write
-from ..images import image_size, layout_of, plane_rgb, read_image, to_unit_float
-
-IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
+from ..images import IMAGE_SUFFIXES, image_size, layout_of, plane_rgb, read_image, to_unit_float
 
 
 @dataclass

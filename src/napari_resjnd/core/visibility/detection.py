@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import ResJNDError
-from ..zoo._common import luminance
+from ..images import luminance
 
 log = logging.getLogger(__name__)
 

@@ -6,16 +6,6 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import ResJNDError
-from ..images import rgb255
-
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    """Y in [0, 255] (BT.601: 0.299 R + 0.587 G + 0.114 B) from a grey or RGB image
-    in any form ``predict`` accepts; a grey image is returned as it is."""
-    a = np.asarray(image)
-    if a.ndim == 2 and a.dtype == np.uint8:
-        return a.astype(np.float64)
-    return np.asarray(rgb255(a), np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
 def correlate(y: np.ndarray, kernel: np.ndarray, mode: str = "reflect") -> np.ndarray:

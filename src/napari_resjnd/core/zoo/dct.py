@@ -18,7 +18,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import ResJNDError
-from ._common import block_dct, from_blocks, luminance, pad8, to_blocks
+from ..images import luminance
+from ._common import block_dct, from_blocks, pad8, to_blocks
 
 #: Display and DCT constants of both models.
 M, LMAX, LMIN, C00 = 256.0, 130.0, 0.0, 1024.0

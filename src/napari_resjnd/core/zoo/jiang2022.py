@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import luminance, pad8
+from ..images import luminance
+from ._common import pad8
 from .wu2017 import edge_protection
 
 BETA, ETA = 894.16, 0.99805

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import luminance
+from ..images import luminance
 from .pixel import background, luminance_adaptation, max_gradient, namm
 
 LAMBDA = 0.8

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._common import correlate, gaussian_kernel, luminance, matlab_round
+from ..images import luminance
+from ._common import correlate, gaussian_kernel, matlab_round
 from .canny import canny
 
 #: Background-luminance weights (5 x 5, sum 32).

@@ -29,7 +29,8 @@ import os
 import numpy as np
 from scipy import ndimage
 
-from ._common import correlate, gaussian_kernel, local_std, luminance, matlab_round
+from ..images import luminance
+from ._common import correlate, gaussian_kernel, local_std, matlab_round
 from .canny import canny
 from .pixel import background, lifted_threshold, max_gradient, namm
 

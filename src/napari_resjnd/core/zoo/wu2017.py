@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._common import correlate, gaussian_kernel, local_std, luminance, matlab_round
+from ..images import luminance
+from ._common import correlate, gaussian_kernel, local_std, matlab_round
 from .canny import canny
 from .pixel import lifted_threshold, max_gradient, namm
 

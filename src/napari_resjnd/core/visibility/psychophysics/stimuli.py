@@ -1,5 +1,5 @@
 """Stimuli of a visibility test: a pristine image plus JND-shaped noise of scale
-beta, the evaluation's noise (:func:`napari_resjnd.core.research.evaluate.noise_at_psnr`),
+beta, the evaluation's noise (:func:`napari_resjnd.core.noise.noise_at_psnr`),
 with beta set so that the PSNR is the one QUEST+ asks for.
 
 A condition is one image and one JND model (or ``uniform``, the control: noise of
@@ -16,8 +16,8 @@ import numpy as np
 
 from ...errors import ResJNDError
 from ...images import rgb255
-from ...research.evaluate import inject, noise_at_psnr, sign_field
-from ...research.evaluate import psnr as psnr_of
+from ...metrics import psnr as psnr_of
+from ...noise import inject, noise_at_psnr, sign_field
 
 #: The control condition's map: JND = 1 everywhere (plain uniform noise).
 UNIFORM = "uniform"
