@@ -109,7 +109,7 @@ def timing(args: argparse.Namespace) -> None:
     import napari
     from qtpy.QtCore import QCoreApplication, QEventLoop
 
-    from napari_resjnd.widgets.visibility_test import VisibilityTestWidget
+    from napari_resjnd.widgets.visibility_trials import VisibilityTestWidget
 
     def wait(ms: int) -> None:
         end = time.perf_counter() + ms / 1000

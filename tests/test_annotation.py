@@ -9,9 +9,9 @@ from skimage import data as skdata
 
 from napari_resjnd.cli import main
 from napari_resjnd.core.research.annotation import (
+    AnnotationSession,
     Bisection,
     PatchRecord,
-    Session,
     assemble_target,
     export_pairs,
     ladders_for,
@@ -50,7 +50,7 @@ def test_bisection_finds_a_simulated_observers_threshold(levels, threshold):
 
 
 def session_for(tmp_path, boxes, levels=6):
-    s = Session(
+    s = AnnotationSession(
         "obs1",
         str(tmp_path / "img.png"),
         (200, 300, 3),
@@ -73,9 +73,9 @@ def test_sessions_survive_a_kill_between_answers(tmp_path):
         s.save(path)
         answered += 1
         if answered == 2:  # "kill": drop everything, reload from disk and go on
-            s = Session.load(path)
+            s = AnnotationSession.load(path)
     assert [p.critical for p in s.patches] == thresholds
-    assert [p.critical for p in Session.load(path).patches] == thresholds
+    assert [p.critical for p in AnnotationSession.load(path).patches] == thresholds
     assert not list(tmp_path.glob("*.tmp"))
 
 
@@ -135,7 +135,7 @@ def test_cli_ladder_and_merge(tmp_path, capsys):
     boxes = [(10, 50, 20, 68), (60, 100, 80, 140)]
     paths = []
     for obs, crit in (("a", [1, 3]), ("b", [2, 3]), ("c", [1, 4])):
-        s = Session(
+        s = AnnotationSession(
             obs,
             str(tmp_path / "img.png"),
             img.shape,
@@ -147,7 +147,7 @@ def test_cli_ladder_and_merge(tmp_path, capsys):
         s.save(tmp_path / f"{obs}.json")
         paths.append(str(tmp_path / f"{obs}.json"))
     assert main(["annotations", "merge", *paths, "--out", str(tmp_path / "pairs")]) == 0
-    lad = ladders_for(img, Session.load(paths[0]))
+    lad = ladders_for(img, AnnotationSession.load(paths[0]))
     label = np.asarray(Image.open(tmp_path / "pairs" / "label" / "img_001.png"))
     np.testing.assert_array_equal(label, np.clip(np.rint(lad[1].levels[3]), 0, 255).astype(np.uint8))
     assert "2 patches from 3 observers" in capsys.readouterr().out

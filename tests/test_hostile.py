@@ -79,10 +79,11 @@ def pair_folder(root: Path, n=3, size=(40, 40), odd_last=None) -> Path:
 
 
 def session_file(path: Path, image: np.ndarray, critical=(2, 1), sha=True, **changes) -> Path:
-    from napari_resjnd.core.research.annotation import PatchRecord, Session, image_sha256
+    from napari_resjnd.core.images import image_sha256
+    from napari_resjnd.core.research.annotation import AnnotationSession, PatchRecord
 
     boxes = [(0, 16, 0, 16), (8, 24, 16, 32)]
-    s = Session(
+    s = AnnotationSession(
         "obs",
         str(path.parent / "img.png"),
         tuple(image.shape),

@@ -1,9 +1,12 @@
-"""The GUI keeps its layout: four docked ResJND widgets and long messages never
+"""The GUI keeps its layout: every docked ResJND widget and long messages never
 grow the main window or squeeze the canvas (a real viewer, docked as napari's
 Plugins menu docks them)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
 from napari_resjnd.core.zoo import MODELS as CLASSIC_MODELS
 from napari_resjnd.widgets._common import MAX_WIDTH, short_text
@@ -11,7 +14,9 @@ from napari_resjnd.widgets._common import MAX_WIDTH, short_text
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 PLUGIN = "napari-resjnd"
-WIDGETS = ["Predict JND (ResJND)", "Fine-tune ResJND", "Evaluate JND maps", "Annotate CPL"]
+MANIFEST = Path(__file__).resolve().parents[1] / "src" / "napari_resjnd" / "napari.yaml"
+#: Every widget, as the manifest names it for napari's menu.
+WIDGETS = [w["display_name"] for w in yaml.safe_load(MANIFEST.read_text())["contributions"]["widgets"]]
 
 
 def settle(qtbot):
@@ -40,7 +45,7 @@ def dock_all(viewer, qtbot) -> dict:
     return out
 
 
-def test_four_docked_widgets_keep_the_window_and_half_the_canvas(make_napari_viewer, qtbot):
+def test_docked_widgets_keep_the_window_and_half_the_canvas(make_napari_viewer, qtbot):
     viewer, win = open_window(make_napari_viewer, qtbot)
     docks = dock_all(viewer, qtbot)
     assert (win.width(), win.height()) == (1280, 800)

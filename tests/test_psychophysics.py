@@ -24,7 +24,7 @@ from napari_resjnd.core.visibility.psychophysics.psychometric import (
     percent_correct_at_threshold,
 )
 from napari_resjnd.core.visibility.psychophysics.quest import QuestPlus
-from napari_resjnd.core.visibility.psychophysics.session import Condition, Session
+from napari_resjnd.core.visibility.psychophysics.session import Condition, ObserverSession
 from napari_resjnd.core.visibility.psychophysics.stimuli import ConditionStimuli
 from napari_resjnd.core.zoo import classic_jnd
 
@@ -79,7 +79,7 @@ def test_a_blind_observer_gives_no_threshold_inside_the_tested_range():
 
 def session(conditions=None, n=6, procedure="2afc-side-by-side", seed=5):
     conditions = conditions or [Condition("cat", "yang2005"), Condition("cat", "uniform")]
-    return Session("obs1", procedure, conditions, trials_per_condition=n, seed=seed)
+    return ObserverSession("obs1", procedure, conditions, trials_per_condition=n, seed=seed)
 
 
 def test_trials_interleave_conditions_show_real_stimuli_and_save_after_each(tmp_path):
@@ -122,8 +122,9 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     from napari_resjnd.core.visibility.psychophysics.procedure import Response, run
-    from napari_resjnd.core.visibility.psychophysics.session import Condition, Session
-    s = Session("obs1", "flicker", [Condition("a", "m1"), Condition("b", "m2")], trials_per_condition=10, seed=9)
+    from napari_resjnd.core.visibility.psychophysics.session import Condition, ObserverSession
+    conditions = [Condition("a", "m1"), Condition("b", "m2")]
+    s = ObserverSession("obs1", "flicker", conditions, trials_per_condition=10, seed=9)
     loop = run(s, sys.argv[1])
     trial = next(loop)
     for _ in range(7):
@@ -142,14 +143,15 @@ def test_a_session_resumes_after_a_kill_exactly_where_it_stopped(tmp_path):
     path = tmp_path / "obs1.json"
     proc = subprocess.run([sys.executable, "-c", KILLER, str(path)], env=os.environ.copy(), timeout=120)
     assert proc.returncode == -signal.SIGKILL
-    resumed = Session.load(path)
+    resumed = ObserverSession.load(path)
     assert len(resumed.trials) == 7 and resumed.observer == "obs1"
     assert not list(tmp_path.glob("*.tmp"))  # nothing half-written
     answer_with(run(resumed, path), noiseless)
-    unbroken = Session("obs1", "flicker", [Condition("a", "m1"), Condition("b", "m2")], trials_per_condition=10, seed=9)
+    conditions = [Condition("a", "m1"), Condition("b", "m2")]
+    unbroken = ObserverSession("obs1", "flicker", conditions, trials_per_condition=10, seed=9)
     answer_with(run(unbroken), noiseless)
     strip = lambda trials: [{k: v for k, v in t.items() if k != "answered_at"} for t in trials]
-    assert strip(Session.load(path).trials) == strip(unbroken.trials)
+    assert strip(ObserverSession.load(path).trials) == strip(unbroken.trials)
 
 
 def test_a_damaged_or_foreign_session_file_is_one_line(tmp_path):
@@ -169,7 +171,7 @@ def test_a_damaged_or_foreign_session_file_is_one_line(tmp_path):
         ("stranger.json", "unknown conditions"),
     ]:
         with pytest.raises(ResJNDError, match=f"{name}.*{why}"):
-            Session.load(tmp_path / name)
+            ObserverSession.load(tmp_path / name)
 
 
 def test_cli_simulate_prints_one_entry_per_run(capsys):
@@ -188,7 +190,7 @@ def test_cli_report_aggregates_observers(tmp_path, capsys, monkeypatch):
     truth = {"yang2005": 31.0, "uniform": 36.0}  # the model's noise hides 5 dB more
     paths = []
     for k, observer in enumerate(("ann", "bob")):
-        s = Session(observer, "2afc-side-by-side", list(conditions), trials_per_condition=40, seed=k)
+        s = ObserverSession(observer, "2afc-side-by-side", list(conditions), trials_per_condition=40, seed=k)
         sims = {c.key: SimulatedObserver(truth[c.model], seed=10 * k + i) for i, c in enumerate(conditions)}
         answer_with(run(s), lambda t, sims=sims: t.target if sims[t.condition.key].answer(t.psnr) else 1 - t.target)
         paths.append(s.save(tmp_path / f"{observer}.json"))
@@ -242,7 +244,7 @@ def test_cli_report_and_simulate_refuse_bad_input_in_one_line(tmp_path, capsys):
     assert "bad.json" in err and len(err.strip().splitlines()) == 1
     assert main(["visibility", "report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "r")]) == 2
     assert "missing.json" in capsys.readouterr().err
-    empty = Session("obs", "flicker", [Condition("a", "m")]).save(tmp_path / "empty.json")
+    empty = ObserverSession("obs", "flicker", [Condition("a", "m")]).save(tmp_path / "empty.json")
     assert main(["visibility", "report", str(empty), "--out", str(tmp_path / "r")]) == 2
     assert "no answers" in capsys.readouterr().err and not (tmp_path / "r" / "visibility_report.json").exists()
     assert main(["visibility", "simulate", "--threshold-psnr", "-3"]) == 2

@@ -7,7 +7,7 @@ import pytest
 from skimage import data as skdata
 
 from napari_resjnd.core.events import AnnotationDone, TrialShown
-from napari_resjnd.core.research.annotation import Session
+from napari_resjnd.core.research.annotation import AnnotationSession
 from napari_resjnd.widgets.annotate import STIM_CANDIDATE, AnnotateWidget
 from napari_resjnd.widgets.finetune import FinetuneWidget
 
@@ -69,7 +69,7 @@ def test_scripted_session_produces_the_target_layer(qtbot, setup, tmp_path):
     assert len(trials) == n and all(isinstance(e, TrialShown) and e.patches == 2 for e in trials)
     assert [e.done for e in trials] == sorted(e.done for e in trials) and trials[-1].done == 1
     assert isinstance(end, AnnotationDone) and end.critical == (2, 4) and end.target == "astro CPL target"
-    s = Session.load(tmp_path / "session.json")
+    s = AnnotationSession.load(tmp_path / "session.json")
     assert [p.critical for p in s.patches] == [2, 4]
     t = s.patches[0].trials[0]
     assert t["mode"] == "flicker" and t["first"] in ("original", "candidate") and t["response_time_s"] > 1
@@ -101,7 +101,7 @@ def test_side_by_side_and_resume_after_a_crash(qtbot, setup, tmp_path):
     before = sum(len(p.trials) for p in w2.session.patches)
     assert before == 2
     run_observer(qtbot, w2, thresholds=[1, 3])
-    s = Session.load(tmp_path / "session.json")
+    s = AnnotationSession.load(tmp_path / "session.json")
     assert [p.critical for p in s.patches] == [1, 3]
     assert s.patches[0].trials[0]["candidate_side"] in ("left", "right")
 

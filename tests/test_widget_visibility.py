@@ -14,11 +14,11 @@ from napari_resjnd.core.events import drive
 from napari_resjnd.core.visibility.detection import visibility
 from napari_resjnd.core.visibility.psychophysics.observer import SimulatedObserver
 from napari_resjnd.core.visibility.psychophysics.procedure import Trial
-from napari_resjnd.core.visibility.psychophysics.session import Session
+from napari_resjnd.core.visibility.psychophysics.session import ObserverSession
 from napari_resjnd.core.zoo import classic_jnd
 from napari_resjnd.widgets._visibility_worker import VisibilityJob, predict_visibility
 from napari_resjnd.widgets.visibility import VisibilityWidget
-from napari_resjnd.widgets.visibility_test import STIMULUS, VisibilityTestWidget
+from napari_resjnd.widgets.visibility_trials import STIMULUS, VisibilityTestWidget
 
 pytestmark = pytest.mark.gui
 
@@ -121,10 +121,10 @@ def test_scripted_flicker_session_with_keys_timing_and_resume(qtbot, tester):
     qtbot.waitUntil(lambda: w.trial is not None, timeout=30000)
     assert w.trial.number == 5
     observe(w, None, SimulatedObserver(38.0, seed=2))
-    s = Session.load(path)
+    s = ObserverSession.load(path)
     assert len(s.trials) == 12 and w.status.value.startswith("done: threshold PSNR")
     assert "flicker measured" in w.status.value and "(set 8 Hz)" in w.status.value
-    assert isinstance(shown[-1], Session) and all(isinstance(t, Trial) for t in shown[:-1])
+    assert isinstance(shown[-1], ObserverSession) and all(isinstance(t, Trial) for t in shown[:-1])
     assert STIMULUS not in viewer.layers and viewer.layers["cat"].visible and viewer.layers["rocket"].visible
 
 
@@ -138,7 +138,7 @@ def test_two_interval_session_steps_through_its_intervals(qtbot, tester):
     qtbot.waitUntil(lambda: w.trial is not None, timeout=30000)
     first = w.trial
     w.answer(0)  # too early: the second interval is not shown yet
-    assert w.trial is first and not Session.load(path).trials
+    assert w.trial is first and not ObserverSession.load(path).trials
     qtbot.waitUntil(lambda: len(w.frame_times) == 4, timeout=3000)  # first, blank, second, blank
     d = np.diff(w.frame_times) * 1000
     # On a loaded 2-core VM under Xvfb the event loop is late by up to ~100 ms; the
@@ -147,7 +147,7 @@ def test_two_interval_session_steps_through_its_intervals(qtbot, tester):
     assert abs((w.frame_times[3] - w.frame_times[0]) * 1000 - 1400) < 150
     assert "which interval" in w.status.value
     observe(w, None, SimulatedObserver(36.0, seed=3), qtbot)
-    assert len(Session.load(path).trials) == 3
+    assert len(ObserverSession.load(path).trials) == 3
     viewer.layers["cat"].data = viewer.layers["cat"].data[::-1].copy()  # other pixels, same name
     w.start()
     assert "other pixels" in w.status.value and w.trial is None

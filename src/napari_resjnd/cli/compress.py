@@ -24,17 +24,8 @@ from ..core.errors import ResJNDError
 from ..core.files import atomic_write, atomic_write_all
 from ..core.maps import DEFAULT_MODEL, MODELS, MapRequest, needs_weights
 from ..core.weights import DEFAULT_WEIGHTS
-from ._common import (
-    Command,
-    UsageError,
-    add_compute,
-    exists,
-    fail,
-    nonnegative_float,
-    out_folder,
-    positive_float,
-    positive_int,
-)
+from ._common import Command, UsageError, add_compute, exists, fail, out_folder
+from ._types import nonnegative_float, positive_float, positive_int
 
 log = logging.getLogger(__name__)
 

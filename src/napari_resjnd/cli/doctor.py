@@ -10,7 +10,8 @@ import sys
 
 from ..core.errors import ResJNDError
 from ..core.weights import DEFAULT_WEIGHTS
-from ._common import Command, positive_int
+from ._common import Command
+from ._types import positive_int
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -12,7 +12,8 @@ from ..core.errors import ResJNDError
 from ..core.maps import ALIASES, DEFAULT_MODEL, MODELS
 from ..core.outputs import write_outputs
 from ..core.weights import DEFAULT_WEIGHTS, known_weights
-from ._common import Command, add_compute, fail, out_folder, positive_int
+from ._common import Command, add_compute, fail, out_folder
+from ._types import positive_int
 
 if TYPE_CHECKING:
     from ..core.model import ResJND

@@ -13,19 +13,8 @@ from ..core.errors import ResJNDError
 from ..core.maps import ALL
 from ..core.research.ladders import GENERATORS
 from ..core.weights import DEFAULT_WEIGHTS, WeightsError
-from ._common import (
-    Command,
-    Parser,
-    UsageError,
-    add_compute,
-    exists,
-    fail,
-    nonnegative_int,
-    out_file,
-    out_folder,
-    positive_int,
-    psnr_target,
-)
+from ._common import Command, Parser, UsageError, add_compute, exists, fail, out_file, out_folder
+from ._types import nonnegative_int, positive_int, psnr_target
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -174,11 +163,18 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 def cmd_annotations_merge(args: argparse.Namespace) -> int:
     from ..core.files import atomic_write
     from ..core.images import read_image
-    from ..core.research.annotation import Session, check_mergeable, check_same_image, export_pairs, ladders_for, merge
+    from ..core.research.annotation import (
+        AnnotationSession,
+        check_mergeable,
+        check_same_image,
+        export_pairs,
+        ladders_for,
+        merge,
+    )
     from ..core.training.pairs import refuse_earlier_pairs
 
     try:  # every session checked (complete, same image) before anything is written
-        sessions = [Session.load(p) for p in args.sessions]
+        sessions = [AnnotationSession.load(p) for p in args.sessions]
         check_mergeable(sessions, [str(p) for p in args.sessions])
         refuse_earlier_pairs(args.out, also=("merged.json",))
         image_path = args.image or sessions[0].image

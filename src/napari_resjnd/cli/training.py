@@ -13,20 +13,8 @@ from ..core.events import EpochDone, TrainingEvent, TrainingStarted, TrainingSte
 from ..core.training.config import DEFAULT_PATCH, FINETUNE_CONFIG, LAYERS, PRESETS, TRAIN_CONFIG, FinetuneConfig
 from ..core.training.finetune import RESUME_KEYS
 from ..core.weights import DEFAULT_WEIGHTS
-from ._common import (
-    Command,
-    UsageError,
-    add_compute,
-    exists,
-    fail,
-    fraction,
-    nonnegative_float,
-    nonnegative_int,
-    out_file,
-    out_folder,
-    positive_float,
-    positive_int,
-)
+from ._common import Command, UsageError, add_compute, exists, fail, out_file, out_folder
+from ._types import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 
 class EpochPrinter:

@@ -13,19 +13,8 @@ from ..core.errors import ResJNDError
 from ..core.maps import DEFAULT_MODEL, SOURCES, is_source, parse_names, source
 from ..core.maps import MODELS as CLASSIC_MODELS
 from ..core.weights import DEFAULT_WEIGHTS, known_weights
-from ._common import (
-    Command,
-    Parser,
-    UsageError,
-    add_compute,
-    exists,
-    fail,
-    fraction,
-    nonnegative_int,
-    out_folder,
-    positive_float,
-    positive_int,
-)
+from ._common import Command, Parser, UsageError, add_compute, exists, fail, out_folder
+from ._types import fraction, nonnegative_int, positive_float, positive_int
 
 
 def _jnd(model: str, image: np.ndarray, args: argparse.Namespace) -> np.ndarray:
@@ -101,10 +90,10 @@ def cmd_visibility_simulate(args: argparse.Namespace) -> int:
 def cmd_visibility_report(args: argparse.Namespace) -> int:
     from ..core.files import atomic_write_all
     from ..core.visibility.psychophysics import report
-    from ..core.visibility.psychophysics.session import Session
+    from ..core.visibility.psychophysics.session import ObserverSession
 
     try:
-        sessions = [Session.load(p) for p in args.sessions]
+        sessions = [ObserverSession.load(p) for p in args.sessions]
         result = report.summary(sessions)
         if not result["thresholds"]:
             raise ResJNDError("the sessions hold no answers yet")

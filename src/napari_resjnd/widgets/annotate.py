@@ -22,7 +22,7 @@ from psygnal import Signal
 from ..core.errors import ResJNDError
 from ..core.events import AnnotationDone, TrialShown
 from ..core.images import image_sha256
-from ..core.research.annotation import PatchRecord, Session, assemble_target, export_pairs, ladders_for
+from ..core.research.annotation import AnnotationSession, PatchRecord, assemble_target, export_pairs, ladders_for
 from ..core.research.ladders import GENERATORS, Ladder
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, report_error
@@ -53,7 +53,7 @@ class AnnotateWidget(DockContainer):
     def __init__(self, napari_viewer: Viewer):
         super().__init__()
         self._viewer = napari_viewer
-        self.session: Session | None = None
+        self.session: AnnotationSession | None = None
         self.session_path: Path | None = None
         self.ladders: list[Ladder] = []
         self.busy = False
@@ -138,7 +138,7 @@ class AnnotateWidget(DockContainer):
         name = str(self.session_file.value)
         path = Path(name) if name not in ("", ".") else sessions_dir() / f"{src.name}-{self.observer.value}.json"
         settings = (self.generator.value, self.levels.value)
-        session = Session.load(path) if path.exists() else None
+        session = AnnotationSession.load(path) if path.exists() else None
         if session is not None and (session.generator, session.levels) != settings:
             raise ResJNDError(
                 f"{path} was made with {session.generator}/{session.levels} levels: "
@@ -149,7 +149,7 @@ class AnnotateWidget(DockContainer):
                 f"{path} was made on another image than {src.name!r}: pick that image, or another session file"
             )
         if session is None:
-            session = Session(
+            session = AnnotationSession(
                 self.observer.value,
                 src.name,
                 tuple(src.data.shape),
@@ -179,7 +179,7 @@ class AnnotateWidget(DockContainer):
             else:
                 self._viewer.bind_key(key, None, overwrite=True)
 
-    def _under_way(self) -> tuple[Session, Path, Any]:
+    def _under_way(self) -> tuple[AnnotationSession, Path, Any]:
         """The session, its file and its pristine layer: set by Start before any trial."""
         session, path, source = self.session, self.session_path, self._source
         assert session is not None and path is not None and source is not None, "no session under way"
@@ -259,7 +259,7 @@ class AnnotateWidget(DockContainer):
         trial = dict(self._trial)
         t0 = trial.pop("t_shown")
         # How it was shown and answered, saved with the answer (strings among them:
-        # Session.record's ``float`` annotation of these is too narrow).
+        # AnnotationSession.record's ``float`` annotation of these is too narrow).
         details = {"response_time_s": round(now - t0, 4), "answered_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **trial}
         session.record(i, level, same, **details)
         session.save(path)

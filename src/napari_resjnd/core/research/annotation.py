@@ -64,7 +64,7 @@ class PatchRecord:
 
 
 @dataclass
-class Session:
+class AnnotationSession:
     """One observer judging the patches of one image; saved after every answer."""
 
     observer: str
@@ -102,7 +102,7 @@ class Session:
         atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
     @classmethod
-    def load(cls, path: str | Path) -> Session:
+    def load(cls, path: str | Path) -> AnnotationSession:
         """Read and check a session file; a damaged or foreign file is a one-line
         ``ValueError`` naming it."""
         try:
@@ -152,7 +152,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def _check_field_types(d: dict) -> None:
-    """TypeError naming the first field of the wrong type (read by :meth:`Session.load`)."""
+    """TypeError naming the first field of the wrong type (read by :meth:`AnnotationSession.load`)."""
     for key, types in _FIELD_TYPES.items():
         if key in d and (not isinstance(d[key], types) or isinstance(d[key], bool)):
             raise TypeError(f"{key!r} must be {types[0].__name__}, not {type(d[key]).__name__}")
@@ -162,7 +162,7 @@ def _check_field_types(d: dict) -> None:
 
 
 def check_same_image(
-    sessions: list[Session],
+    sessions: list[AnnotationSession],
     names: list[str],
     image: np.ndarray,
     image_name: str,
@@ -197,7 +197,7 @@ def check_same_image(
             )
 
 
-def check_mergeable(sessions: list[Session], names: list[str]) -> None:
+def check_mergeable(sessions: list[AnnotationSession], names: list[str]) -> None:
     """Refuse what would make :func:`merge` count wrongly: a session without patches,
     one that judges the same box twice (one of its levels would be dropped), and the
     same session given twice (under one name or as a copy), which would count as
@@ -222,7 +222,7 @@ def check_mergeable(sessions: list[Session], names: list[str]) -> None:
         seen[key] = name
 
 
-def ladders_for(image: np.ndarray, session: Session, jnd: np.ndarray | None = None) -> list:
+def ladders_for(image: np.ndarray, session: AnnotationSession, jnd: np.ndarray | None = None) -> list:
     """Each patch's ladder, regenerated deterministically from the session's settings."""
     out = []
     for i, p in enumerate(session.patches):
@@ -242,7 +242,7 @@ def assemble_target(image: np.ndarray, boxes: Sequence[Box], versions: Sequence[
     return out
 
 
-def merge(sessions: list[Session]) -> dict:
+def merge(sessions: list[AnnotationSession]) -> dict:
     """Median critical level per patch over observers, with agreement statistics."""
     if not sessions:
         raise ResJNDError("no sessions to merge")

@@ -10,7 +10,7 @@ import numpy as np
 
 from .procedure import Trial, answer_with, run
 from .psychometric import GUESS, LAPSE, Fit, fit, p_correct
-from .session import Condition, Session
+from .session import Condition, ObserverSession
 
 
 @dataclass
@@ -32,10 +32,10 @@ class SimulatedObserver:
         return bool(self.rng.random() < p)
 
 
-def run_once(observer: SimulatedObserver, trials: int, seed: int = 0) -> tuple[Fit, Session]:
+def run_once(observer: SimulatedObserver, trials: int, seed: int = 0) -> tuple[Fit, ObserverSession]:
     """The real trial loop (:func:`.procedure.run`, QUEST+ placement) for one
     condition against ``observer``, then the fit."""
-    session = Session(
+    session = ObserverSession(
         observer.__class__.__name__,
         "2afc-side-by-side",
         [Condition("simulated", "simulated")],

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import Cancelled, ResJNDError
-from .session import Condition, Session
+from .session import Condition, ObserverSession
 from .stimuli import ConditionStimuli, Stimulus
 
 
@@ -64,11 +64,11 @@ def frame_log(times: tuple[float, ...], clock: str = "issued", dropped: int = 0)
 
 
 def run(
-    session: Session,
+    session: ObserverSession,
     path: str | Path | None = None,
     stimuli: Mapping[str, ConditionStimuli] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> Generator[Trial, Response, Session]:
+) -> Generator[Trial, Response, ObserverSession]:
     """Trials until every condition has its count; saved to ``path`` after each."""
     quests = {c.key: session.quest(c.key) for c in session.conditions}
     total = session.trials_per_condition * len(session.conditions)
@@ -105,7 +105,7 @@ def run(
     return session
 
 
-def answer_with(trials: Generator[Trial, Response, Session], answer: Callable[[Trial], int]) -> Session:
+def answer_with(trials: Generator[Trial, Response, ObserverSession], answer: Callable[[Trial], int]) -> ObserverSession:
     """Drive :func:`run` to its end with ``answer(trial)`` -> 0 or 1."""
     trial = next(trials)
     while True:

@@ -15,10 +15,10 @@ from itertools import combinations
 
 import numpy as np
 
-from .session import Session
+from .session import ObserverSession
 
 
-def thresholds(sessions: Sequence[Session]) -> list[dict]:
+def thresholds(sessions: Sequence[ObserverSession]) -> list[dict]:
     """One row per observer and condition: image, model, threshold and its 95 % CI,
     and the noise scale beta at the threshold (see :func:`beta_at`)."""
     rows = []
@@ -165,7 +165,7 @@ def threshold_plot(rows: list[dict], path: str, fmt: str = "png") -> None:
     plt.close(fig)
 
 
-def summary(sessions: Sequence[Session]) -> dict:
+def summary(sessions: Sequence[ObserverSession]) -> dict:
     rows = thresholds(sessions)
     return {"thresholds": rows, "models": model_table(rows), "paired": paired(rows)}
 

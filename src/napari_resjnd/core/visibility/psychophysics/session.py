@@ -43,7 +43,7 @@ class Condition:
 
 
 @dataclass
-class Session:
+class ObserverSession:
     """One observer's visibility test; ``trials`` holds every answer in order."""
 
     observer: str
@@ -116,7 +116,7 @@ class Session:
         return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
     @classmethod
-    def load(cls, path: str | Path) -> Session:
+    def load(cls, path: str | Path) -> ObserverSession:
         """A saved session; a damaged or foreign file is a one-line ResJNDError naming it."""
         try:
             d = json.loads(Path(path).read_text())

@@ -27,7 +27,7 @@ from psygnal import Signal
 from ..core.errors import ResJNDError
 from ..core.images import image_sha256
 from ..core.visibility.psychophysics.procedure import Response, Trial, run
-from ..core.visibility.psychophysics.session import PROCEDURES, Condition, Session
+from ..core.visibility.psychophysics.session import PROCEDURES, Condition, ObserverSession
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, source_images
 from ._frame_clock import FrameClock
@@ -59,7 +59,7 @@ def sessions_dir() -> Path:
 
 class VisibilityTestWidget(DockContainer):
     """ResJND: Visibility test. ``progressed`` emits each :class:`Trial` shown, then
-    the finished :class:`Session`."""
+    the finished :class:`ObserverSession`."""
 
     progressed = Signal(object)
 
@@ -100,7 +100,7 @@ class VisibilityTestWidget(DockContainer):
                 self.status,
             ]
         )
-        self.session: Session | None = None
+        self.session: ObserverSession | None = None
         self.session_path: Path | None = None
         #: The trial on screen, or None.
         self.trial: Trial | None = None
@@ -108,7 +108,7 @@ class VisibilityTestWidget(DockContainer):
         self.clock = FrameClock()
         #: What keeps the display from 1 image px = 1 screen px (empty: nothing).
         self.display_problems: list[str] = []
-        self._loop: Generator[Trial, Response, Session] | None = None
+        self._loop: Generator[Trial, Response, ObserverSession] | None = None
         #: The current trial's frame layers, and the one on screen.
         self._layers: list[Any] = []
         self._current = 0
@@ -144,7 +144,7 @@ class VisibilityTestWidget(DockContainer):
         name = str(self.session_file.value)
         path = Path(name) if name not in ("", ".") else sessions_dir() / f"visibility-{self.observer.value}.json"
         if path.exists():
-            session = Session.load(path)
+            session = ObserverSession.load(path)
             if session.observer != self.observer.value:
                 raise ResJNDError(
                     f"{path} is observer {session.observer!r}'s session: give that observer, or another session file"
@@ -162,7 +162,7 @@ class VisibilityTestWidget(DockContainer):
                     "pick those images, or another session file"
                 )
         else:
-            session = Session(
+            session = ObserverSession(
                 self.observer.value,
                 self.procedure.value,
                 conditions,
@@ -362,7 +362,7 @@ class VisibilityTestWidget(DockContainer):
         self.runner.release()
         self.status.value = message
 
-    def _finish(self, session: Session) -> None:
+    def _finish(self, session: ObserverSession) -> None:
         fits = session.fits()
         text = "; ".join(f"{k}: {f.threshold:.1f} dB [{f.ci_low:.1f}, {f.ci_high:.1f}]" for k, f in fits.items())
         rates = [t["measured_hz"] for t in session.trials if "measured_hz" in t]
