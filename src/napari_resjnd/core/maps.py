@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,6 +51,8 @@ class MapRequest:
     should_stop: Callable[[], bool] | None = None
     #: A model already loaded for ``weights`` (saves loading it again).
     model: Any = None
+    #: Further options of :func:`~.inference.predict` (``tile``, ``rgb``).
+    options: dict = field(default_factory=dict)
 
     def load_model(self) -> Any:
         if self.model is not None:
@@ -102,6 +104,7 @@ def _resjnd(image: np.ndarray, request: MapRequest) -> MapResult:
         device=request.device,
         precision=request.precision,
         should_stop=request.should_stop,
+        **request.options,
     )
     return MapResult(pred.jnd, pred.cpl, pred.metadata)
 
@@ -179,16 +182,18 @@ def compute(names: Sequence[str], image: np.ndarray, request: MapRequest | None 
     for name in names:
         s = source(name)
         if s.needs_weights and request.model is None:
-            request = MapRequest(**{**request.__dict__, "model": request.load_model()})
+            request = replace(request, model=request.load_model())
         out[name] = s.compute(image, request)
     return out
 
 
 def jnd_map(name: str, image: np.ndarray, *, weights: str | None = None, **predict_kw: Any) -> np.ndarray:
     """Any source's JND map by name: ``resjnd`` (ResJND with ``weights``, default the
-    authors'; ``predict_kw``: ``device``, ``precision``, ``should_stop``), a classic model
-    of :mod:`.zoo` or ``uniform``. H x W float32, grey levels."""
-    return source(name).compute(image, MapRequest(weights=weights, **predict_kw)).jnd
+    authors'; ``predict_kw`` go to :func:`~.inference.predict`: ``device``, ``precision``,
+    ``should_stop``, ``tile``, ...), a classic model of :mod:`.zoo` or ``uniform``.
+    H x W float32, grey levels."""
+    fields = {k: predict_kw.pop(k) for k in ("device", "precision", "should_stop") if k in predict_kw}
+    return source(name).compute(image, MapRequest(weights=weights, options=predict_kw, **fields)).jnd
 
 
 def predict_classic(name: str, image: np.ndarray, rgb: bool | None = None) -> Prediction:
