@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from .core.files import atomic_write_all
+from .core.files import atomic_write_all, json_text
 
 
 def _jsonable(obj):
@@ -47,13 +46,13 @@ def write_layer_with_provenance(path: str, data, meta: dict) -> list[str]:
     )
     photometric = "rgb" if meta.get("rgb") else "minisblack"
     side = p.with_suffix(".json")
-    text = json.dumps(info, indent=2)
+    text = json_text(info)
     atomic_write_all(  # the pair or neither: a failure leaves an earlier pair as it was
         [
             (
                 p,
                 lambda tmp: tifffile.imwrite(
-                    tmp, arr, photometric=photometric, metadata={"napari_resjnd": json.dumps(info)}
+                    tmp, arr, photometric=photometric, metadata={"napari_resjnd": json_text(info, None)}
                 ),
             ),
             (side, lambda tmp: Path(tmp).write_text(text)),

@@ -25,17 +25,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..core.batch import list_jobs, parse_shard, run_batch, shard, write_summary
+    from ..core.images import image_sha256
     from ..core.inference import predict
     from ..core.maps import predict_classic, source
     from ..core.weights import load_model
 
     classic = not source(args.model).needs_weights
     try:  # inputs first: a bad argument costs no download
-        jobs = list_jobs(args.images, args.out, recursive=args.recursive)
+        skipped: list[Path] = []
+        jobs = list_jobs(args.images, args.out, recursive=args.recursive, skipped=skipped)
         i, n = parse_shard(args.shard) if args.shard else (0, 1)
         model = None if classic else load_model(args.weights)
     except ResJNDError as e:
         return fail(str(e))
+    for folder in skipped:
+        print(f"resjnd: predict: left out {folder}: an earlier resjnd run's results", file=sys.stderr)
     jobs = shard(jobs, i, n)
     if model is not None and jobs and not args.quiet:
         _say_if_quantising(model, args.device, args.precision)
@@ -49,6 +53,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 model, image.data, tile=args.tile, device=args.device, precision=args.precision, rgb=image.rgb
             )
         pred.metadata["exif_orientation"] = image.orientation
+        pred.metadata["image_sha256"] = image_sha256(image.data)  # what `compress --jnd-dir` checks a map against
         if not args.quiet:
             m = pred.metadata
             tqdm.write(

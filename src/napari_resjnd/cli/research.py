@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import ResJNDError
+from ..core.files import json_text
 from ..core.maps import ALL
 from ..core.research.ladders import GENERATORS
 from ..core.weights import DEFAULT_WEIGHTS, WeightsError
@@ -148,7 +149,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "levels": [{"level": k, "psnr": p, "param": q} for k, (p, q) in enumerate(zip(lad.psnr, lad.params))],
     }
-    text = json.dumps(info, indent=2)
+    text = json_text(info)
     # the levels and their record as one set: a failure leaves an earlier ladder as it was
     atomic_write_all([*files, (out / "ladder.json", lambda tmp: Path(tmp).write_text(text))])
     if earlier is not None:  # the earlier run's recorded levels beyond this one's go with it
@@ -192,7 +193,7 @@ def cmd_annotations_merge(args: argparse.Namespace) -> int:
     except (OSError, ResJNDError) as e:
         return fail(str(e))
     out = Path(args.out)
-    text = json.dumps(result, indent=2)
+    text = json_text(result)
     atomic_write(out / "merged.json", lambda tmp: Path(tmp).write_text(text))
     a = result["agreement"]
     print(

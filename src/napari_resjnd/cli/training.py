@@ -109,6 +109,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             override=tuple(args.override),
         )
         result = drive(gen, on_event)
+    except KeyboardInterrupt:
+        on_event.close()  # "interrupted" on its own line
+        raise
     except (ResJNDError, OSError) as e:
         on_event.close()
         if dist is not None:
@@ -138,6 +141,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         result = finetune(
             model, pairs, args.out, config, on_event=on_event, resume=args.resume, override=tuple(args.override)
         )
+    except KeyboardInterrupt:
+        on_event.close()  # "interrupted" on its own line
+        raise
     except (ResJNDError, OSError) as e:
         on_event.close()
         return fail(str(e))

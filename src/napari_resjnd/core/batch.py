@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ResJNDError
-from .files import atomic_write
+from .files import write_json
 from .images import IMAGE_SUFFIXES, ImageFile, load_image
 
 
@@ -64,9 +64,11 @@ def _resolved(p: Path) -> Path:
         return p.absolute()
 
 
-def _folder_images(p: Path, out: Path, recursive: bool) -> list[Path]:
+def _folder_images(p: Path, out: Path, recursive: bool, skipped: list[Path] | None = None) -> list[Path]:
     """Image files in folder ``p``, leaving out what an earlier run wrote into ``out``
-    when ``out`` lies inside ``p``."""
+    when ``out`` lies inside ``p``, and (looking into sub-folders) every folder that
+    holds an earlier resjnd run's results (their streams and maps are not inputs):
+    those are added to ``skipped``."""
     try:
         next(os.scandir(p), None)
     except PermissionError:
@@ -76,6 +78,7 @@ def _folder_images(p: Path, out: Path, recursive: bool) -> list[Path]:
     out_r, p_r = _resolved(out), _resolved(p)
     out_inside = out_r == p_r or p_r in out_r.parents
     found = p.rglob("*") if recursive else p.glob("*")
+    runs: dict[Path, bool] = {}
     images = []
     for f in found:
         broken = f.is_symlink() and not f.exists()  # a loop or a dangling link: reported, not skipped silently
@@ -85,8 +88,30 @@ def _folder_images(p: Path, out: Path, recursive: bool) -> list[Path]:
         in_out = parent is not None and (parent == out_r or out_r in parent.parents)
         if in_out and (out_r != p_r or f.name.endswith(OUTPUT_SUFFIXES)):
             continue  # outputs of an earlier run: mapping them would map maps
+        run = _run_folder(f.parent, p, runs) if recursive else None
+        if run is not None:
+            if skipped is not None and run not in skipped:
+                skipped.append(run)
+            continue
         images.append(f)
     return images
+
+
+#: Files that mark a folder as an earlier run's results: ``resjnd compress``'s record and table.
+RUN_MARKERS = ("codecs.json", "rd.csv")
+
+
+def _run_folder(folder: Path, root: Path, seen: dict[Path, bool]) -> Path | None:
+    """The folder between ``root`` (excluded) and ``folder`` that holds an earlier
+    ``resjnd compress`` run's results, or None."""
+    for d in [folder, *folder.parents]:
+        if d == root or root not in d.parents:
+            return None
+        if d not in seen:
+            seen[d] = all((d / m).is_file() for m in RUN_MARKERS)
+        if seen[d]:
+            return d
+    return None
 
 
 def _pending(read: Future[ImageFile] | None) -> Future[ImageFile]:
@@ -95,7 +120,9 @@ def _pending(read: Future[ImageFile] | None) -> Future[ImageFile]:
     return read
 
 
-def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = False) -> list[Job]:
+def list_jobs(
+    inputs: Iterable[str | Path], out: str | Path, recursive: bool = False, skipped: list[Path] | None = None
+) -> list[Job]:
     """Files and folders -> sorted jobs whose outputs never collide.
 
     Files found in a folder keep their sub-folder below ``out``. Outputs are named
@@ -103,14 +130,17 @@ def list_jobs(inputs: Iterable[str | Path], out: str | Path, recursive: bool = F
     ignored: ``x.png`` and ``X.jpg``), each of them is named after its whole file
     name instead (``x.png_jnd.png``). Inputs whose whole names still collide (the
     same name in two folders given as files) are refused before any work. The rule
-    is applied to the whole list before sharding, so every shard agrees.
+    is applied to the whole list before sharding, so every shard agrees, and
+    ``resjnd predict`` and ``resjnd compress`` name an image alike (a map in
+    ``--jnd-dir`` is found under the same sub-folder and stem). Sub-folders holding
+    an earlier run's results are left out and added to ``skipped``.
     """
     out = Path(out)
     jobs = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            images = _folder_images(p, out, recursive)
+            images = _folder_images(p, out, recursive, skipped)
             if not images:
                 raise ResJNDError(
                     f"{p}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
@@ -256,5 +286,4 @@ def run_batch(
 
 
 def write_summary(summary: BatchSummary, path: Path, extra: dict | None = None) -> None:
-    text = json.dumps({**summary.as_dict(), **(extra or {})}, indent=2)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    write_json(path, {**summary.as_dict(), **(extra or {})})

@@ -17,6 +17,7 @@ import torch
 from . import int8, int8_graph
 from . import precision as precisions
 from .devices import available_devices, cpu_has_fast_bf16
+from .errors import library_problem
 from .inference import inference_precision, predict
 from .model import ResJND
 
@@ -68,22 +69,43 @@ def versions() -> dict[str, str]:
     return out
 
 
+#: The optional libraries (import names) and what each brings.
+OPTIONAL = {
+    "openvino": "int8 on the CPU",
+    "ssimulacra2": "the SSIMULACRA2 metric",
+    "bjontegaard": "BD-rates",
+    "pillow_heif": "HEIC coding",
+}
+
+
+def libraries() -> dict[str, str | None]:
+    """Each optional library: None where it imports, else why not in one line (one
+    installed but failing to import counts as missing)."""
+    return {name: library_problem(name) for name in OPTIONAL}
+
+
+def int8_usable() -> bool:
+    """int8 runs here: OpenVINO is installed and imports."""
+    return int8.available() and library_problem("openvino") is None
+
+
 def machine() -> dict[str, object]:
-    """This machine in a few facts: CPU, cores, features, devices, native bf16."""
+    """This machine in a few facts: CPU, cores, features, devices, native bf16, the optional libraries."""
     return {
         "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
         "features": cpu_flags(),
         "native_bf16": cpu_has_fast_bf16(),
         "devices": available_devices(),
-        "int8_extra": int8.available(),
+        "int8_extra": int8_usable(),
         "int8_scheme": int8_graph.scheme_name(),
+        "libraries": {k: why or "ok" for k, why in libraries().items()},
     }
 
 
 def cpu_paths() -> list[str]:
-    """The inference paths this CPU can run: fp32, bf16 where native, int8 with its extra."""
-    return ["fp32", *(["bf16"] if cpu_has_fast_bf16() else []), *(["int8"] if int8.available() else [])]
+    """The inference paths this CPU can run: fp32, bf16 where native, int8 with its extra (importing)."""
+    return ["fp32", *(["bf16"] if cpu_has_fast_bf16() else []), *(["int8"] if int8_usable() else [])]
 
 
 def measure(model: ResJND, image: np.ndarray, repeat: int = 1) -> list[PathTiming]:

@@ -24,3 +24,20 @@ def missing_library(what: str, package: str, extra: str = "coding") -> ResJNDErr
     """The one-line error for an optional library that is not installed: what needs
     it, and the pip command that brings it (the package alone, or the extra)."""
     return ResJNDError(f"{what} needs {package}: pip install {package} (or pip install 'napari-resjnd[{extra}]')")
+
+
+def library_problem(module: str) -> str | None:
+    """Why an optional library cannot be used here, in one line (None: it imports).
+    One that is installed but fails to import (a broken build, a missing system
+    library) counts as missing, with its import error."""
+    import importlib
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed"
+        importlib.import_module(module)
+    except Exception as e:  # anything a broken install raises on import
+        first = (str(e).strip().splitlines() or [""])[0]
+        return f"{module} is installed but does not import ({type(e).__name__}: {first})"
+    return None

@@ -16,6 +16,10 @@ reference (for coding: always the ORIGINAL, never the pre-processed picture).
   NAMM): e = max(|I' - I| - JND_ref, 0) over R, G, B;
 - ssimulacra2: the ``ssimulacra2`` package (a NumPy port of libjxl's tool), on
   sRGB; 100 for identical images.
+
+A metric defined only above a size (its window, its scales) is NaN below it, never
+a score: :func:`undefined` says why. A metric whose library is missing is left out
+by :func:`usable`, with the pip command that brings it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .errors import ResJNDError, missing_library
+from .errors import ResJNDError, library_problem, missing_library
 from .images import to_y
 
 
@@ -156,6 +160,19 @@ class Metric:
     compute: Callable[[Pair], float]
     #: Whether it needs a reference JND map (``Pair.jnd_ref``).
     needs_jnd: bool = False
+    #: The smallest height and width it is defined for (its window, its scales), and why.
+    min_side: int = 1
+    why_min: str = ""
+    #: The optional package it needs (None: a dependency of the package itself).
+    library: str | None = None
+
+    def undefined(self, shape: Sequence[int]) -> str | None:
+        """Why the metric has no value on images of ``shape`` (None: it has one)."""
+        h, w = int(shape[0]), int(shape[1])
+        if min(h, w) >= self.min_side:
+            return None
+        k = self.min_side
+        return f"{self.name} is defined from {k} x {k} px ({self.why_min}); the image is {w} x {h}: NaN"
 
 
 def _pspnr(p: Pair) -> float:
@@ -169,12 +186,29 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("psnr", "PSNR (dB)", True, lambda p: psnr(p.ref255, p.dist255)),
-        Metric("ssim", "SSIM", True, lambda p: ssim(*p.ys)),
-        Metric("ms_ssim", "MS-SSIM", True, lambda p: ms_ssim(*p.ys)),
+        Metric("ssim", "SSIM", True, lambda p: ssim(*p.ys), min_side=11, why_min="its 11-px Gaussian window"),
+        Metric(
+            "ms_ssim", "MS-SSIM", True, lambda p: ms_ssim(*p.ys), min_side=161, why_min="an 11-px window at 5 scales"
+        ),
         Metric("vifp", "VIFp", True, lambda p: vifp(*p.ys)),
-        Metric("gmsd", "GMSD (lower is better)", False, lambda p: gmsd(*p.ys)),
+        Metric(
+            "gmsd",
+            "GMSD (lower is better)",
+            False,
+            lambda p: gmsd(*p.ys),
+            min_side=6,
+            why_min="a 3-px gradient at half size",
+        ),
         Metric("pspnr", "PSPNR (dB)", True, _pspnr, needs_jnd=True),
-        Metric("ssimulacra2", "SSIMULACRA2", True, lambda p: ssimulacra2(*p.rgb8())),
+        Metric(
+            "ssimulacra2",
+            "SSIMULACRA2",
+            True,
+            lambda p: ssimulacra2(*p.rgb8()),
+            min_side=8,
+            why_min="its 6 scales; below it the tool scores any pair 100",
+            library="ssimulacra2",
+        ),
     )
 }
 #: Which way each metric is better, by name.
@@ -193,4 +227,24 @@ def score(
     if unknown:
         raise ResJNDError(f"unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
     pair = Pair(np.asarray(ref255, np.float64), np.asarray(dist255, np.float64), jnd_ref)
-    return {n: METRICS[n].compute(pair) for n in names}
+    shape = pair.ref255.shape
+    return {n: math.nan if METRICS[n].undefined(shape) else METRICS[n].compute(pair) for n in names}
+
+
+def undefined(names: Sequence[str], shape: Sequence[int]) -> dict[str, str]:
+    """The metrics of ``names`` that have no value on images of ``shape``, each with why."""
+    return {n: why for n in names if (why := METRICS[n].undefined(shape))}
+
+
+def usable(names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """``names`` split into those that run here and those left out because their
+    library is missing (each with the pip command that brings it)."""
+    kept, left = [], {}
+    for n in names:
+        lib = METRICS[n].library
+        problem = library_problem(lib) if lib else None
+        if problem is None:
+            kept.append(n)
+        else:
+            left[n] = f"{problem}: pip install {lib} (or pip install 'napari-resjnd[coding]')"
+    return kept, left

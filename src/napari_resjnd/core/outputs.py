@@ -11,7 +11,6 @@ provenance) is written last, so its presence marks a complete set.
 from __future__ import annotations
 
 import errno
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ResJNDError
-from .files import atomic_write_all, disk_full
+from .files import atomic_write_all, disk_full, json_text, json_writer
 
 if TYPE_CHECKING:
     from .inference import Prediction
@@ -75,7 +74,7 @@ def write_outputs(
         return lambda tmp: Image.fromarray(array).save(tmp, format="PNG", **({"exif": exif} if exif else {}))
 
     writers: list[Callable[[str], object]] = [
-        lambda tmp: tifffile.imwrite(tmp, pred.jnd.astype(np.float32), metadata={"resjnd": json.dumps(meta)})
+        lambda tmp: tifffile.imwrite(tmp, pred.jnd.astype(np.float32), metadata={"resjnd": json_text(meta, None)})
     ]
     if planes_2d:
         j8 = normalise_max(pred.jnd) if jnd_scale == "max" else to_uint8_absolute(pred.jnd)
@@ -84,7 +83,7 @@ def write_outputs(
         writers.append(png(np.clip(np.rint(cpl * 255), 0, 255).astype(np.uint8)))
     elif cpl is not None:
         writers.append(lambda tmp: tifffile.imwrite(tmp, cpl.astype(np.float32)))
-    writers.append(lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+    writers.append(json_writer(meta))
     try:
         return atomic_write_all(list(zip(paths, writers)))
     except OSError as e:

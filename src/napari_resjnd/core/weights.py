@@ -22,7 +22,7 @@ import torch
 
 from .errors import Cancelled, ResJNDError
 from .events import Download
-from .files import atomic_write
+from .files import atomic_write, json_text
 from .model import Provenance, ResJND
 from .paths import CACHE_ENV, cache_dir, models_dir
 
@@ -392,4 +392,4 @@ def save_weights(model: ResJND, path: str | os.PathLike, *, training: dict | Non
         "training": training or {},
     }
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(info)}))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json_text(info, None)}))

@@ -54,8 +54,17 @@ class WorkerRunner:
         self.busy = False
         self._held = False
         self._pbar: Any = None
+        #: The widget was deleted (its dock or the viewer closed): nothing of it may be touched.
+        self.gone = False
         if stop_button is not None:
             stop_button.enabled = False
+        start_button.native.destroyed.connect(self._widget_gone)
+
+    def _widget_gone(self, *_: Any) -> None:
+        """The widget's Qt objects are being deleted: stop the worker; its events,
+        results and end touch nothing of the widget from now on."""
+        self.gone = True
+        self.stop_event.set()
 
     def start(
         self,
@@ -160,14 +169,18 @@ class WorkerRunner:
         """The run is over: buttons back, progress closed, not busy."""
         self._held = False
         self.busy = False
-        self.start_button.enabled = True
-        if self.stop_button is not None:
-            self.stop_button.enabled = False
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
+        if self.gone:
+            return
+        self.start_button.enabled = True
+        if self.stop_button is not None:
+            self.stop_button.enabled = False
 
     def _on_event(self, ev: E, on_event: Callable[[E], None] | None) -> None:
+        if self.gone:
+            return
         if isinstance(ev, Status):
             self.status.value = ev.message
         elif isinstance(ev, Download):
@@ -185,6 +198,8 @@ class WorkerRunner:
         on_value: Callable[[Any], None],
         on_failure: Callable[[Outcome[Any]], bool] | None,
     ) -> None:
+        if self.gone:  # no widget to show it in, nor a viewer to add layers to
+            return
         if out.cancelled or (self.stop_event.is_set() and out.value is None):
             self.status.value = "cancelled"
         elif out.error is not None:
@@ -194,8 +209,8 @@ class WorkerRunner:
             on_value(out.value)
 
     def _on_finished(self) -> None:
-        if self.stop_event.is_set() and self.status.value.startswith("cancelling"):
+        if not self.gone and self.stop_event.is_set() and self.status.value.startswith("cancelling"):
             self.status.value = "cancelled"
         self.worker = None
-        if not self._held:
+        if not self._held or self.gone:
             self.release()

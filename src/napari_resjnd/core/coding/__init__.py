@@ -4,6 +4,7 @@
 - :mod:`.sweep`: rate-distortion sweeps, every decoded picture scored against the original;
 - :mod:`.bdrate`: Bjontegaard delta rates of the guided curves against the plain codec;
 - :mod:`.pipeline`: one image through all of it, as ``resjnd compress`` and the coding widget run it;
+- :mod:`.results`: a compress run's tables, written however it ends and read back to resume it;
 - :mod:`.plots`: rate-distortion curves.
 """
 

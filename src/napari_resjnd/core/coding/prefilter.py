@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 DEFAULT_FILTER = "gaussian"
 DEFAULT_SIGMA = 1.5
 DEFAULT_LAMBDA = 1.0
+#: The widest filter (px): its cost grows with the width (a median's with its square),
+#: and a wider one is a mean over most of any image.
+MAX_SIGMA = 25.0
 
 
 def _gaussian(plane: np.ndarray, sigma: float) -> np.ndarray:
@@ -81,12 +84,16 @@ def jnd_smooth(
         raise ResJNDError(f"unknown filter {filter_name!r}; known: {', '.join(FILTERS)}")
     if not (np.isfinite(lam) and lam >= 0):
         raise ResJNDError(f"lambda {lam}: must be a finite number, 0 or more")
+    if not 0 < sigma <= MAX_SIGMA:
+        raise ResJNDError(f"sigma {sigma}: the filter's width must lie above 0 and at most {MAX_SIGMA:g} px")
     x = as_rgb8(image).astype(np.float64)
-    bound = lam * np.asarray(jnd, np.float64)
-    if bound.shape != x.shape[:2]:
-        raise ResJNDError(f"the JND map is {bound.shape}, the image {x.shape[:2]}")
-    if not np.isfinite(bound).all() or (bound < 0).any():
+    jnd = np.asarray(jnd, np.float64)
+    if jnd.shape != x.shape[:2]:
+        raise ResJNDError(f"the JND map is {jnd.shape}, the image {x.shape[:2]}")
+    if not np.isfinite(jnd).all() or (jnd < 0).any():
         raise ResJNDError("the JND map must be finite and not negative")
+    with np.errstate(over="ignore"):  # no step exceeds 255: a larger bound (even lambda x JND = inf) is 255
+        bound = np.minimum(lam * jnd, 255.0)
     filtered = np.stack([FILTERS[filter_name](x[..., c], sigma) for c in range(3)], axis=-1)
     step = np.clip(filtered - x, -bound[..., None], bound[..., None])
     return np.clip(x + np.trunc(step), 0, 255).astype(np.uint8)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,12 +52,16 @@ def encode_point(
     metrics: Sequence[str] = METRICS,
     keep_stream: bool = False,
 ) -> RDPoint:
-    """Encode ``picture`` at ``quality``, decode, score the result against ``original``."""
+    """Encode ``picture`` at ``quality``, decode, score the result against ``original``.
+    A codec that refuses the picture (a size over its limit, a library error) is one
+    line naming the codec, the quality and the size."""
     c = codec(codec_name)
+    if picture.shape != original.shape:
+        raise ResJNDError(f"the {jnd} picture is {picture.shape}, the original {original.shape}: they must match")
     t0 = time.perf_counter()
-    stream = c.encode(picture, quality)
+    stream = _coded(c.encode, (picture, quality), codec_name, "encode", quality, original.shape)
     t1 = time.perf_counter()
-    decoded = c.decode(stream)
+    decoded = _coded(c.decode, (stream,), codec_name, "decode", quality, original.shape)
     t2 = time.perf_counter()
     if decoded.shape != original.shape:
         raise ResJNDError(f"{codec_name} decoded {decoded.shape}, the original is {original.shape}")
@@ -76,6 +81,20 @@ def encode_point(
         seconds,
         stream if keep_stream else None,
     )
+
+
+def _coded(run: Callable[..., Any], args: tuple, name: str, what: str, quality: int, shape: tuple[int, ...]) -> Any:
+    """``run(*args)`` of a codec's library; what it raises on an input (a size over its
+    limit, a stream it cannot read) becomes one line naming the codec."""
+    try:
+        return run(*args)
+    except ResJNDError:
+        raise
+    except Exception as e:  # the library's own error types: its refusal of this input
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ResJNDError(
+            f"{name} cannot {what} this {shape[1]} x {shape[0]} image at quality {quality} ({type(e).__name__}: {why})"
+        ) from None
 
 
 def iter_sweep(
@@ -116,14 +135,18 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn" if os.name == "nt" else "forkserver")
-    return ProcessPoolExecutor(max(1, workers), mp_context=ctx, initializer=_one_thread)
+    return ProcessPoolExecutor(max(1, workers), mp_context=ctx, initializer=_encoder_process)
 
 
-def _one_thread() -> None:
+def _encoder_process() -> None:
     """Each encoder process computes on one thread (MS-SSIM runs in torch): the
-    processes, not their threads, share the CPUs."""
+    processes, not their threads, share the CPUs. Ctrl-C is left to the parent,
+    which stops the pool (a terminal sends it to every process of the group)."""
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ResJNDError
-from ..files import atomic_write, atomic_write_all, png_writer
+from ..files import atomic_write, atomic_write_all, json_text, png_writer
 from ..images import image_sha256
 from ..training.pairs import Box
 from .ladders import make_ladder
@@ -98,7 +98,7 @@ class AnnotationSession:
 
     def save(self, path: str | Path) -> None:
         """Atomically: a temporary file, then rename."""
-        text = json.dumps(asdict(self), indent=1, default=float)
+        text = json_text(asdict(self), indent=1)
         atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
     @classmethod

@@ -5,7 +5,8 @@
 - :mod:`.loop`: the one training loop (optimiser, validation, divergence guard, early stop);
 - :mod:`.checkpoints`: best weights, history, resume files and their checks;
 - :mod:`.finetune`: fine-tuning on pairs in memory;
-- :mod:`.folders`: pair folders through DataLoader workers, one process or many (DDP).
+- :mod:`.folders`: pair folders through DataLoader workers, one process or many (DDP);
+- :mod:`.interrupts`: Ctrl-C during a run, never lost and never half-way through a checkpoint.
 """
 
 from .config import FinetuneConfig, FinetuneResult

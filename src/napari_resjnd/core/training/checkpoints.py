@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..errors import ResJNDError
-from ..files import atomic_write, disk_full
+from ..files import atomic_write, disk_full, json_text, json_writer
 from ..model import ResJND
 from ..weights import save_weights
 from .config import FinetuneConfig
@@ -216,7 +216,7 @@ class RunFiles:
 
     def save_history(self, history: dict[str, Any]) -> None:
         if self.writer:
-            atomic_write(history_path(self.out), lambda t: Path(t).write_text(json.dumps(history, indent=2)))
+            atomic_write(history_path(self.out), json_writer(history))
 
     def save_state(
         self,
@@ -236,7 +236,7 @@ class RunFiles:
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
             "epoch": epoch,
-            "history": json.dumps(history),
+            "history": json_text(history, indent=None),
             "rng": data_state,
             "torch_rng": torch.get_rng_state(),
         }

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import ResJNDError
 from ..events import TrainingEvent, drive
+from ..files import json_text
 from ..model import ResJND
 from .checkpoints import RESUME_KEYS, history_path, read_resume, recorded_config, resume_path
 from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult, check_config
@@ -89,7 +90,7 @@ class MemoryData:
             yield _tensors(self.pairs, b, self.config.patch, device)
 
     def state(self) -> str:
-        return json.dumps(self.rng.bit_generator.state)
+        return json_text(self.rng.bit_generator.state, indent=None)
 
     def load_state(self, text: str) -> None:
         self.rng.bit_generator.state = json.loads(text)

@@ -26,6 +26,7 @@ from ..errors import ResJNDError
 from ..events import TrainingEvent
 from ..images import read_image
 from ..model import ResJND
+from . import interrupts
 from .config import DEFAULT_PATCH, FinetuneConfig, FinetuneResult, check_config
 from .loop import Batch, RunOptions, run_training
 from .pairs import as_rgb, augment, folder_patch, pair_files
@@ -74,9 +75,13 @@ class PairFolder(Dataset):
 def _unwrapped(loader):
     """Iterate a DataLoader; an error raised in a worker process (a file that
     cannot be read, a pair whose sizes differ) comes back as one line naming the
-    file, not as the worker's traceback that PyTorch puts into the message."""
-    batches = iter(loader)
+    file, not as the worker's traceback that PyTorch puts into the message. A
+    Ctrl-C while the workers fork is held until they are up, then raised
+    (:mod:`.interrupts`)."""
+    batches = None
     try:
+        with interrupts.held():
+            batches = iter(loader)
         while True:
             try:
                 batch = next(batches)
@@ -89,13 +94,15 @@ def _unwrapped(loader):
                 last = [line for line in text.strip().splitlines() if line.strip()][-1]
                 message = last.split(": ", 1)[-1] if last[:1].isalpha() and ": " in last else last
                 break
+            interrupts.check()
             yield batch
     finally:
-        # Stop the worker processes now (an error, or a run stopped mid-epoch): left to
-        # garbage collection, their shutdown came later and waited 5 s per worker.
+        # Stop the worker processes now (an error, a Ctrl-C, or a run stopped mid-epoch):
+        # left to garbage collection, their shutdown came later and waited 5 s per worker.
         shutdown = getattr(batches, "_shutdown_workers", None)  # no public way in torch
         if shutdown is not None:
-            shutdown()
+            with interrupts.held(then_raise=False):
+                shutdown()
     raise ResJNDError(message)
 
 
@@ -148,6 +155,7 @@ class FolderData:
             sampler=sampler,
             num_workers=self.workers,
             persistent_workers=False,
+            worker_init_fn=interrupts.ignore_in_worker if self.workers else None,
             pin_memory=torch.cuda.is_available(),
         )
 

@@ -22,6 +22,7 @@ from ..devices import PRECISIONS, autocast, resolve_device
 from ..errors import ResJNDError
 from ..events import EpochDone, TrainingEvent, TrainingStarted, TrainingStep
 from ..model import ResJND
+from . import interrupts
 from .checkpoints import RunFiles, resume_run
 from .config import DEFAULT_PATCH, LAYERS, PRESETS, FinetuneConfig, FinetuneResult, Preset
 
@@ -127,7 +128,12 @@ def run_training(
     :data:`~.checkpoints.RESUME_KEYS` settings must equal the recorded ones, except those named
     in ``override`` (recorded in the history as overrides).
     """
-    run = _setup(model, data, Path(out), config, resume, dist, device, override)
+    with interrupts.guarded():  # Ctrl-C: never lost, never half-way through a checkpoint
+        return (yield from _run(_setup(model, data, Path(out), config, resume, dist, device, override), should_stop))
+
+
+def _run(run: _Run, should_stop: Callable[[], bool] | None) -> Generator[TrainingEvent, None, FinetuneResult]:
+    config, data = run.config, run.data
     yield TrainingStarted(
         train_patches=data.summary["train_patches"],
         val_patches=data.summary["val_patches"],
@@ -149,9 +155,10 @@ def run_training(
             stopped = "early stop"
             break
     run.history["stopped"] = stopped
-    run.files.save_history(run.history)
-    model.eval()
-    return FinetuneResult(model=model, history=run.history, checkpoint=Path(out), stopped=stopped)
+    with interrupts.held():
+        run.files.save_history(run.history)
+    run.model.eval()
+    return FinetuneResult(model=run.model, history=run.history, checkpoint=run.files.out, stopped=stopped)
 
 
 @dataclass
@@ -191,8 +198,9 @@ class _Run:
         v0 = self.val_loss() if self.has_val else None
         self.history["epochs"].append({"epoch": 0, "train_loss": None, "val_loss": v0})
         self.best = v0 if v0 is not None else math.inf
-        self.files.save_best(self.model, self.history, self.best)
-        self.files.save_state(0, self.model, self.opt, self.sched, self.history, self.data.state())
+        with interrupts.held():  # the weights, history and resume state of one epoch: all or none
+            self.files.save_best(self.model, self.history, self.best)
+            self.files.save_state(0, self.model, self.opt, self.sched, self.history, self.data.state())
         return EpochDone(epoch=0, train_loss=None, val_loss=v0, best=True)
 
     def train_epoch(
@@ -206,6 +214,7 @@ class _Run:
         patch = self.config.patch or DEFAULT_PATCH  # the data resolved it; None only in a bare config
         last_good = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         for step, (x, y) in enumerate(self.data.train_batches(epoch, self.device), 1):
+            interrupts.check()
             if should_stop is not None and should_stop():
                 return "stopped", total
             sq = self._step(x, y)
@@ -262,12 +271,13 @@ class _Run:
                 "lr": self.opt.param_groups[0]["lr"],
             }
         )
-        if improved:
-            self.best, self.since_best = (v if v is not None else self.best), 0
-            self.files.save_best(self.model, self.history, self.best)
-        elif v is not None:
-            self.since_best += 1
-        self.files.save_state(epoch, self.model, self.opt, self.sched, self.history, self.data.state())
+        with interrupts.held():  # the weights, history and resume state of one epoch: all or none
+            if improved:
+                self.best, self.since_best = (v if v is not None else self.best), 0
+                self.files.save_best(self.model, self.history, self.best)
+            elif v is not None:
+                self.since_best += 1
+            self.files.save_state(epoch, self.model, self.opt, self.sched, self.history, self.data.state())
         return EpochDone(epoch=epoch, train_loss=train_loss, val_loss=v, best=bool(improved))
 
 

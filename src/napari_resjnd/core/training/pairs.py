@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ResJNDError
-from ..files import atomic_write
+from ..files import atomic_write, json_text
 from ..images import IMAGE_SUFFIXES, image_size, layout_of, plane_rgb, read_image, to_unit_float
 
 
@@ -210,7 +210,7 @@ def _publish_patches(out: Path, stage: Path, new: list[str], earlier: list[str])
     a folder the next run can still replace)."""
 
     def record(files: list[str]) -> None:
-        text = json.dumps({"files": sorted(files)}, indent=1)
+        text = json_text({"files": sorted(files)}, indent=1)
         atomic_write(out / PATCHES_RECORD, lambda tmp: Path(tmp).write_text(text))
 
     record(sorted(set(earlier) | set(new)))
