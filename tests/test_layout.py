@@ -211,8 +211,11 @@ def table_problems(table) -> list[str]:
         for c in range(table.columnCount()):
             item = table.item(r, c)
             text = item.text() if item is not None else ""
-            if LISTY.match(text):
-                found.append(f"table {headers} row {r} column {c} holds a list: {text[:60]}")
+            shown = table.itemDelegate().displayText(text, table.locale())
+            if LISTY.match(shown):
+                found.append(f"table {headers} row {r} column {c} holds a list: {shown[:60]}")
+            if shown != text:
+                found.append(f"table {headers} row {r} column {c} shows {shown!r} for {text!r}")
     return found
 
 

@@ -70,10 +70,13 @@ def add_full_width(widget: DockContainer, title: str, native: Any) -> Any:
 
 def fit_table(native: Any) -> None:
     """A read-only results table that fits its dock: columns share the width,
-    headers and cells wrap, no row numbers, never a sideways scroll bar."""
+    headers and cells wrap, no row numbers, never a sideways scroll bar, and each
+    cell shows its text as the widget formatted it (magicgui's own delegate would
+    rewrite "+3.40" as "3.4000" and 0.05 as "5.000e-02")."""
     from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QAbstractItemView, QHeaderView
+    from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QStyledItemDelegate
 
+    native.setItemDelegate(QStyledItemDelegate(native))
     native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     native.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
     native.setWordWrap(True)
@@ -181,11 +184,11 @@ def fit_labels(container: Container) -> None:
         inner = row._inner_widget
         if isinstance(inner, Container) and inner.layout == "horizontal":
             inner.margins = (0, 0, 0, 0)  # a row of buttons or boxes lines up with the fields
-            browse = getattr(inner, "choose_btn", None)  # a file picker: its field gets the room
-            if browse is not None and browse.text != BROWSE:
-                browse.tooltip, browse.text = browse.text, BROWSE
             if not label.text():
                 label.hide()
+        browse = getattr(inner, "choose_btn", None)  # a file picker: its field gets the room
+        if browse is not None and browse.text != BROWSE:
+            browse.tooltip, browse.text = browse.text, BROWSE
 
 
 _DOCKED: weakref.WeakSet = weakref.WeakSet()
