@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.official, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def official_env(tmp_path_factory):
-    """A registry cache pre-filled with a copy of the checkpoint (../shared is read-only)."""
+    """A registry cache pre-filled with a copy of the checkpoint (the data folder may be read-only)."""
     src = official_checkpoint()
     root = tmp_path_factory.mktemp("official")
     shutil.copyfile(src, root / src.name)
