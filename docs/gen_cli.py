@@ -48,20 +48,34 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).replace("|", "\\|").replace("<", "&lt;").strip()
 
 
-def _option_line(action: argparse.Action) -> str:
+def _help(action: argparse.Action, prog: str) -> str:
+    """The option's help as ``--help`` prints it: ``%(default)s`` and the like expanded
+    the way argparse's ``HelpFormatter._expand_help`` does."""
+    text = action.help or ""
+    if "%" not in text:
+        return text
+    params = {k: v for k, v in {**vars(action), "prog": prog}.items() if v is not argparse.SUPPRESS}
+    params = {k: getattr(v, "__name__", v) for k, v in params.items()}
+    if params.get("choices") is not None:
+        params["choices"] = ", ".join(str(c) for c in params["choices"])
+    return text % params
+
+
+def _option_line(action: argparse.Action, prog: str = "resjnd") -> str:
     flags = ", ".join(action.option_strings) if action.option_strings else ""
     meta = _metavar(action)
     label = f"{flags} {meta}".strip() if flags else meta
-    bits = [_clean(action.help or "")]
+    help_ = _help(action, prog)
+    bits = [_clean(help_)]
     positional = not action.option_strings
     if (action.required and not positional) or (positional and action.nargs not in ("?", "*")):
         bits.append("required")
     default = action.default
     absent = default is None or default is False or default is argparse.SUPPRESS or default in ((), [])
     shown = not absent and action.nargs != 0
-    if shown and "default" not in (action.help or ""):
+    if shown and "default" not in help_:
         bits.append(f"default: `{default}`")
-    listed = all(str(c) in (action.help or "") for c in action.choices or ())
+    listed = all(str(c) in help_ for c in action.choices or ())
     if action.choices is not None and action.metavar is not None and not listed:
         bits.append("one of: " + ", ".join(f"`{c}`" for c in action.choices))
     text = "; ".join(b for b in bits if b)
@@ -90,7 +104,7 @@ def _section(path: str, summary: str, parser: argparse.ArgumentParser, level: in
     if not subs:
         lines += ["```text", _usage(path, parser), "```", ""]
         lines += [
-            _option_line(a)
+            _option_line(a, path)
             for a in parser._actions
             if a.help != argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)
         ]

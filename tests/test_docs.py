@@ -214,3 +214,103 @@ def test_citation_file_is_valid_and_matches_the_docs():
     assert f"author  = {{{authors}}}" in page
     assert cff["version"] == napari_resjnd.__version__
     assert f"version = {{{cff['version']}}}" in page
+
+
+#: A line that git leaves where a merge conflict was not resolved.
+CONFLICT = re.compile(r"^(<{7}|={7}|>{7})( |$)", re.M)
+#: The pages that name every widget and every command (where users look first).
+ENTRY_PAGES = [ROOT / "README.md", DOCS / "index.md", DOCS / "quickstart.md", DOCS / "cli.md"]
+
+
+def repository_files() -> list[Path]:
+    """Every text file of the repository (git's list where there is one, else a walk)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+        files = [ROOT / p for p in out.decode().split("\0") if p]
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".git", ".tox", ".venv", "site", "build", "dist", "__pycache__"}
+        files = [p for p in ROOT.rglob("*") if p.is_file() and not skip & set(p.relative_to(ROOT).parts)]
+    text = []
+    for p in files:
+        try:
+            p.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
+            continue
+        text.append(p)
+    return text
+
+
+def test_no_merge_conflict_markers_anywhere():
+    found = [
+        f"{p.relative_to(ROOT)}:{p.read_text(encoding='utf-8')[: m.start()].count(chr(10)) + 1}"
+        for p in repository_files()
+        for m in CONFLICT.finditer(p.read_text(encoding="utf-8"))
+    ]
+    assert found == [], f"unresolved merge conflicts at {found}"
+
+
+def test_the_conflict_check_catches_markers(tmp_path):
+    page = "text\n" + "<" * 7 + " HEAD\nours\n" + "=" * 7 + "\ntheirs\n" + ">" * 7 + " branch\n"
+    assert len(CONFLICT.findall(page)) == 3
+    assert not CONFLICT.search("# Title\n\n======== a rule that is not a marker\n")
+
+
+def test_generated_reference_expands_argparse_placeholders():
+    """`%(default)s` and the like read in the pages as `--help` prints them."""
+    gen_cli = load(DOCS / "gen_cli.py")
+    assert "%(" not in gen_cli.reference()
+    assert "%(" not in (DOCS / "cli.md").read_text(encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    action = parser.add_argument("--slope", type=float, default=3.5, help="slope (default: %(default)s)")
+    assert gen_cli._option_line(action) == "- `--slope SLOPE`: slope (default: 3.5)"
+
+
+def widget_names() -> list[str]:
+    import yaml
+
+    manifest = yaml.safe_load((ROOT / "src" / "napari_resjnd" / "napari.yaml").read_text(encoding="utf-8"))
+    return [w["display_name"] for w in manifest["contributions"]["widgets"]]
+
+
+def command_names() -> list[str]:
+    """Every command as typed: `resjnd predict`, …, `resjnd visibility map`, …"""
+    from napari_resjnd.cli import build_parser
+
+    gen_cli = load(DOCS / "gen_cli.py")
+
+    def leaves(path: str, parser) -> list[str]:
+        subs = gen_cli._subcommands(parser)
+        return [n for name, _, sub in subs for n in leaves(f"{path} {name}", sub)] if subs else [path]
+
+    return leaves("resjnd", build_parser())
+
+
+@pytest.mark.parametrize("path", ENTRY_PAGES, ids=lambda p: p.name)
+def test_entry_pages_name_every_widget_and_command(path):
+    """README, the landing page, the quick start and the command-line page name each widget
+    as napari's menu shows it and each command as it is typed (cli.md before its generated
+    reference, which would name them all anyway)."""
+    text = path.read_text(encoding="utf-8").split("## Reference")[0]
+    assert len(widget_names()) == 7 and len(command_names()) >= 13
+    missing = [w for w in widget_names() if w not in text] + [c for c in command_names() if c not in text]
+    assert missing == []
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
+def test_menu_paths_go_through_the_resjnd_submenu(path):
+    """napari shows a plugin's several widgets under Plugins → ResJND → …"""
+    text = re.sub(r"\s+", " ", path.read_text(encoding="utf-8"))
+    paths = re.findall(r"Plugins → [^*]*", text)
+    wrong = [m for m in paths if not m.startswith(("Plugins → ResJND", "Plugins → Install"))]
+    assert wrong == []
+
+
+def test_api_page_lists_the_whole_public_api():
+    import napari_resjnd
+
+    page = (DOCS / "api.md").read_text(encoding="utf-8")
+    members = re.search(r"::: napari_resjnd\n\s+options:\n\s+members: \[([^\]]*)\]", page)
+    assert members is not None
+    assert set(napari_resjnd.__all__) <= {m.strip() for m in members.group(1).split(",")}

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.official, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def official_env(tmp_path_factory):
-    """A registry cache pre-filled with a copy of the checkpoint (../shared is read-only)."""
+    """A registry cache pre-filled with a copy of the checkpoint (the data folder may be read-only)."""
     src = official_checkpoint()
     root = tmp_path_factory.mktemp("official")
     shutil.copyfile(src, root / src.name)
@@ -64,9 +64,10 @@ def test_official_examples_within_one_grey_level(fp32_maps, name):
     assert d.mean() <= 0.1
 
 
-def test_default_precision_is_within_half_a_grey_level(fp32_maps, official_env, monkeypatch):
+def test_default_precision_is_within_the_bound(fp32_maps, official_env, monkeypatch):
     """The CLI's default precision (int8 with the extra installed, else bf16 on CPUs that
-    run it natively) against fp32."""
+    run it natively) against fp32: within the accuracy bound (mean 0.25, p99.9 3 grey
+    levels), the one bound every faster path is held to."""
     import torch
 
     from napari_resjnd.core import int8
@@ -84,8 +85,9 @@ def test_default_precision_is_within_half_a_grey_level(fp32_maps, official_env, 
         exact = tifffile.imread(fp32_maps / f"{n}_jnd.tif")
         fast = tifffile.imread(official_env / "auto" / f"{n}_jnd.tif")
         err = np.abs(exact - fast)
-        print(f"{n}: JND error of the default precision: mean {err.mean():.3f}, max {err.max():.3f} grey levels")
-        assert err.mean() <= 0.5
+        p999 = np.percentile(err, 99.9)
+        print(f"{n}: JND error of the default precision: mean {err.mean():.3f}, p99.9 {p999:.2f} grey levels")
+        assert ACCURACY_BOUND.holds(err.mean(), p999)
 
 
 def test_int8_keeps_the_jnd_within_the_bound(fp32_maps, official_env, monkeypatch):

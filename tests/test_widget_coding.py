@@ -91,7 +91,8 @@ def test_widget_adds_decoded_layers_table_and_plot(qtbot, make_napari_viewer, ph
     same_q = viewer.layers["astro jpeg chou1995 (same quality)"]
     assert same_q.rgb and same_q.data.shape == photo.shape and same_q.metadata["resjnd"]["quality"] == 50
     assert "astro jpeg none (same quality)" in viewer.layers and "astro jpeg chou1995 (same bpp)" in viewer.layers
-    assert len(w.table.value["data"]) == 2
+    assert w.table.column_headers == ("JND model", "metric", "BD-rate %")
+    assert [row[:2] for row in w.table.data] == [["chou1995", "psnr"], ["chou1995", "ssimulacra2"]]
     assert len(w.plot.getPlotItem().listDataItems()) == 3  # two curves and the slider's points
     before = viewer.layers["astro jpeg none (same quality)"].data.copy()
     w.quality.value = 10  # the slider codes again
@@ -117,3 +118,28 @@ def test_widget_errors_are_reported(qtbot, make_napari_viewer, photo):
     w.sweep.value = "50"
     w.run()
     assert "at least 2 distinct qualities" in w.status.value and not w.busy
+
+
+@pytest.mark.gui
+def test_widget_runs_the_last_request_made_while_busy(qtbot, make_napari_viewer, photo):
+    """A slider move or Code press during a run is not dropped: when the run ends the
+    widget codes at what it shows then (the last request), once."""
+    from napari_resjnd.widgets.coding import CodingWidget
+
+    viewer = make_napari_viewer()
+    w = CodingWidget(viewer)
+    w.image.value = viewer.add_image(photo, name="astro", rgb=True)
+    w.codec.value, w.models.value, w.sweep.value = "jpeg", ["chou1995"], "20, 50, 90"
+    runs: list[int] = []
+    start = w.runner.start
+    w.runner.start = lambda *a, **k: runs.append(a[2].quality) or start(*a, **k)  # type: ignore[method-assign]
+    w.run()
+    assert w.busy
+    w.quality.value = 40  # moves while the first run (maps, sweep) is busy
+    w.quality.value = 30
+    w.run()  # and a Code press
+    qtbot.waitUntil(lambda: not w.busy and w.status.value.startswith("quality 30"), timeout=60_000)
+    qtbot.wait(300)
+    assert runs == [50, 30] and not w.busy
+    assert viewer.layers["astro jpeg none (same quality)"].metadata["resjnd"]["quality"] == 30
+    assert w.result is not None and w.result.decoded[0].quality == 30

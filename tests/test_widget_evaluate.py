@@ -32,7 +32,16 @@ def test_widget_matches_cli_and_adds_noisy_layers(qtbot, make_napari_viewer, tmp
     w.run()
     qtbot.waitUntil(lambda: not w.busy, timeout=120_000)
     assert w.status.value.startswith("done"), w.status.value
-    assert len(w.results) == 8 and len(w.table.value["data"]) == 8
+    assert len(w.results) == 8
+    # the table: a row per map, a column per target, the metric picked under "show"
+    assert w.table.column_headers == ("map", "26 dB", "32 dB")
+    assert [row[0] for row in w.table.data] == ["coffee JND", "chou1995", "uniform", "shuffled"]
+    ssim = {(r.jnd, r.target_psnr): r.metrics["ssim"] for r in w.results}
+    assert w.table.data[1][1:] == [f"{ssim['chou1995', 26]:.4f}", f"{ssim['chou1995', 32]:.4f}"]
+    w.metric.value = "gmsd"
+    gmsd = next(r.metrics["gmsd"] for r in w.results if (r.jnd, r.target_psnr) == ("uniform", 32))
+    assert w.table.data[2][2] == f"{gmsd:.4f}"
+    assert w.plot.getPlotItem().getAxis("left").labelText.startswith("GMSD")
     noisy = viewer.layers["coffee noisy chou1995 26 dB"]
     assert noisy.rgb and noisy.data.shape == img.shape and noisy.metadata["resjnd"]["target_psnr"] == 26
     assert len(w.plot.getPlotItem().listDataItems()) == 4

@@ -21,7 +21,7 @@ from .core.weights import (
 )
 from .core.zoo import MODELS as CLASSIC_MODELS
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "CLASSIC_MODELS",

@@ -1,5 +1,5 @@
-"""The ``resjnd`` command line: predict, finetune, train, patches, evaluate, ladder,
-annotations, gui. Each command lives in the module of its concern, the parser in
+"""The ``resjnd`` command line: predict, finetune, evaluate, compress, patches, train,
+ladder, annotations, visibility, doctor, gui. Each command lives in the module of its concern, the parser in
 :mod:`.parser`; this one runs a command and turns errors into one line and an exit code."""
 
 from __future__ import annotations

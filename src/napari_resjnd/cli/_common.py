@@ -93,7 +93,9 @@ Command = Callable[..., argparse.ArgumentParser]
 
 def add_compute(parser: argparse.ArgumentParser, training: bool) -> None:
     """--device and --precision, with the choices and rules of core.devices and core.precision."""
-    parser.add_argument("--device", default=AUTO, help=f"{DEVICE_HELP} (default: {AUTO}, the best device here)")
+    parser.add_argument(
+        "--device", default=AUTO, help=f"{DEVICE_HELP} (default: {AUTO}, the best device on this machine)"
+    )
     fp32, bf16, fp16 = PRECISIONS
     gpu = f"on a CUDA GPU {bf16} where it supports it, else {fp16}"
     if training:

@@ -126,7 +126,7 @@ def no_display(env: dict[str, str] | None = None, platform: str = sys.platform) 
 
 
 def _say_if_quantising(model: ResJND, device: str, precision: str) -> None:
-    """The first int8 run of a set of weights quantises them (about 20 s on two cores): say so."""
+    """The first int8 run of a set of weights quantises them (about 10 s on two cores): say so."""
     from ..core import int8
     from ..core.devices import INT8, resolve_device
     from ..core.inference import inference_precision
@@ -134,7 +134,7 @@ def _say_if_quantising(model: ResJND, device: str, precision: str) -> None:
     if inference_precision(model, precision, resolve_device(device)).precision == INT8 and not int8.is_cached(model):
         problem = int8.cache_problem()
         where = f"kept in {int8.cache_root()}" if problem is None else f"{problem}: kept in memory for this run only"
-        print(f"int8: quantising these weights once (about 20 s on two cores); {where}", file=sys.stderr)
+        print(f"int8: quantising these weights once (about 10 s on two cores); {where}", file=sys.stderr)
 
 
 def add_commands(sub: argparse._SubParsersAction, command: Command) -> None:

@@ -3,8 +3,8 @@
 Each tile carries a halo of the network's receptive radius (52 px), so a tiled
 result equals the whole-image result up to float rounding; at the image border
 the network sees zero padding, as in the authors' whole-image run. The default
-tile is the whole image when it fits the memory budget, else the largest square
-that does.
+tile is the whole image when it fits the memory budget, else the fewest, most even
+rectangles that do (:func:`balanced_tile`); ``tile=N`` gives N x N squares.
 """
 
 from __future__ import annotations

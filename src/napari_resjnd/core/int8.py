@@ -1,5 +1,6 @@
-"""int8 inference on the CPU through OpenVINO: the fastest CPU path measured (AVX2,
-AVX-512 VNNI and AMX alike), and within the accuracy bound.
+"""int8 inference on the CPU through OpenVINO: the most accurate reduced precision
+measured, within the accuracy bound, and the fastest path on the CPUs measured without
+AMX (with AMX, as fast as bf16 within the spread of repeated runs).
 
 Needs the optional extra ``pip install "napari-resjnd[int8]"`` (OpenVINO). The
 network and its precision scheme are built in :mod:`.int8_graph`: every

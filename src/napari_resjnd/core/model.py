@@ -68,7 +68,7 @@ class Provenance:
 
 
 class ResJND(nn.Module):
-    """Image (N x 3 x H x W, [0, 1]) -> its critically perceptually lossless image.
+    """Image (N x 3 x H x W, [0, 1]) -> its critical perceptual lossless (CPL) image.
 
     ``channels`` and ``recursions`` exist so tests can use a tiny network; the
     published weights need the defaults. State-dict keys match the authors'

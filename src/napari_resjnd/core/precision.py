@@ -59,8 +59,9 @@ def choose(requested: str, device: torch.device, *, inference: bool = False, reg
 
     "auto", in order: a CUDA GPU takes bf16 (fp16 where the GPU lacks bf16); the
     CPU takes int8 for inference with registry weights when the int8 extra is
-    installed (the most accurate reduced precision measured, and the fastest on
-    every CPU measured, AVX2, AVX-512 BF16 and AMX alike); else bf16 where the
+    installed (the most accurate reduced precision measured, and the fastest path on
+    the CPUs measured without AMX; with AMX as fast as bf16 within the spread of
+    repeated runs); else bf16 where the
     CPU runs it natively; else fp32. An Apple GPU (mps) runs fp32.
     """
     if requested != AUTO:

@@ -22,12 +22,25 @@ from ..core.events import Encoded
 from ..core.maps import ALL
 from ..core.weights import DEFAULT_WEIGHTS
 from ._coding_worker import CodingJob, CodingResult, code
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, plot_widget
+from ._common import (
+    DockContainer,
+    StatusLine,
+    add_full_width,
+    dockable,
+    fit_table,
+    follow_layers,
+    layer_choices,
+    plot_widget,
+    resize_rows,
+)
 from ._models import STORE
 from ._runner import WorkerRunner
 
 if TYPE_CHECKING:
     from napari.viewer import Viewer
+
+#: The BD-rate table's columns: one row per JND model and metric.
+TABLE_COLUMNS = ("JND model", "metric", "BD-rate %")
 
 
 class CodingWidget(DockContainer):
@@ -37,6 +50,7 @@ class CodingWidget(DockContainer):
         super().__init__()
         self._viewer = napari_viewer
         self._cache: dict = {}
+        #: A Code press or slider move while a run was busy: the latest is run when it ends.
         self._pending = False
         #: The last run's result (for scripts and tests).
         self.result: CodingResult | None = None
@@ -50,13 +64,15 @@ class CodingWidget(DockContainer):
         self.quality = Slider(label="quality", min=1, max=100, value=50, tracking=False)
         self.run_button = PushButton(text="Code")
         self.status = StatusLine("ready")
-        self.table = Table(value={"data": [], "columns": ["JND model", "metric", "BD-rate %"]})
+        self.table = Table(value={"data": [], "index": [], "columns": list(TABLE_COLUMNS)})
         self.table.read_only = True
+        fit_table(self.table.native)
         self.runner = WorkerRunner("JND-guided coding", self.status, self.run_button)
         pickers = [self.image, self.codec, self.models, self.weights, self.sweep, self.quality]
-        self.extend([*pickers, self.run_button, self.status, self.table])
+        self.extend([*pickers, self.run_button, self.status])
+        add_full_width(self, "BD-rate table", self.table.native)
         self.plot = plot_widget("bits per pixel", "SSIMULACRA2 (vs original)")
-        self.body.layout().addWidget(self.plot)
+        add_full_width(self, "RD plot", self.plot)
         self.run_button.changed.connect(self.run)
         self.quality.changed.connect(self.run)
         follow_layers(napari_viewer, self.reset_choices)
@@ -91,20 +107,29 @@ class CodingWidget(DockContainer):
         return self.runner.busy
 
     def run(self, _=None) -> None:
-        """Code at the slider's quality; a move while busy runs once more afterwards."""
+        """Code at the slider's quality. A Code press or slider move while a run is
+        busy is kept, and when the run ends the widget codes once more with what it
+        shows then (so the last request is the one whose result stays on screen)."""
         if self.busy:
             self._pending = True
             return
+        self._pending = False
         try:
             job = self.job()
         except ResJNDError as e:
             self.runner.report(str(e))
             return
-        self._pending = False
         source = self.image.value
-        self.runner.start(
+        started = self.runner.start(
             code, STORE, job, self._cache, on_value=lambda out: self._show(out, source, job), on_event=self._on_event
         )
+        if started:
+            # connected after the runner's own handler, so it runs once the runner is free
+            self.runner.worker.finished.connect(self._run_pending)
+
+    def _run_pending(self) -> None:
+        if self._pending and not self.busy:
+            self.run()
 
     def _on_event(self, ev: object) -> None:
         if isinstance(ev, Encoded):
@@ -137,18 +162,17 @@ class CodingWidget(DockContainer):
                 if d.match == "same quality"
             )
         )
-        if self._pending:
-            self._pending = False
-            self.run()
 
     def _table(self, out: CodingResult) -> None:
         def fmt(v: float) -> str:
             return f"{v:+.2f}" if math.isfinite(v) else "n/a"
 
         self.table.value = {
-            "data": [[r["jnd"], r["metric"], fmt(r["bd_rate_percent"])] for r in out.bd],
-            "columns": ["JND model", "metric", "BD-rate %"],
+            "data": [[str(r["jnd"]), str(r["metric"]), fmt(r["bd_rate_percent"])] for r in out.bd],
+            "index": [],
+            "columns": list(TABLE_COLUMNS),
         }
+        resize_rows(self.table.native)
 
     def _plot(self, out: CodingResult) -> None:
         import pyqtgraph as pg

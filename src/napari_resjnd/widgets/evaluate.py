@@ -1,5 +1,6 @@
 """The Evaluate widget: JND-guided noise at equal PSNR for JND layers and the
-classic models, noisy images as layers, the metric table and a quality plot.
+classic models, noisy images as layers, a table (maps by target PSNR) and a plot
+of the metric picked under the table.
 
 Layout and glue only: the numbers come from :mod:`napari_resjnd.core.research.evaluate`,
 the same functions ``resjnd evaluate`` uses, so both give the same values.
@@ -14,8 +15,19 @@ from magicgui.widgets import CheckBox, ComboBox, LineEdit, PushButton, Select, S
 
 from ..core.errors import ResJNDError
 from ..core.maps import MODELS
+from ..core.metrics import METRICS as METRIC_TABLE
 from ..core.research import evaluate as ev
-from ._common import DockContainer, StatusLine, dockable, follow_layers, layer_choices, plot_widget
+from ._common import (
+    DockContainer,
+    StatusLine,
+    add_full_width,
+    dockable,
+    fit_table,
+    follow_layers,
+    layer_choices,
+    plot_widget,
+    resize_rows,
+)
 from ._evaluate_worker import EvaluateJob, Evaluation, evaluate, parse_targets
 from ._runner import WorkerRunner
 
@@ -39,15 +51,19 @@ class EvaluateWidget(DockContainer):
         self.add_noisy = CheckBox(label="add noisy images as layers", value=True)
         self.run_button = PushButton(text="Evaluate")
         self.status = StatusLine("ready")
-        self.table = Table(value={"data": [], "index": [], "columns": ["map", "target", *ev.METRICS]})
+        self.metric = ComboBox(label="show", choices=[(METRIC_TABLE[m].title, m) for m in ev.METRICS], value="ssim")
+        self.table = Table(value={"data": [], "index": [], "columns": ["map"]})
         self.table.read_only = True
+        fit_table(self.table.native)
         self.runner = WorkerRunner("ResJND evaluation", self.status, self.run_button)
-        self.extend(
-            [self.image, self.maps, self.psnr, self.seed, self.add_noisy, self.run_button, self.status, self.table]
-        )
+        pickers = [self.image, self.maps, self.psnr, self.seed, self.add_noisy]
+        self.extend([*pickers, self.run_button, self.status, self.metric])
+        add_full_width(self, "Metric table", self.table.native)
         self.plot = plot_widget("target PSNR (dB)", "SSIM")
-        self.body.layout().addWidget(self.plot)
+        add_full_width(self, "Metric plot", self.plot)
+        self._order: list[str] = []
         self.run_button.changed.connect(self.run)
+        self.metric.changed.connect(lambda _=None: self._show_metric())
         #: False until the user changes the map selection; until then it follows the
         #: image and new JND layers (see :meth:`default_maps`).
         self._maps_picked = False
@@ -147,29 +163,41 @@ class EvaluateWidget(DockContainer):
         source = self.image.value
         self.runner.launch(lambda: (self.job(),), evaluate, on_value=lambda out: self._show(out, source))
 
-    def _show(self, out: Evaluation, source) -> None:
-        order, results = out.order, out.results
-        self.results = results
-        self.table.value = {
-            "data": [[r.jnd, r.target_psnr, *[round(r.metrics[m], 4) for m in ev.METRICS]] for r in results],
-            "columns": ["map", "target", *ev.METRICS],
-        }
-        self.plot.clear()
+    def _show_metric(self) -> None:
+        """The table (a row per map, a column per target PSNR) and the plot of the
+        metric picked in *show*."""
         import pyqtgraph as pg
 
-        for i, name in enumerate(order):
-            points = [(r.target_psnr, r.metrics["ssim"]) for r in results if r.jnd == name]
+        metric, results = str(self.metric.value), self.results
+        targets = sorted({r.target_psnr for r in results})
+        names = [n for n in self._order if any(r.jnd == n for r in results)]
+        value = {(r.jnd, r.target_psnr): r.metrics[metric] for r in results}
+        self.table.value = {
+            "data": [[n, *(f"{value[n, t]:.4f}" if (n, t) in value else "n/a" for t in targets)] for n in names],
+            "index": [],
+            "columns": ["map", *(f"{t:g} dB" for t in targets)],
+        }
+        resize_rows(self.table.native)
+        self.plot.clear()
+        self.plot.setLabel("left", METRIC_TABLE[metric].title)
+        for i, name in enumerate(names):
+            points = [(r.target_psnr, r.metrics[metric]) for r in results if r.jnd == name]
             if not points:
                 continue
             xs, ys = zip(*sorted(points), strict=True)
             self.plot.plot(
                 list(xs),
                 list(ys),
-                pen=pg.mkPen(pg.intColor(i, len(order)), width=2),
+                pen=pg.mkPen(pg.intColor(i, len(names)), width=2),
                 symbol="o",
                 symbolSize=6,
                 name=name,
             )
+
+    def _show(self, out: Evaluation, source) -> None:
+        results = out.results
+        self.results, self._order = results, list(out.order)
+        self._show_metric()
         if self.add_noisy.value:
             for r in results:
                 name = f"{source.name} noisy {r.jnd} {r.target_psnr:g} dB"

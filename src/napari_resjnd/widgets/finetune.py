@@ -34,7 +34,7 @@ from ..core.precision import choices as precision_choices
 from ..core.training.config import FINETUNE_CONFIG
 from ..core.training.finetune import LAYERS, PRESETS, FinetuneConfig, FinetuneResult
 from ..core.weights import models_dir
-from ._common import DockContainer, StatusLine, auto_size, dockable, follow_layers, layer_choices
+from ._common import DockContainer, StatusLine, add_full_width, auto_size, dockable, follow_layers, layer_choices
 from ._finetune_worker import FinetuneJob, train
 from ._loss_plot import LossPlot
 from ._models import OPEN_FILE, STORE, ModelStore
@@ -84,7 +84,7 @@ class FinetuneWidget(DockContainer):
         fold.addWidget(self.advanced.native)
         self.body.layout().addWidget(fold)
         self.extend([buttons, self.progress, self.status])
-        self.body.layout().addWidget(self.plot.native)
+        add_full_width(self, "Loss plot", self.plot.native)
 
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)

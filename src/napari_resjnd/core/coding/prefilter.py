@@ -2,7 +2,7 @@
 
 Two ways, one per kind of model:
 
-- ``cpl``: a CPL model (ResJND) predicts the critically perceptually lossless (CPL)
+- ``cpl``: a CPL model (ResJND) predicts the critical perceptual lossless (CPL)
   image, the picture that looks the same as the input but carries less visual
   redundancy; it is encoded in place of the original (what the CPL image is for).
 - ``smooth``: any JND map bounds a low-pass filter. Each pixel moves towards its

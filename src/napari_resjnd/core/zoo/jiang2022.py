@@ -4,7 +4,7 @@ estimation of natural images"), as in the authors' code (OpenJND's
 
 Top-down: the image's 8 x 8 blocks are expressed in their own Karhunen-Loeve
 basis (principal components of the blocks, the data centred only to find the
-basis); the critical perceptually lossless image keeps the first L components,
+basis); the critical perceptual lossless image keeps the first L components,
 and the JND is |image - CPL| lowered at edges (Wu 2017's edge protection). L is
 the authors' Weibull rule: the Weibull-weighted mean (beta = 894.16, eta =
 0.99805) of the component index over the cumulative energy share, rounded up.
