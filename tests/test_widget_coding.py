@@ -50,6 +50,20 @@ def test_worker_codes_at_equal_quality_and_equal_rate_and_caches_the_sweep(photo
     assert other.ok and len(cache) == 2 and {k[0] for k in cache} == {"pictures", "sweep"}
 
 
+def test_worker_codes_without_the_optional_metric_libraries(photo, monkeypatch):
+    """A bare install (no ssimulacra2, no bjontegaard): PSNR alone, no BD-rates, and the run
+    says what was left out instead of failing."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ssimulacra2", None)
+    monkeypatch.setitem(sys.modules, "bjontegaard", None)
+    out = drive(code(ModelStore(), CodingJob(photo, "jpeg", ("yang2005",), 50, (20, 90)), {}, threading.Event()))
+    assert out.ok, out.error
+    result = out.value
+    assert result.metrics == ("psnr",) and result.perceptual == "psnr" and result.bd == []
+    assert "ssimulacra2" in (result.notice or "") and all(set(d.metrics) == {"psnr"} for d in result.decoded)
+
+
 def test_worker_codes_resjnds_cpl_image(photo, tmp_path):
     from conftest import make_tiny
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.codecs import codec
 from ..core.coding.bdrate import quality_for_rate
-from ..core.coding.pipeline import CodedImage, Prefilter, iter_code_image, iter_pictures
+from ..core.coding.pipeline import CodedImage, Prefilter, iter_code_image, iter_pictures, scoring
 from ..core.coding.prefilter import DEFAULT_FILTER, DEFAULT_LAMBDA, DEFAULT_SIGMA, map_of
 from ..core.coding.sweep import PLAIN, RDPoint, encode_point
 from ..core.errors import Cancelled
@@ -68,6 +68,15 @@ class CodingResult:
     points: list[RDPoint]
     bd: list[dict]
     decoded: list[Decoded] = field(default_factory=list)
+    #: The metrics scored (those of the job whose libraries are installed).
+    metrics: tuple[str, ...] = LIVE_METRICS
+    #: What was left out for a missing library, as one line (None: nothing).
+    notice: str | None = None
+
+    @property
+    def perceptual(self) -> str:
+        """The metric the plot and the status show: SSIMULACRA2 where it ran, else the first."""
+        return "ssimulacra2" if "ssimulacra2" in self.metrics else self.metrics[0]
 
 
 def code(
@@ -117,11 +126,12 @@ def _code(
     coded: CodedImage = cache[key]
     yield Status(f"coding at quality {job.quality}…")
     decoded: list[Decoded] = []
+    scored = scoring(job.metrics)
 
     def add(jnd: str, match: str, quality: int) -> Decoded:
         if stop.is_set():
             raise Cancelled("coding cancelled")
-        point = encode_point(original, pictures[jnd], jnd, job.codec, quality, job.metrics, keep_stream=True)
+        point = encode_point(original, pictures[jnd], jnd, job.codec, quality, scored.metrics, keep_stream=True)
         d = Decoded(jnd, match, quality, point.bpp, point.metrics, c.decode(point.stream or b""))
         decoded.append(d)
         return d
@@ -132,4 +142,4 @@ def _code(
         add(jnd, "same quality", job.quality)
         curve = [p for p in coded.points if p.jnd == jnd]
         add(jnd, "same bpp", min(hi, max(lo, quality_for_rate(curve, plain.bpp))))
-    return CodingResult(coded.points, coded.bd, decoded)
+    return CodingResult(coded.points, coded.bd, decoded, scored.metrics, scored.notice())

@@ -20,6 +20,7 @@ from ..core.coding.prefilter import title, variants
 from ..core.errors import ResJNDError
 from ..core.events import Encoded
 from ..core.maps import ALL
+from ..core.metrics import METRICS
 from ..core.weights import DEFAULT_WEIGHTS
 from ._coding_worker import CodingJob, CodingResult, code
 from ._common import (
@@ -153,14 +154,13 @@ class CodingWidget(DockContainer):
                 self._viewer.add_image(
                     data, name=name, rgb=source.rgb, scale=source.scale, translate=source.translate, metadata=meta
                 )
-        plain = out.decoded[0]
+        plain, m = out.decoded[0], out.perceptual
         self.status.value = (
-            f"quality {job.quality}: plain {plain.bpp:.3f} bpp, SSIMULACRA2 {plain.metrics['ssimulacra2']:.1f}; "
+            f"quality {job.quality}: plain {plain.bpp:.3f} bpp, {METRICS[m].title} {plain.metrics[m]:.1f}; "
             + "; ".join(
-                f"{d.jnd} {d.bpp:.3f} bpp, {d.metrics['ssimulacra2']:.1f}"
-                for d in out.decoded[1:]
-                if d.match == "same quality"
+                f"{d.jnd} {d.bpp:.3f} bpp, {d.metrics[m]:.1f}" for d in out.decoded[1:] if d.match == "same quality"
             )
+            + (f" ({out.notice})" if out.notice else "")
         )
 
     def _table(self, out: CodingResult) -> None:
@@ -178,13 +178,14 @@ class CodingWidget(DockContainer):
         import pyqtgraph as pg
 
         self.plot.clear()
+        self.plot.setLabel("left", f"{METRICS[out.perceptual].title} (vs original)")
         names = list(dict.fromkeys(p.jnd for p in out.points))
         for i, name in enumerate(names):
-            curve = sorted((p.bpp, p.metrics["ssimulacra2"]) for p in out.points if p.jnd == name)
+            curve = sorted((p.bpp, p.metrics[out.perceptual]) for p in out.points if p.jnd == name)
             xs, ys = zip(*curve, strict=True)
             pen = pg.mkPen(pg.intColor(i, len(names)), width=3 if name == "none" else 2)
             self.plot.plot(list(xs), list(ys), pen=pen, symbol="o", symbolSize=5, name=name)
         now = [d for d in out.decoded if d.match == "same quality"]
         self.plot.plot(
-            [d.bpp for d in now], [d.metrics["ssimulacra2"] for d in now], pen=None, symbol="x", symbolSize=12
+            [d.bpp for d in now], [d.metrics[out.perceptual] for d in now], pen=None, symbol="x", symbolSize=12
         )
