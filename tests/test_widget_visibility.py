@@ -15,6 +15,7 @@ from napari_resjnd.core.visibility.detection import visibility
 from napari_resjnd.core.visibility.psychophysics.observer import SimulatedObserver
 from napari_resjnd.core.visibility.psychophysics.procedure import Trial
 from napari_resjnd.core.visibility.psychophysics.session import ObserverSession
+from napari_resjnd.core.visibility.viewing import ViewingConditions
 from napari_resjnd.core.zoo import classic_jnd
 from napari_resjnd.widgets._visibility_worker import VisibilityJob, predict_visibility
 from napari_resjnd.widgets.visibility import VisibilityWidget
@@ -36,9 +37,10 @@ def test_visibility_worker_without_a_viewer():
     import threading
 
     out = drive(predict_visibility(VisibilityJob(CAT, jpeg(CAT, 20), "chou1995"), threading.Event()))
-    assert out.ok and out.value.p_detect == pytest.approx(
+    assert out.ok and out.value.visibility.p_detect == pytest.approx(
         visibility(CAT, jpeg(CAT, 20), classic_jnd("chou1995", CAT)).p_detect
     )
+    assert out.value.reference is None
     bad = drive(predict_visibility(VisibilityJob(CAT, CAT[:10], "chou1995"), threading.Event()))
     assert bad.error and "distorted image" in bad.error
 
@@ -50,10 +52,13 @@ def test_visibility_map_overlays_the_distorted_layer_and_reports_p_detect(make_n
     viewer.add_image(CAT, name="cat", rgb=True)
     viewer.add_image(jpeg(CAT, 15), name="cat q15", rgb=True, translate=(5, 7))
     w.pristine.value, w.distorted.value, w.model.value = viewer.layers["cat"], viewer.layers["cat q15"], "yang2005"
+    w.viewing.distance.value = 90  # the viewing conditions reach the model
     w.run()
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=30000)
     layer = viewer.layers["cat q15 visibility"]
-    expected = visibility(CAT, jpeg(CAT, 15), classic_jnd("yang2005", CAT))
+    far = ViewingConditions(distance_cm=90)
+    expected = visibility(CAT, jpeg(CAT, 15), classic_jnd("yang2005", CAT), model="yang2005", viewing=far)
+    assert w.result.viewing == far and w.viewing.ppd.value == f"{far.ppd:.1f}"
     np.testing.assert_allclose(layer.data, expected.probability)
     assert tuple(layer.translate) == (5, 7) and layer.colormap.name == "inferno"
     assert f"p_detect {expected.p_detect:.3f}" in w.status.value and "p_detect" in viewer.status
@@ -195,4 +200,5 @@ def test_visibility_worker_with_the_real_network(official_cache):
 
     out = drive(predict_visibility(VisibilityJob(CAT, jpeg(CAT, 20), "resjnd"), threading.Event()))
     assert out.ok, out.error
-    assert out.value.probability.shape == CAT.shape[:2] and 0 < out.value.p_detect <= 1
+    vis = out.value.visibility
+    assert vis.probability.shape == CAT.shape[:2] and 0 < vis.p_detect <= 1 and vis.domain == "cpl"
