@@ -174,6 +174,39 @@ def test_a_stimulus_wider_than_the_canvas_is_reported(qtbot, tester):
     w.stop("stopped")
 
 
+@pytest.mark.slow
+def test_trials_run_full_screen_on_mid_grey_with_napari_hidden_then_restored(qtbot, tester):
+    """Observers see the stimuli alone on a uniform grey screen; Esc stops; napari
+    comes back as it was. The viewing conditions are asked once and recorded."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QDockWidget
+
+    viewer, w, path = tester
+    window = viewer.window._qt_window
+    docks_before = [d for d in window.findChildren(QDockWidget) if d.isVisible()]
+    assert docks_before and not window.isFullScreen()
+    w.images.value, w.models.value = [viewer.layers["cat"]], ["uniform"]
+    w.viewing.distance.value, w.viewing.peak.value = 75.0, 150.0
+    w.start()
+    qtbot.waitUntil(lambda: w.trial is not None, timeout=30000)
+    assert window.isFullScreen() or window.geometry() == window.screen().geometry()
+    assert not any(d.isVisible() for d in window.findChildren(QDockWidget))  # layer list, controls, this dock
+    assert not window.menuBar().isVisible() and not window.statusBar().isVisible()
+    assert tuple(viewer.canvas.background_color) == pytest.approx((128 / 255,) * 3 + (1.0,))
+    assert "1 / ←" in viewer.canvas.overlays.text.text and viewer.canvas.overlays.text.visible
+    recorded = ObserverSession.load(path).viewing_conditions
+    assert recorded == ViewingConditions(distance_cm=75.0, peak_luminance=150.0)
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.keyClick(canvas, Qt.Key.Key_Escape)
+    assert w.trial is None and "Esc" in w.status.value and STIMULUS not in viewer.layers
+    qtbot.waitUntil(lambda: all(d.isVisible() for d in docks_before), timeout=5000)
+    assert not window.isFullScreen() and window.menuBar().isVisible()
+    assert viewer.canvas.background_color_override is None and not viewer.canvas.overlays.text.visible
+    w.viewing.distance.value = 120.0  # resuming at another distance would mix two viewing conditions
+    w.start()
+    assert "pixels per degree" in w.status.value and w.trial is None
+
+
 def test_prepare_test_worker_builds_every_condition_and_cancels():
     import threading
 
