@@ -218,7 +218,11 @@ class VisibilityTestWidget(DockContainer):
         from qtpy.QtCore import QTimer
 
         # the first trial once the full-screen layout has settled, so no resize falls in its timing
-        QTimer.singleShot(SETTLE_MS, lambda: self._loop is loop and self._advance(lambda: next(loop)))
+        QTimer.singleShot(SETTLE_MS, lambda: self._first_trial(loop))
+
+    def _first_trial(self, loop: Generator[Trial, Response, ObserverSession]) -> None:
+        if self._loop is loop:  # not stopped meanwhile
+            self._advance(lambda: next(loop))
 
     def _advance(self, step: Callable[[], Any]) -> None:
         """The next trial from the session's loop (``step`` sends it a response, or
