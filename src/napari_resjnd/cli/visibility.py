@@ -212,7 +212,7 @@ def add_commands(sub: argparse._SubParsersAction, command: Command) -> None:
     vm.add_argument("pristine")
     vm.add_argument("distorted", nargs="+", help="one or more, each the same size as PRISTINE")
     vm.add_argument(
-        "--jnd", default=DEFAULT_MODEL, metavar="MODEL", help=f"the JND model: {models} (default: %(default)s)"
+        "--jnd", default=DEFAULT_MODEL, metavar="MODEL", help=f"the JND model: {models} (default: {DEFAULT_MODEL})"
     )
     vm.add_argument("--out", required=True, help="folder for <stem>_visibility.tif and .json per distorted image")
     vm.add_argument(

@@ -1,10 +1,13 @@
 """How a visibility test is presented: the stimuli alone on a uniform mid-grey
-full-screen canvas, napari's docks, menus, status bar, sliders and overlays hidden,
-a short line of text at the top for the question and keys; and napari restored
-exactly as it was afterwards (window state and geometry, docks, background).
+full-screen canvas, napari's docks, menus, status bar, sliders and overlays (text,
+scale bar, axes) hidden; and napari restored exactly as it was afterwards (window
+state and geometry, docks, background, overlays).
 
 Observers expect it (ITU-R BT.500 and P.910 ask for a uniform grey surround): a
-bright or busy surround changes what is seen, and napari's chrome is both."""
+bright or busy surround changes what is seen, and napari's chrome is both. No text
+is drawn during the trials: the question and the keys are given before the test,
+and a text overlay costs a redraw of its glyphs in every frame (measured: with
+software OpenGL it slowed an 8 Hz flicker to 6.5 Hz)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ SURROUND = 128
 
 
 class Presentation:
-    """:meth:`enter` before the first trial, :meth:`say` per trial, :meth:`leave` at the end."""
+    """:meth:`enter` before the first trial, :meth:`leave` at the end."""
 
     def __init__(self, viewer: Any, grey: int = SURROUND) -> None:
         self._viewer = viewer
@@ -34,11 +37,6 @@ class Presentation:
             return self._viewer.window._qt_window
         return None
 
-    def _text(self) -> Any:
-        canvas = getattr(self._viewer, "canvas", None)  # napari >= 0.9
-        overlays = getattr(canvas, "overlays", None)
-        return getattr(overlays, "text", None) or getattr(self._viewer, "text_overlay", None)
-
     def enter(self) -> None:
         """Hide everything but the canvas, show it full screen on mid-grey."""
         if self._saved is not None:
@@ -46,14 +44,11 @@ class Presentation:
         from qtpy.QtWidgets import QDockWidget
 
         window, canvas = self._window(), getattr(self._viewer, "canvas", None)
-        text = self._text()
-        saved: dict[str, Any] = {
-            "background": getattr(canvas, "background_color_override", None),
-            "text": None if text is None else (text.visible, text.text, text.color, text.font_size, text.position),
-            "overlays": [],
-        }
-        for name in ("scale_bar", "axes"):
-            overlay = getattr(getattr(canvas, "overlays", None), name, None) or getattr(self._viewer, name, None)
+        saved: dict[str, Any] = {"background": getattr(canvas, "background_color_override", None), "overlays": []}
+        for name in ("text", "scale_bar", "axes"):
+            overlay = getattr(getattr(canvas, "overlays", None), name, None)
+            if overlay is None:  # napari < 0.9
+                overlay = getattr(self._viewer, f"{name}_overlay" if name == "text" else name, None)
             if overlay is not None and getattr(overlay, "visible", False):
                 saved["overlays"].append(overlay)
                 overlay.visible = False
@@ -75,18 +70,8 @@ class Presentation:
         if canvas is not None and hasattr(canvas, "background_color_override"):
             g = self._grey / 255
             canvas.background_color_override = (g, g, g, 1.0)
-        if text is not None:
-            text.visible, text.color, text.font_size = True, (0.78, 0.78, 0.78, 1.0), 11
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                text.position = "top_center"
         self._saved = saved
         self.focus()
-
-    def say(self, message: str) -> None:
-        """The line at the top of the screen (the question, the keys)."""
-        text = self._text()
-        if text is not None and self._saved is not None:
-            text.text = message
 
     def focus(self) -> None:
         """Keys go to the canvas, where the test's key bindings are."""
@@ -98,11 +83,9 @@ class Presentation:
         saved, self._saved = self._saved, None
         if saved is None:
             return
-        canvas, text, window = getattr(self._viewer, "canvas", None), self._text(), self._window()
+        canvas, window = getattr(self._viewer, "canvas", None), self._window()
         if canvas is not None and hasattr(canvas, "background_color_override"):
             canvas.background_color_override = saved["background"]
-        if text is not None and saved["text"] is not None:
-            text.visible, text.text, text.color, text.font_size, text.position = saved["text"]
         for overlay in saved["overlays"]:
             overlay.visible = True
         if window is None or "geometry" not in saved:

@@ -5,11 +5,12 @@ Layout, display and keys only: the trial loop, the staircases and the session fi
 are :func:`napari_resjnd.core.visibility.psychophysics.procedure.run`, which saves the
 session after every answer (Start on the same file resumes). During the trials the
 stimuli stand alone on a uniform mid-grey full-screen canvas, the rest of napari
-hidden (:mod:`._presentation`), answers by keyboard (Esc stops), napari restored
-afterwards. Stimuli are shown at one image pixel per screen pixel (zoom 1 / device
-pixel ratio, nearest interpolation), checked before every trial; every display
-change is timed and logged with the answer. The viewing conditions are asked once
-per session (the fields), recorded in it, and a resumed session keeps its own.
+hidden (:mod:`._presentation`), answers by keyboard (the keys are on the answer
+buttons; Esc stops), napari restored afterwards. Stimuli are shown at one image
+pixel per screen pixel (zoom 1 / device pixel ratio, nearest interpolation),
+checked before every trial; every display change is timed and logged with the
+answer. The viewing conditions are asked once per session (the fields), recorded
+in it, and a resumed session keeps its own.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class VisibilityTestWidget(DockContainer):
         self.viewing = ViewingFields()
         self.session_file = FileEdit(label="session file", mode=FileDialogMode.OPTIONAL_FILE, filter="*.json")
         self.start_button = PushButton(text="Start / resume")
-        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.stop_button = PushButton(text="Stop (Esc)", enabled=False)
         self.first_button = PushButton(text="Left / 1st (1, ←)", enabled=False)
         self.second_button = PushButton(text="Right / 2nd (2, →)", enabled=False)
         self.status = StatusLine("pick images and models, then Start")
@@ -303,9 +304,6 @@ class VisibilityTestWidget(DockContainer):
                 QTimer.singleShot(at, lambda k=k, n=n: self._step(n, k))
         warn = f" (display: {'; '.join(self.display_problems)})" if self.display_problems else ""
         self.status.value = f"trial {trial.number + 1} of {trial.total}: {QUESTIONS.get(proc, '')} 1/← or 2/→{warn}"
-        self.presentation.say(
-            f"{trial.number + 1} / {trial.total}   {QUESTIONS.get(proc, '')}   1 / ←   2 / →   Esc: stop"
-        )
         self.progressed.emit(trial)
 
     def _set_frame(self, k: int) -> None:

@@ -105,11 +105,25 @@ def luminance_floor(y: np.ndarray, viewing: ViewingConditions) -> np.ndarray:
     return np.asarray(10.0**log_dl / viewing.luminance_slope(bg))
 
 
-def cpl_tolerance(y: np.ndarray, residual: np.ndarray, viewing: ViewingConditions) -> np.ndarray:
-    """A CPL residual map -> a tolerance in grey levels (the module's NAMM rule)."""
+def local_rms(residual: np.ndarray) -> np.ndarray:
     r = np.asarray(residual, np.float64)
-    rms = np.sqrt(np.clip(ndimage.uniform_filter(r * r, MASKING_WINDOW, mode="reflect"), 0, None))
-    return np.asarray(namm(luminance_floor(y, viewing), rms))
+    return np.sqrt(np.clip(ndimage.uniform_filter(r * r, MASKING_WINDOW, mode="reflect"), 0, None))
+
+
+#: The candidate rules for CPL residuals that were measured (docs: Visibility); "namm" is the model's.
+CPL_RULES: dict[str, Callable[[np.ndarray, np.ndarray, ViewingConditions], np.ndarray]] = {
+    "namm": lambda y, res, v: np.asarray(namm(luminance_floor(y, v), local_rms(res))),
+    "residual": lambda y, res, v: np.asarray(res, np.float64),
+    "floor": lambda y, res, v: luminance_floor(y, v),
+    "max": lambda y, res, v: np.maximum(luminance_floor(y, v), np.asarray(res, np.float64)),
+    "max-rms": lambda y, res, v: np.maximum(luminance_floor(y, v), local_rms(res)),
+}
+
+
+def cpl_tolerance(y: np.ndarray, residual: np.ndarray, viewing: ViewingConditions, rule: str = "namm") -> np.ndarray:
+    """A CPL residual map -> a tolerance in grey levels (the module's NAMM rule, or
+    one of the other :data:`CPL_RULES` it was measured against)."""
+    return CPL_RULES[rule](np.asarray(y, np.float64), residual, viewing)
 
 
 def pixel_ratio(error: np.ndarray, threshold: np.ndarray, floor: float) -> np.ndarray:
@@ -149,6 +163,7 @@ def ratio(
     floor: float,
     beta: float,
     viewing_scale: Callable[[float], np.ndarray] | None = None,
+    cpl_rule: str = "namm",
 ) -> np.ndarray:
     """The error-to-threshold ratio per pixel (H x W float64) by the rule of ``domain``."""
     if domain not in RULES:
@@ -159,5 +174,5 @@ def ratio(
         scale = viewing_scale(viewing.ppd) if viewing_scale is not None else None
         return dct_ratio(e, j, floor, beta, scale)
     if domain == "cpl":
-        j = cpl_tolerance(y, j, viewing)
+        j = cpl_tolerance(y, j, viewing, cpl_rule)
     return pixel_ratio(e, j, floor)
