@@ -221,3 +221,19 @@ def test_cli_visibility_map_without_the_reference_predictor_names_the_pip_comman
     err = capsys.readouterr().err.strip()
     assert "pip install --no-deps cvvdp==0.5.7" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flags", [["--alpha", "1e-300"], ["--slope", "1e6"], ["--alpha", "1e300"]])
+def test_cli_visibility_map_writes_strict_json_whatever_alpha_and_slope(tmp_path, flags):
+    """`--alpha 1e-300` or `--slope 1e6` wrote "pooled_ratio": Infinity, which strict parsers reject."""
+    Image.fromarray(CAT).save(tmp_path / "cat.png")
+    Image.fromarray(jpeg(CAT, 30)).save(tmp_path / "q.png")
+    args = ["visibility", "map", str(tmp_path / "cat.png"), str(tmp_path / "q.png"), "--jnd", "chou1995"]
+    assert main([*args, *flags, "--out", str(tmp_path / "o")]) == 0
+    text = (tmp_path / "o" / "q_visibility.json").read_text()
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    info = json.loads(text, parse_constant=refuse)
+    assert 0 <= info["p_detect"] <= 1 and math.isfinite(info["pooled_ratio"])

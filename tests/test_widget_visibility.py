@@ -236,3 +236,47 @@ def test_visibility_worker_with_the_real_network(official_cache):
     assert out.ok, out.error
     vis = out.value.visibility
     assert vis.probability.shape == CAT.shape[:2] and 0 < vis.p_detect <= 1 and vis.domain == "cpl"
+
+
+@pytest.mark.slow
+def test_visibility_map_takes_a_calibration_and_refuses_another_models(make_napari_viewer, qtbot, tmp_path):
+    from napari_resjnd.core.visibility import calibration as cal_file
+    from napari_resjnd.core.visibility.detection import VisibilityParams
+    from napari_resjnd.core.visibility.viewing import DEFAULT_VIEWING
+
+    path = tmp_path / "calibration.json"
+    cal = cal_file.Calibration("yang2005", "flicker", DEFAULT_VIEWING, 2.5, 3.0, True, -50.0, 100)
+    path.write_text(cal_file.dumps([cal]))
+    viewer = make_napari_viewer()
+    w = VisibilityWidget(viewer)
+    viewer.add_image(CAT, name="cat", rgb=True)
+    viewer.add_image(jpeg(CAT, 15), name="cat q15", rgb=True)
+    w.pristine.value, w.distorted.value, w.model.value = viewer.layers["cat"], viewer.layers["cat q15"], "yang2005"
+    w.calibration.value = str(path)
+    w.run()
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=30000)
+    expected = visibility(CAT, jpeg(CAT, 15), classic_jnd("yang2005", CAT), VisibilityParams(2.5, 3.0))
+    assert w.result.p_detect == pytest.approx(expected.p_detect) and "calibrated: alpha 2.5" in w.status.value
+    w.model.value = "chou1995"
+    w.run()
+    assert "not for chou1995" in w.status.value and not w.runner.busy
+
+
+@pytest.mark.slow
+def test_visibility_map_shows_colorvideovdp_beside_the_map(make_napari_viewer, qtbot):
+    from napari_resjnd.core.visibility import reference
+
+    if not reference.available():
+        pytest.skip(f"ColorVideoVDP not installed: {reference.INSTALL}")
+    viewer = make_napari_viewer()
+    w = VisibilityWidget(viewer)
+    viewer.add_image(CAT, name="cat", rgb=True)
+    viewer.add_image(jpeg(CAT, 15), name="cat q15", rgb=True)
+    w.pristine.value, w.distorted.value, w.model.value = viewer.layers["cat"], viewer.layers["cat q15"], "wu2017"
+    w.reference.value = True
+    w.run()
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=60000)
+    layer = viewer.layers["cat q15 ColorVideoVDP"]
+    assert layer.data.shape == CAT.shape[:2] and tuple(layer.translate) == (0, 48 + 16)
+    assert w.reference_result is not None and 5 < w.reference_result.jod < 10
+    assert f"ColorVideoVDP {w.reference_result.jod:.3f} JOD" in w.status.value
