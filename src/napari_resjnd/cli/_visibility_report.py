@@ -5,7 +5,6 @@ agreement and a calibration file for every model in ``--jnd``."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -17,7 +16,7 @@ from ._common import fail
 
 
 def cmd_visibility_report(args: argparse.Namespace) -> int:
-    from ..core.files import atomic_write_all
+    from ..core.files import atomic_write_all, json_text
     from ..core.visibility import calibration as cal_file
     from ..core.visibility.psychophysics import report
     from ..core.visibility.psychophysics.calibrate import calibrate
@@ -43,7 +42,7 @@ def cmd_visibility_report(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"resjnd: {note}", file=sys.stderr)
     out = Path(args.out)
-    text = json.dumps(cal_file.finite(result), indent=1, allow_nan=False)
+    text = json_text(result, 1)
     files = [
         (out / "visibility_report.json", lambda tmp: Path(tmp).write_text(text)),
         (out / "thresholds.png", lambda tmp: report.threshold_plot(result["thresholds"], tmp)),

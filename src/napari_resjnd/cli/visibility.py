@@ -7,7 +7,6 @@ options (distance, display size and resolution, peak luminance, or pixels per de
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -136,7 +135,7 @@ def cmd_visibility_map(args: argparse.Namespace) -> int:
 
 def _map_files(args: argparse.Namespace, results: list, calibration: dict | None) -> list:
     """Every file of the run, written as one staged set."""
-    from ..core.visibility.calibration import finite
+    from ..core.files import json_text
 
     out = Path(args.out)
     files: list[tuple[Path, Callable[[str], object]]] = []
@@ -155,7 +154,7 @@ def _map_files(args: argparse.Namespace, results: list, calibration: dict | None
             "R(x) = (sum_y w(y - x) r(y)^beta)^(1/beta) (Gaussian w, sigma neighbourhood_deg); "
             "mean_visibility = p((mean_x r^beta)^(1/beta))",
         }
-        text = json.dumps(finite(info), indent=2, allow_nan=False)
+        text = json_text(info)
         files.append((out / f"{stem}_visibility.tif", _tiff(vis.probability)))
         if ref is not None:
             files.append((out / f"{stem}_cvvdp.tif", _tiff(ref.heatmap)))
@@ -187,7 +186,9 @@ def cmd_visibility_simulate(args: argparse.Namespace) -> int:
         args.threshold_psnr, trials=args.trials, runs=args.runs, seed=args.seed, slope=args.slope, lapse=args.lapse
     )
     if args.json:
-        print(json.dumps(result, indent=1))
+        from ..core.files import json_text
+
+        print(json_text(result, 1))
     else:
         print(
             f"{args.runs} runs of {args.trials} trials, true threshold {args.threshold_psnr:g} dB: "

@@ -42,6 +42,17 @@ class ViewingFields(Container):
             peak_luminance=float(self.peak.value),
         )
 
+    def fold_into(self, dock: Container, row: int) -> None:
+        """Put the fields in a section "Viewing conditions" at ``row`` of ``dock``'s body,
+        across the dock's width (a click folds it away)."""
+        from superqt import QCollapsible
+
+        section = QCollapsible("Viewing conditions")
+        section.setObjectName("section-viewing-conditions")
+        section.addWidget(self.native)
+        section.expand(animate=False)
+        dock.body.layout().insertWidget(row, section)
+
     def set(self, viewing: ViewingConditions) -> None:
         """Show ``viewing`` (a resumed session's recorded conditions)."""
         w, h = viewing.resolution

@@ -74,7 +74,6 @@ class VisibilityWidget(DockContainer):
                 self.pristine,
                 self.distorted,
                 self.model,
-                self.viewing,
                 self.calibration,
                 self.reference,
                 self.run_button,
@@ -82,6 +81,7 @@ class VisibilityWidget(DockContainer):
                 self.status,
             ]
         )
+        self.viewing.fold_into(self, 3)  # under the model
         self.run_button.changed.connect(self.run)
         self.stop_button.changed.connect(lambda _=None: self.runner.cancel())
         follow_layers(napari_viewer, self.reset_choices)

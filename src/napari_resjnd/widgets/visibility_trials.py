@@ -103,7 +103,6 @@ class VisibilityTestWidget(DockContainer):
                 self.rate,
                 self.trials,
                 self.observer,
-                self.viewing,
                 self.session_file,
                 self.start_button,
                 self.stop_button,
@@ -111,6 +110,7 @@ class VisibilityTestWidget(DockContainer):
                 self.status,
             ]
         )
+        self.viewing.fold_into(self, 6)  # under the observer: asked once per session
         self.session: ObserverSession | None = None
         self.session_path: Path | None = None
         #: The trial on screen, or None.

@@ -95,22 +95,9 @@ class Calibration:
 
 def dumps(calibrations: Sequence[Calibration], provenance: dict | None = None) -> str:
     """The file's text: strict JSON (no NaN or Infinity)."""
-    return json.dumps(
-        {"format": FORMAT, "calibrations": [finite(c.as_dict()) for c in calibrations], **(provenance or {})},
-        indent=1,
-        allow_nan=False,
-    )
+    from ..files import json_text
 
-
-def finite(value: object) -> object:
-    """``value`` with every non-finite float replaced by None (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
+    return json_text({"format": FORMAT, "calibrations": [c.as_dict() for c in calibrations], **(provenance or {})}, 1)
 
 
 def load(path: str | Path) -> list[Calibration]:

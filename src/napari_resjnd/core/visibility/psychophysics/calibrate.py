@@ -22,7 +22,6 @@ own calibration.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -117,7 +116,7 @@ def calibrate(
     groups: dict[tuple, dict] = {}
     for s in sessions:
         viewing = s.viewing_conditions or DEFAULT_VIEWING
-        key = (s.procedure, json.dumps(viewing.as_dict(), sort_keys=True))
+        key = (s.procedure, repr(sorted(viewing.as_dict().items())))
         g = groups.setdefault(key, {"viewing": viewing, "r": [], "y": [], "observers": [], "recorded": True})
         g["recorded"] &= s.viewing is not None
         g["observers"].append(s.observer)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ...errors import ResJNDError
-from ...files import atomic_write
+from ...files import atomic_write, json_text
 from ..viewing import ViewingConditions
 from .psychometric import Fit, fit
 from .quest import QuestPlus
@@ -144,7 +144,7 @@ class ObserverSession:
     # ---- files ---------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Atomically (a temporary file, then rename)."""
-        text = json.dumps(asdict(self), indent=1, allow_nan=False)
+        text = json_text(asdict(self), 1)
         return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
     @classmethod
