@@ -1,21 +1,18 @@
 """Figures of the docs' "Visibility" page.
 
     python benchmarks/visibility.py recovery            # simulated observer: coverage, error, trials
-    python benchmarks/visibility.py pdetect [--crop 256] [--weights W]  # p_detect: 8 images x JPEG 90/50/20 x models
     xvfb-run -a python benchmarks/visibility.py timing [--screenshot docs/images/visibility_test.png]
 
 ``recovery`` runs the real adaptive procedure (QUEST+, then the fit and its
-bootstrap interval) against simulated observers. ``pdetect`` uses the evaluation's
-eight images (six scikit-image photos, actor and lighthouse from OpenJND) as centre
-crops. ``timing`` runs the Visibility test widget in a napari window and logs each
-display change of a flicker trial and a two-interval trial.
+bootstrap interval) against simulated observers. ``timing`` runs the Visibility
+test widget in a napari window (the trials full screen on mid-grey) and logs each
+display change of a flicker trial and a two-interval trial. The visibility model
+against ColorVideoVDP is ``benchmarks/visibility_vs_vdp.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,34 +20,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from skimage import data
-
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
-OPENJND = (
-    Path(os.environ.get("RESJND_JND_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "jnd-reference"))
-    / "inputs"
-)
-QUALITIES = (90, 50, 20)
-
-
-def images(crop: int) -> dict[str, np.ndarray]:
-    out = {k: getattr(data, k)()[..., :3] for k in PHOTOS}
-    for k in ("actor", "lighthouse"):
-        if (OPENJND / f"{k}.png").is_file():
-            out[k] = np.asarray(Image.open(OPENJND / f"{k}.png").convert("RGB"))
-        else:
-            print(f"{OPENJND / k}.png not found: left out", file=sys.stderr)
-    cropped = {}
-    for k, a in out.items():
-        h, w = a.shape[:2]
-        y, x = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
-        cropped[k] = np.ascontiguousarray(a[y : y + crop, x : x + crop])
-    return cropped
-
-
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
-    return np.asarray(Image.open(buf).convert("RGB"))
 
 
 def recovery(args: argparse.Namespace) -> None:
@@ -74,35 +43,6 @@ def recovery(args: argparse.Namespace) -> None:
             f"{r['median_abs_error_db']:.2f} | {width:.2f} | {time.perf_counter() - t0:.1f} |",
             flush=True,
         )
-
-
-def pdetect(args: argparse.Namespace) -> None:
-    from napari_resjnd.core.maps import MODELS, jnd_map
-    from napari_resjnd.core.visibility.detection import visibility
-
-    models = ["resjnd", *MODELS]
-    imgs = images(args.crop)
-    table: dict[tuple[str, int], list[float]] = {}
-    print(f"| image | JPEG q | PSNR (dB) | {' | '.join(models)} |")
-    print("| --- | ---: | ---: |" + " ---: |" * len(models))
-    for name, img in imgs.items():
-        maps = {
-            m: jnd_map(m, img, weights=args.weights, precision=args.precision) if m == "resjnd" else jnd_map(m, img)
-            for m in models
-        }
-        for q in QUALITIES:
-            coded = jpeg(img, q)
-            mse = np.mean((coded.astype(float) - img) ** 2)
-            p = [visibility(img, coded, maps[m]).p_detect for m in models]
-            for m, v in zip(models, p):
-                table.setdefault((m, q), []).append(v)
-            print(f"| {name} | {q} | {10 * np.log10(255**2 / mse):.2f} | " + " | ".join(f"{v:.3f}" for v in p) + " |")
-        sys.stdout.flush()
-    print("\nmean over images:\n")
-    print("| JPEG q | " + " | ".join(models) + " |")
-    print("| ---: |" + " ---: |" * len(models))
-    for q in QUALITIES:
-        print(f"| {q} | " + " | ".join(f"{np.mean(table[(m, q)]):.3f}" for m in models) + " |")
 
 
 def timing(args: argparse.Namespace) -> None:
@@ -157,15 +97,12 @@ def timing(args: argparse.Namespace) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", choices=["recovery", "pdetect", "timing"])
+    ap.add_argument("part", choices=["recovery", "timing"])
     ap.add_argument("--runs", type=int, default=100)
-    ap.add_argument("--crop", type=int, default=256)
-    ap.add_argument("--precision", default="auto")
-    ap.add_argument("--weights", default="resjnd-cplset", help="ResJND weights: registry name or file")
     ap.add_argument("--sessions", default="/tmp/resjnd-visibility-bench")
     ap.add_argument("--screenshot", default=None)
     args = ap.parse_args()
-    {"recovery": recovery, "pdetect": pdetect, "timing": timing}[args.part](args)
+    {"recovery": recovery, "timing": timing}[args.part](args)
     return 0
 
 

@@ -213,8 +213,11 @@ def test_cli_report_aggregates_observers(tmp_path, capsys, monkeypatch):
     assert table["yang2005"]["n"] == 4 and abs(table["yang2005"]["mean_threshold_psnr"] - 31) < 2
     assert table["uniform"]["mean_threshold_psnr"] - table["yang2005"]["mean_threshold_psnr"] > 3
     pair = report["paired"][0]
-    assert (pair["a"], pair["b"], pair["n"]) == ("yang2005", "uniform", 4) and pair["mean_diff_db"] < -3
+    # observers averaged per image first: the images are the units of the paired test
+    assert (pair["a"], pair["b"], pair["n_images"]) == ("yang2005", "uniform", 2) and pair["mean_diff_db"] < -3
+    assert pair["holm_p"] >= pair["wilcoxon_p"]
     assert [r["model"] for r in report["rank_agreement"]] == ["yang2005", "chou1995"]
+    assert all(r["ranked_by"] == "detection_ratio" for r in report["rank_agreement"])
     assert (out / "thresholds.png").stat().st_size > 1000
     assert "| yang2005 |" in capsys.readouterr().out
     # two files of one name in --images: which one is meant? one line, nothing new written

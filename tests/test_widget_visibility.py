@@ -15,6 +15,7 @@ from napari_resjnd.core.visibility.detection import visibility
 from napari_resjnd.core.visibility.psychophysics.observer import SimulatedObserver
 from napari_resjnd.core.visibility.psychophysics.procedure import Trial
 from napari_resjnd.core.visibility.psychophysics.session import ObserverSession
+from napari_resjnd.core.visibility.viewing import ViewingConditions
 from napari_resjnd.core.zoo import classic_jnd
 from napari_resjnd.widgets._visibility_worker import VisibilityJob, predict_visibility
 from napari_resjnd.widgets.visibility import VisibilityWidget
@@ -36,9 +37,10 @@ def test_visibility_worker_without_a_viewer():
     import threading
 
     out = drive(predict_visibility(VisibilityJob(CAT, jpeg(CAT, 20), "chou1995"), threading.Event()))
-    assert out.ok and out.value.p_detect == pytest.approx(
+    assert out.ok and out.value.visibility.p_detect == pytest.approx(
         visibility(CAT, jpeg(CAT, 20), classic_jnd("chou1995", CAT)).p_detect
     )
+    assert out.value.reference is None
     bad = drive(predict_visibility(VisibilityJob(CAT, CAT[:10], "chou1995"), threading.Event()))
     assert bad.error and "distorted image" in bad.error
 
@@ -50,10 +52,13 @@ def test_visibility_map_overlays_the_distorted_layer_and_reports_p_detect(make_n
     viewer.add_image(CAT, name="cat", rgb=True)
     viewer.add_image(jpeg(CAT, 15), name="cat q15", rgb=True, translate=(5, 7))
     w.pristine.value, w.distorted.value, w.model.value = viewer.layers["cat"], viewer.layers["cat q15"], "yang2005"
+    w.viewing.distance.value = 90  # the viewing conditions reach the model
     w.run()
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=30000)
     layer = viewer.layers["cat q15 visibility"]
-    expected = visibility(CAT, jpeg(CAT, 15), classic_jnd("yang2005", CAT))
+    far = ViewingConditions(distance_cm=90)
+    expected = visibility(CAT, jpeg(CAT, 15), classic_jnd("yang2005", CAT), model="yang2005", viewing=far)
+    assert w.result.viewing == far and w.viewing.ppd.value == f"{far.ppd:.1f}"
     np.testing.assert_allclose(layer.data, expected.probability)
     assert tuple(layer.translate) == (5, 7) and layer.colormap.name == "inferno"
     assert f"p_detect {expected.p_detect:.3f}" in w.status.value and "p_detect" in viewer.status
@@ -169,6 +174,40 @@ def test_a_stimulus_wider_than_the_canvas_is_reported(qtbot, tester):
     w.stop("stopped")
 
 
+@pytest.mark.slow
+def test_trials_run_full_screen_on_mid_grey_with_napari_hidden_then_restored(qtbot, tester):
+    """Observers see the stimuli alone on a uniform grey screen; Esc stops; napari
+    comes back as it was. The viewing conditions are asked once and recorded."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QDockWidget
+
+    viewer, w, path = tester
+    window = viewer.window._qt_window
+    viewer.canvas.overlays.text.visible = True  # a user's overlay: hidden for the test, back afterwards
+    docks_before = [d for d in window.findChildren(QDockWidget) if d.isVisible()]
+    assert docks_before and not window.isFullScreen()
+    w.images.value, w.models.value = [viewer.layers["cat"]], ["uniform"]
+    w.viewing.distance.value, w.viewing.peak.value = 75.0, 150.0
+    w.start()
+    qtbot.waitUntil(lambda: w.trial is not None, timeout=30000)
+    assert window.isFullScreen() or window.geometry() == window.screen().geometry()
+    assert not any(d.isVisible() for d in window.findChildren(QDockWidget))  # layer list, controls, this dock
+    assert not window.menuBar().isVisible() and not window.statusBar().isVisible()
+    assert tuple(viewer.canvas.background_color) == pytest.approx((128 / 255,) * 3 + (1.0,))
+    assert not viewer.canvas.overlays.text.visible  # nothing but the stimulus (text costs frames)
+    recorded = ObserverSession.load(path).viewing_conditions
+    assert recorded == ViewingConditions(distance_cm=75.0, peak_luminance=150.0)
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.keyClick(canvas, Qt.Key.Key_Escape)
+    assert w.trial is None and "Esc" in w.status.value and STIMULUS not in viewer.layers
+    qtbot.waitUntil(lambda: all(d.isVisible() for d in docks_before), timeout=5000)
+    assert not window.isFullScreen() and window.menuBar().isVisible()
+    assert viewer.canvas.background_color_override is None and viewer.canvas.overlays.text.visible
+    w.viewing.distance.value = 120.0  # resuming at another distance would mix two viewing conditions
+    w.start()
+    assert "pixels per degree" in w.status.value and w.trial is None
+
+
 def test_prepare_test_worker_builds_every_condition_and_cancels():
     import threading
 
@@ -195,4 +234,49 @@ def test_visibility_worker_with_the_real_network(official_cache):
 
     out = drive(predict_visibility(VisibilityJob(CAT, jpeg(CAT, 20), "resjnd"), threading.Event()))
     assert out.ok, out.error
-    assert out.value.probability.shape == CAT.shape[:2] and 0 < out.value.p_detect <= 1
+    vis = out.value.visibility
+    assert vis.probability.shape == CAT.shape[:2] and 0 < vis.p_detect <= 1 and vis.domain == "cpl"
+
+
+@pytest.mark.slow
+def test_visibility_map_takes_a_calibration_and_refuses_another_models(make_napari_viewer, qtbot, tmp_path):
+    from napari_resjnd.core.visibility import calibration as cal_file
+    from napari_resjnd.core.visibility.detection import VisibilityParams
+    from napari_resjnd.core.visibility.viewing import DEFAULT_VIEWING
+
+    path = tmp_path / "calibration.json"
+    cal = cal_file.Calibration("yang2005", "flicker", DEFAULT_VIEWING, 2.5, 3.0, True, -50.0, 100)
+    path.write_text(cal_file.dumps([cal]))
+    viewer = make_napari_viewer()
+    w = VisibilityWidget(viewer)
+    viewer.add_image(CAT, name="cat", rgb=True)
+    viewer.add_image(jpeg(CAT, 15), name="cat q15", rgb=True)
+    w.pristine.value, w.distorted.value, w.model.value = viewer.layers["cat"], viewer.layers["cat q15"], "yang2005"
+    w.calibration.value = str(path)
+    w.run()
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=30000)
+    expected = visibility(CAT, jpeg(CAT, 15), classic_jnd("yang2005", CAT), VisibilityParams(2.5, 3.0))
+    assert w.result.p_detect == pytest.approx(expected.p_detect) and "calibrated: alpha 2.5" in w.status.value
+    w.model.value = "chou1995"
+    w.run()
+    assert "not for chou1995" in w.status.value and not w.runner.busy
+
+
+@pytest.mark.slow
+def test_visibility_map_shows_colorvideovdp_beside_the_map(make_napari_viewer, qtbot):
+    from napari_resjnd.core.visibility import reference
+
+    if not reference.available():
+        pytest.skip(f"ColorVideoVDP not installed: {reference.INSTALL}")
+    viewer = make_napari_viewer()
+    w = VisibilityWidget(viewer)
+    viewer.add_image(CAT, name="cat", rgb=True)
+    viewer.add_image(jpeg(CAT, 15), name="cat q15", rgb=True)
+    w.pristine.value, w.distorted.value, w.model.value = viewer.layers["cat"], viewer.layers["cat q15"], "wu2017"
+    w.reference.value = True
+    w.run()
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=60000)
+    layer = viewer.layers["cat q15 ColorVideoVDP"]
+    assert layer.data.shape == CAT.shape[:2] and tuple(layer.translate) == (0, 48 + 16)
+    assert w.reference_result is not None and 5 < w.reference_result.jod < 10
+    assert f"ColorVideoVDP {w.reference_result.jod:.3f} JOD" in w.status.value

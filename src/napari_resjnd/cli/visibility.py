@@ -1,10 +1,14 @@
-"""`resjnd visibility map | simulate | report`: the commands, their arguments and checks."""
+"""`resjnd visibility map | simulate | report`: the commands, their arguments and checks.
+
+:func:`add_viewing` and :func:`viewing_from` give any command the viewing-condition
+options (distance, display size and resolution, peak luminance, or pixels per degree).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +16,14 @@ import numpy as np
 from ..core.errors import ResJNDError
 from ..core.maps import DEFAULT_MODEL, SOURCES, is_source, parse_names, source
 from ..core.maps import MODELS as CLASSIC_MODELS
+from ..core.visibility.viewing import (
+    DEFAULT_DIAGONAL_IN,
+    DEFAULT_DISTANCE_CM,
+    DEFAULT_PEAK_LUMINANCE,
+    DEFAULT_RESOLUTION,
+    DEFAULT_VIEWING,
+    ViewingConditions,
+)
 from ..core.weights import DEFAULT_WEIGHTS, known_weights
 from ._common import Command, Parser, UsageError, add_compute, exists, fail, out_folder
 from ._types import fraction, nonnegative_int, positive_float, positive_int
@@ -23,44 +35,141 @@ def _jnd(model: str, image: np.ndarray, args: argparse.Namespace) -> np.ndarray:
     return jnd_map(model, image, weights=args.weights, device=args.device, precision=args.precision)
 
 
-def cmd_visibility_map(args: argparse.Namespace) -> int:
-    import tifffile
+def resolution(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT, both whole numbers above 0."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        w, h = (int(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT in pixels (1920x1080), got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"must be two whole numbers above 0, got {text!r}")
+    return w, h
 
+
+def add_viewing(parser: argparse.ArgumentParser) -> None:
+    """The viewing-condition options; the default is an office display (37.8 pixels per degree)."""
+    g = parser.add_argument_group("viewing conditions", f"default: {DEFAULT_VIEWING.describe()} (docs: Visibility)")
+    g.add_argument("--viewing-distance", type=positive_float, metavar="CM", help=f"(default {DEFAULT_DISTANCE_CM:g})")
+    g.add_argument(
+        "--display-size", type=positive_float, metavar="INCHES", help=f"diagonal (default {DEFAULT_DIAGONAL_IN:g})"
+    )
+    w, h = DEFAULT_RESOLUTION
+    g.add_argument("--display-resolution", type=resolution, metavar="WxH", help=f"(default {w}x{h})")
+    g.add_argument(
+        "--peak-luminance", type=positive_float, metavar="CD_M2", help=f"(default {DEFAULT_PEAK_LUMINANCE:g})"
+    )
+    g.add_argument("--ppd", type=positive_float, help="pixels per degree, instead of distance, size and resolution")
+
+
+def viewing_from(args: argparse.Namespace) -> ViewingConditions:
+    """The viewing conditions the options give (checked: one line naming the first bad one)."""
+    geometry = (args.viewing_distance, args.display_size, args.display_resolution)
+    if args.ppd is not None and any(v is not None for v in geometry):
+        raise UsageError(
+            "--ppd replaces --viewing-distance, --display-size and --display-resolution: give one or the other"
+        )
+    return ViewingConditions(
+        distance_cm=args.viewing_distance or DEFAULT_DISTANCE_CM,
+        diagonal_in=args.display_size or DEFAULT_DIAGONAL_IN,
+        resolution=args.display_resolution or DEFAULT_RESOLUTION,
+        peak_luminance=args.peak_luminance or DEFAULT_PEAK_LUMINANCE,
+        fixed_ppd=args.ppd,
+    )
+
+
+def _params(args: argparse.Namespace, viewing: ViewingConditions) -> tuple:
+    """(VisibilityParams, the calibration's record or None)."""
+    from ..core.visibility.calibration import select
+    from ..core.visibility.detection import VisibilityParams
+
+    if args.calibration is None:
+        kw = {k: v for k, v in (("alpha", args.alpha), ("beta", args.slope)) if v is not None}
+        return VisibilityParams(**kw), None
+    cal = select(args.calibration, source(args.jnd).name, viewing, args.procedure)
+    return cal.params(), {"file": str(args.calibration), **cal.as_dict()}
+
+
+def cmd_visibility_map(args: argparse.Namespace) -> int:
     from ..core.files import atomic_write_all
     from ..core.images import read_image
-    from ..core.visibility.detection import VisibilityParams, visibility
+    from ..core.visibility.detection import visibility
 
     try:
-        pristine, distorted = read_image(args.pristine), read_image(args.distorted)
-        if pristine.shape[:2] != distorted.shape[:2]:
-            raise ResJNDError(
-                f"{args.distorted}: {distorted.shape[1]} x {distorted.shape[0]} px, but the pristine "
-                f"{args.pristine} is {pristine.shape[1]} x {pristine.shape[0]}"
-            )
-        params = VisibilityParams(alpha=args.alpha, beta=args.slope)
-        vis = visibility(pristine, distorted, _jnd(args.jnd, pristine, args), params)
+        viewing = args.viewing
+        pristine = read_image(args.pristine)
+        distorted = {}
+        for path in args.distorted:
+            d = read_image(path)
+            if pristine.shape[:2] != d.shape[:2]:
+                raise ResJNDError(
+                    f"{path}: {d.shape[1]} x {d.shape[0]} px, but the pristine "
+                    f"{args.pristine} is {pristine.shape[1]} x {pristine.shape[0]}"
+                )
+            distorted[path] = d
+        params, calibration = _params(args, viewing)
+        jnd = _jnd(args.jnd, pristine, args)  # once for every distorted image
+        results = []
+        for path, d in distorted.items():
+            vis = visibility(pristine, d, jnd, params, model=args.jnd, viewing=viewing)
+            ref = None
+            if args.reference:
+                from ..core.visibility import reference
+
+                ref = reference.evaluate(pristine, d, viewing)
+            results.append((path, vis, ref))
     except ResJNDError as e:
         return fail(str(e))
-    out, stem = Path(args.out), Path(args.distorted).stem
-    _say_if_replacing(out / f"{stem}_visibility.tif", out / f"{stem}_visibility.json")
-    info = {
-        "pristine": str(args.pristine),
-        "distorted": str(args.distorted),
-        "model": args.jnd,
-        "weights": args.weights if source(args.jnd).needs_weights else None,
-        **vis.summary(),
-        "formula": "p(x) = 1 - exp(-(|dY(x)| / JND(x) / alpha)^beta); "
-        "p_detect = 1 - exp(-mean_x (|dY| / JND / alpha)^beta)",
-    }
-    text = json.dumps(info, indent=2)
-    tif, side = atomic_write_all(
-        [
-            (out / f"{stem}_visibility.tif", lambda tmp: tifffile.imwrite(tmp, vis.probability)),
-            (out / f"{stem}_visibility.json", lambda tmp: Path(tmp).write_text(text)),
-        ]
-    )
-    print(f"{stem}: p_detect {vis.p_detect:.4f} ({args.jnd}); {tif} and {side.name}")
+    files = _map_files(args, results, calibration)
+    _say_if_replacing(*(f for f, _ in files))
+    atomic_write_all(files)
+    for path, vis, ref in results:
+        extra = f"; ColorVideoVDP {ref.jod:.3f} JOD" if ref is not None else ""
+        print(
+            f"{Path(path).stem}: p_detect {vis.p_detect:.4f}, mean visibility {vis.mean_visibility:.4f} "
+            f"({args.jnd}{extra})"
+        )
+    print(f"written in {Path(args.out)} ({viewing.describe()})", file=sys.stderr)
     return 0
+
+
+def _map_files(args: argparse.Namespace, results: list, calibration: dict | None) -> list:
+    """Every file of the run, written as one staged set."""
+    from ..core.files import json_text
+
+    out = Path(args.out)
+    files: list[tuple[Path, Callable[[str], object]]] = []
+    for path, vis, ref in results:
+        stem = Path(path).stem
+        info = {
+            "pristine": str(args.pristine),
+            "distorted": str(path),
+            "model": args.jnd,
+            "weights": args.weights if source(args.jnd).needs_weights else None,
+            **vis.summary(),
+            "calibration": calibration,
+            "reference": None if ref is None else {**ref.summary(), "heatmap_file": f"{stem}_cvvdp.tif"},
+            "formula": "p(x) = 1 - exp(-(r(x) / alpha)^beta), r the error-to-threshold ratio of the map's "
+            "domain; p_detect = p(R) at the robust maximum of the neighbourhood ratio "
+            "R(x) = (sum_y w(y - x) r(y)^beta)^(1/beta) (Gaussian w, sigma neighbourhood_deg); "
+            "mean_visibility = p((mean_x r^beta)^(1/beta))",
+        }
+        text = json_text(info)
+        files.append((out / f"{stem}_visibility.tif", _tiff(vis.probability)))
+        if ref is not None:
+            files.append((out / f"{stem}_cvvdp.tif", _tiff(ref.heatmap)))
+        files.append((out / f"{stem}_visibility.json", _text(text)))
+    return files
+
+
+def _tiff(array: np.ndarray) -> Callable[[str], object]:
+    import tifffile
+
+    return lambda tmp: tifffile.imwrite(tmp, array)
+
+
+def _text(text: str) -> Callable[[str], object]:
+    return lambda tmp: Path(tmp).write_text(text)
 
 
 def _say_if_replacing(*files: Path) -> None:
@@ -77,7 +186,9 @@ def cmd_visibility_simulate(args: argparse.Namespace) -> int:
         args.threshold_psnr, trials=args.trials, runs=args.runs, seed=args.seed, slope=args.slope, lapse=args.lapse
     )
     if args.json:
-        print(json.dumps(result, indent=1))
+        from ..core.files import json_text
+
+        print(json_text(result, 1))
     else:
         print(
             f"{args.runs} runs of {args.trials} trials, true threshold {args.threshold_psnr:g} dB: "
@@ -87,107 +198,46 @@ def cmd_visibility_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_visibility_report(args: argparse.Namespace) -> int:
-    from ..core.files import atomic_write_all
-    from ..core.visibility.psychophysics import report
-    from ..core.visibility.psychophysics.session import ObserverSession
-
-    try:
-        sessions = [ObserverSession.load(p) for p in args.sessions]
-        result = report.summary(sessions)
-        if not result["thresholds"]:
-            raise ResJNDError("the sessions hold no answers yet")
-        ranks = None
-        if args.images:
-            ranks = _ranks(result["thresholds"], args, [s.seed for s in sessions])
-            result["rank_agreement"] = ranks
-    except ResJNDError as e:
-        return fail(str(e))
-    out = Path(args.out)
-    _say_if_replacing(out / "visibility_report.json", out / "thresholds.png")
-    text = json.dumps(result, indent=1)
-    atomic_write_all(
-        [
-            (out / "visibility_report.json", lambda tmp: Path(tmp).write_text(text)),
-            (out / "thresholds.png", lambda tmp: report.threshold_plot(result["thresholds"], tmp)),
-        ]
-    )
-    print(report.markdown(result["models"], result["paired"], ranks))
-    print(f"report in {out / 'visibility_report.json'}, plot in {out / 'thresholds.png'}", file=sys.stderr)
-    return 0
-
-
-def _ranks(rows: list[dict], args: argparse.Namespace, seeds: list[int]) -> list[dict]:
-    """Rank agreement of each model's p_detect, images read from ``--images``; the
-    p_detect of a condition is the mean over the sessions' noise (each session's seed)."""
-    from collections import Counter
-
-    from ..core.images import read_image
-    from ..core.visibility.detection import visibility
-    from ..core.visibility.psychophysics.report import rank_agreement
-    from ..core.visibility.psychophysics.stimuli import ConditionStimuli
-
-    folder = Path(args.images)
-    files: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.stem in files:
-            raise ResJNDError(f"--images {folder}: {files[p.stem].name} and {p.name} share the name {p.stem!r}")
-        if p.is_file():
-            files[p.stem] = p
-    images: dict[str, np.ndarray] = {}
-    maps: dict[tuple[str, str], np.ndarray] = {}
-
-    def image(name: str) -> np.ndarray:
-        stem = Path(name).stem
-        if stem not in files:
-            raise ResJNDError(f"--images {folder}: no image named {stem!r} (a condition of the sessions)")
-        if stem not in images:
-            images[stem] = read_image(files[stem])
-        return images[stem]
-
-    def jnd(model: str, name: str) -> np.ndarray:
-        if (model, name) not in maps:
-            maps[(model, name)] = _jnd(model, image(name), args)
-        return maps[(model, name)]
-
-    sessions_per_seed = Counter(seeds)
-    stimuli: dict[tuple[str, str, int], ConditionStimuli] = {}
-
-    def p_detect(model: str, name: str, noise: str, psnr: float) -> float:
-        total = 0.0
-        for seed, n in sessions_per_seed.items():
-            if (name, noise, seed) not in stimuli:
-                stimuli[(name, noise, seed)] = ConditionStimuli(image(name), jnd(noise, name), seed=seed)
-            stim = stimuli[(name, noise, seed)].at(psnr)
-            total += n * visibility(stim.pristine, stim.distorted, jnd(model, name)).p_detect
-        return total / len(seeds)
-
-    return rank_agreement(rows, p_detect, args.jnd.split(","))
-
-
 def add_commands(sub: argparse._SubParsersAction, command: Command) -> None:
     """`resjnd visibility map | simulate | report`."""
     from ..core.visibility.detection import DEFAULT_ALPHA, DEFAULT_SLOPE
     from ..core.visibility.psychophysics.psychometric import LAPSE
+    from ..core.visibility.psychophysics.session import PROCEDURES
+    from ..core.visibility.reference import REFERENCES
+    from ._visibility_report import cmd_visibility_report
 
     vi = command(sub, "visibility", help="where a distortion is visible; observers' thresholds")
     vi_sub = vi.add_subparsers(dest="action", required=True, parser_class=Parser)
     models = ", ".join(SOURCES)
-    vm = command(vi_sub, "map", help="per-pixel detection probability and p_detect of a distorted image")
+    vm = command(vi_sub, "map", help="per-pixel detection probability and p_detect of distorted images")
     vm.add_argument("pristine")
-    vm.add_argument("distorted", help="same size as PRISTINE")
+    vm.add_argument("distorted", nargs="+", help="one or more, each the same size as PRISTINE")
     vm.add_argument(
-        "--jnd", default=DEFAULT_MODEL, metavar="MODEL", help=f"the JND model: {models} (default: %(default)s)"
+        "--jnd", default=DEFAULT_MODEL, metavar="MODEL", help=f"the JND model: {models} (default: {DEFAULT_MODEL})"
     )
-    vm.add_argument("--out", required=True, help="folder for <stem>_visibility.tif and .json")
+    vm.add_argument("--out", required=True, help="folder for <stem>_visibility.tif and .json per distorted image")
     vm.add_argument(
         "--weights", default=DEFAULT_WEIGHTS, help=f"ResJND weights: registry name or file; known: {known_weights()}"
     )
     add_compute(vm, training=False)
-    vm.add_argument("--alpha", type=positive_float, default=DEFAULT_ALPHA, help="error/JND ratio seen with p = 1 - 1/e")
     vm.add_argument(
-        "--slope", type=positive_float, default=DEFAULT_SLOPE, help="Weibull slope beta (default: %(default)s)"
+        "--alpha",
+        type=positive_float,
+        default=None,
+        help=f"error/threshold ratio seen with p = 1 - 1/e ({DEFAULT_ALPHA:g})",
     )
+    vm.add_argument("--slope", type=positive_float, default=None, help=f"Weibull slope beta ({DEFAULT_SLOPE:g})")
+    vm.add_argument(
+        "--calibration", default=None, help="a calibration file of `visibility report`: alpha and beta from observers"
+    )
+    vm.add_argument("--procedure", choices=PROCEDURES, default=None, help="which of the calibration's procedures")
+    vm.add_argument(
+        "--reference",
+        choices=REFERENCES,
+        default=None,
+        help="also ColorVideoVDP's JOD and heatmap (<stem>_cvvdp.tif): pip install --no-deps cvvdp==0.5.7",
+    )
+    add_viewing(vm)
     vm.set_defaults(check=check_visibility, func=cmd_visibility_map)
 
     vs = command(vi_sub, "simulate", help="the adaptive procedure against a simulated observer")
@@ -200,14 +250,18 @@ def add_commands(sub: argparse._SubParsersAction, command: Command) -> None:
     vs.add_argument("--json", action="store_true", help="print every run as JSON")
     vs.set_defaults(check=check_visibility, func=cmd_visibility_simulate)
 
-    vr = command(vi_sub, "report", help="thresholds per model from observers' sessions, paired tests, plot")
+    vr = command(vi_sub, "report", help="thresholds per model, paired tests, plot; calibration with --images")
     vr.add_argument("sessions", nargs="+", help="session files (Visibility test widget)")
-    vr.add_argument("--out", required=True, help="folder for visibility_report.json and thresholds.png")
-    vr.add_argument("--images", default=None, help="folder of the tested images: adds p_detect rank agreement")
+    vr.add_argument("--out", required=True, help="folder for visibility_report.json, thresholds.png, calibration.json")
+    vr.add_argument(
+        "--images",
+        default=None,
+        help="folder of the tested images: adds the rank agreement and writes calibration.json (alpha, beta)",
+    )
     vr.add_argument(
         "--jnd",
         default=",".join(CLASSIC_MODELS),
-        help="models whose p_detect is ranked (with --images); default: the classic models, which need no "
+        help="models ranked and calibrated (with --images); default: the classic models, which need no "
         f"weights (add {DEFAULT_MODEL} or give all for every model)",
     )
     vr.add_argument("--weights", default=DEFAULT_WEIGHTS)
@@ -218,11 +272,7 @@ def add_commands(sub: argparse._SubParsersAction, command: Command) -> None:
 def check_visibility(args: argparse.Namespace) -> None:
     """The visibility commands' arguments and paths, before any work."""
     if args.action == "map":
-        exists(args.pristine, "visibility map PRISTINE", folder=False)
-        exists(args.distorted, "visibility map DISTORTED", folder=False)
-        if not is_source(args.jnd):
-            raise UsageError(f"--jnd {args.jnd}: unknown model; known: {', '.join(SOURCES)}")
-        out_folder(args.out)
+        _check_map(args)
     elif args.action == "report":
         for path in args.sessions:
             exists(path, "session", folder=False)
@@ -233,3 +283,34 @@ def check_visibility(args: argparse.Namespace) -> None:
             args.jnd = ",".join(parse_names(args.jnd))
         except ResJNDError as e:
             raise UsageError(f"--jnd: {e}") from None
+
+
+def _check_map(args: argparse.Namespace) -> None:
+    exists(args.pristine, "visibility map PRISTINE", folder=False)
+    stems: dict[str, str] = {}
+    for path in args.distorted:
+        exists(path, "visibility map DISTORTED", folder=False)
+        stem = Path(path).stem
+        if stem in stems:
+            raise UsageError(f"{stems[stem]} and {path} would both write {stem}_visibility.*: rename one")
+        stems[stem] = path
+    if not is_source(args.jnd):
+        raise UsageError(f"--jnd {args.jnd}: unknown model; known: {', '.join(SOURCES)}")
+    try:
+        args.viewing = viewing_from(args)
+    except ResJNDError as e:
+        raise UsageError(str(e)) from None
+    if args.calibration is not None:
+        exists(args.calibration, "--calibration", folder=False)
+        if args.alpha is not None or args.slope is not None:
+            raise UsageError("--calibration sets alpha and beta: leave out --alpha and --slope")
+    elif args.procedure is not None:
+        raise UsageError("--procedure picks one of a calibration's procedures: give --calibration too")
+    if args.reference:
+        from ..core.visibility import reference
+
+        try:
+            reference.require()
+        except ResJNDError as e:
+            raise UsageError(f"--reference {args.reference}: {e}") from None
+    out_folder(args.out)

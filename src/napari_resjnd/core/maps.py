@@ -84,6 +84,10 @@ class MapSource:
     compute: Callable[[np.ndarray, MapRequest], MapResult]
     #: "learned", "classic" or "control".
     kind: str = "classic"
+    #: DCT sources whose base thresholds come from a CSF at a fixed pixel size: pixels per
+    #: degree -> the 8 x 8 factor that moves the map's thresholds to that viewing condition
+    #: (the map times it; exact for unmasked coefficients, see :func:`csf_rescale`).
+    viewing_scale: Callable[[float], np.ndarray] | None = None
 
     @property
     def needs_weights(self) -> bool:
@@ -119,6 +123,26 @@ def _uniform(image: np.ndarray, _request: MapRequest) -> MapResult:
 
 _ZOO_DOMAIN = {"pixel": "pixel", "DCT": "dct", "KLT": "cpl"}
 
+
+def csf_rescale(name: str) -> Callable[[float], np.ndarray] | None:
+    """Zhang 2005 and Jia 2006 compute their base thresholds from a CSF at the authors'
+    pixel size (0.0298 and 0.0342 degrees: 34 and 29 pixels per degree); at another
+    ppd the same coefficient has another spatial frequency. The factor base(1 / ppd) /
+    base(authors') moves a map to that ppd: exact where the contrast masking leaves
+    a coefficient at its base threshold, an approximation where masking raises it
+    (the elevation max(1, |C / base|^0.36) depends on the base weakly)."""
+    from .zoo import dct
+
+    bases: dict[str, tuple[Callable[[float], np.ndarray], float]] = {
+        "zhang2005": (dct.zhang2005_thresholds, dct.ZHANG_PIXEL_DEG),
+        "jia2006": (lambda w: dct.jia2006_thresholds(0.0, w), dct.JIA_PIXEL_DEG),
+    }
+    if name not in bases:
+        return None
+    base, own = bases[name]
+    return lambda ppd: base(1.0 / ppd) / base(own)
+
+
 #: The default learned model.
 DEFAULT_MODEL = "resjnd"
 #: Every source, by name: the learned models first, then the classic ones, then the controls.
@@ -126,7 +150,10 @@ SOURCES: dict[str, MapSource] = {
     s.name: s
     for s in (
         MapSource(DEFAULT_MODEL, "ResJND (Liu et al.)", "cpl", _resjnd, kind="learned"),
-        *(MapSource(n, m.title, _ZOO_DOMAIN[m.domain], _classic(n)) for n, m in ZOO.items()),
+        *(
+            MapSource(n, m.title, _ZOO_DOMAIN[m.domain], _classic(n), viewing_scale=csf_rescale(n))
+            for n, m in ZOO.items()
+        ),
         MapSource("uniform", "uniform (control: 1 everywhere)", "control", _uniform, kind="control"),
     )
 }

@@ -3,10 +3,14 @@ by 2AFC (side by side, or two intervals) or flicker, QUEST+ placing each trial.
 
 Layout, display and keys only: the trial loop, the staircases and the session file
 are :func:`napari_resjnd.core.visibility.psychophysics.procedure.run`, which saves the
-session after every answer (Start on the same file resumes). Stimuli are shown at
-one image pixel per screen pixel (zoom 1 / device pixel ratio, nearest
-interpolation), checked before every trial; every display change is timed and
-logged with the answer.
+session after every answer (Start on the same file resumes). During the trials the
+stimuli stand alone on a uniform mid-grey full-screen canvas, the rest of napari
+hidden (:mod:`._presentation`), answers by keyboard (the keys are on the answer
+buttons; Esc stops), napari restored afterwards. Stimuli are shown at one image
+pixel per screen pixel (zoom 1 / device pixel ratio, nearest interpolation),
+checked before every trial; every display change is timed and logged with the
+answer. The viewing conditions are asked once per session (the fields), recorded
+in it, and a resumed session keeps its own.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from ..core.visibility.psychophysics.session import PROCEDURES, Condition, Obser
 from ..core.weights import models_dir
 from ._common import DockContainer, StatusLine, dockable, follow_layers, source_images
 from ._frame_clock import FrameClock
+from ._presentation import Presentation, one_to_one, side_by_side
 from ._runner import WorkerRunner
+from ._viewing import ViewingFields
 from ._visibility_worker import VisibilityTestJob, prepare_test
 from .visibility import MODEL_CHOICES
 
@@ -46,6 +52,9 @@ GAP_PX, GREY = 16, 128
 #: Two-interval timing: each interval, and the blank between them (ms).
 INTERVAL_MS, BLANK_MS = 500, 400
 KEYS = {"1": 0, "Left": 0, "2": 1, "Right": 1}
+STOP_KEY = "Escape"
+#: From entering the full-screen presentation to the first trial (ms).
+SETTLE_MS = 300
 QUESTIONS = {
     "2afc-side-by-side": "which side is distorted?",
     "2afc-intervals": "which interval was distorted, the first or the second?",
@@ -77,9 +86,10 @@ class VisibilityTestWidget(DockContainer):
         self.rate = FloatSpinBox(label="flicker (Hz)", min=0.5, max=15, step=0.5, value=4.0)
         self.trials = SpinBox(label="trials per condition", min=1, max=500, value=40)
         self.observer = LineEdit(label="observer", value="observer1")
+        self.viewing = ViewingFields()
         self.session_file = FileEdit(label="session file", mode=FileDialogMode.OPTIONAL_FILE, filter="*.json")
         self.start_button = PushButton(text="Start / resume")
-        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.stop_button = PushButton(text="Stop (Esc)", enabled=False)
         self.first_button = PushButton(text="Left / 1st (1, ←)", enabled=False)
         self.second_button = PushButton(text="Right / 2nd (2, →)", enabled=False)
         self.status = StatusLine("pick images and models, then Start")
@@ -100,6 +110,7 @@ class VisibilityTestWidget(DockContainer):
                 self.status,
             ]
         )
+        self.viewing.fold_into(self, 6)  # under the observer: asked once per session
         self.session: ObserverSession | None = None
         self.session_path: Path | None = None
         #: The trial on screen, or None.
@@ -114,6 +125,8 @@ class VisibilityTestWidget(DockContainer):
         self._current = 0
         #: Layers hidden while the test runs, shown again when it ends.
         self._hidden: list[Any] = []
+        #: The full-screen grey presentation while trials run.
+        self.presentation = Presentation(napari_viewer, GREY)
         self._shown_at = 0.0
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(lambda _=None: self.stop("stopped; Start on the same file resumes"))
@@ -139,6 +152,7 @@ class VisibilityTestWidget(DockContainer):
         layers, models = list(self.images.value), list(self.models.value)
         if not layers or not models:
             raise ResJNDError("pick at least one image and one JND model")
+        viewing = self.viewing.value_or_error()
         hashes = {layer.name: image_sha256(np.asarray(layer.data)) for layer in layers}
         conditions = [Condition(layer.name, m, hashes[layer.name]) for layer in layers for m in models]
         name = str(self.session_file.value)
@@ -161,6 +175,7 @@ class VisibilityTestWidget(DockContainer):
                     f"{path} was made on other pixels than the layer(s) {', '.join(map(repr, changed))}: "
                     "pick those images, or another session file"
                 )
+            self._keep_viewing(session, viewing, path)
         else:
             session = ObserverSession(
                 self.observer.value,
@@ -169,11 +184,25 @@ class VisibilityTestWidget(DockContainer):
                 trials_per_condition=int(self.trials.value),
                 rate_hz=float(self.rate.value),
                 seed=secrets.randbelow(2**31),  # each observer their own trial order and noise; saved, so reproducible
+                viewing=viewing.as_dict(),
             )
             session.save(path)
         self.session, self.session_path = session, path
         images = {layer.name: np.asarray(layer.data) for layer in layers}
         return VisibilityTestJob(images, tuple(models), seed=session.seed)
+
+    def _keep_viewing(self, session: ObserverSession, viewing, path: Path) -> None:
+        """A resumed session keeps the viewing conditions it was started with."""
+        recorded = session.viewing_conditions
+        if recorded is None:  # saved before sessions recorded them: from now on, these
+            session.viewing = viewing.as_dict()
+            return
+        why = recorded.differs_from(viewing)
+        if why is not None:
+            raise ResJNDError(
+                f"{path} was run at {recorded.describe()}; the fields give {why}: "
+                "set the viewing conditions as then, or use another session file"
+            )
 
     def _begin(self, stimuli: dict) -> None:
         assert self.session is not None
@@ -183,10 +212,18 @@ class VisibilityTestWidget(DockContainer):
         self._hidden = [la for la in self._viewer.layers if la.visible and not la.name.startswith(STIMULUS)]
         for layer in self._hidden:  # nothing but the stimulus on screen
             layer.visible = False
+        self.presentation.enter()  # full screen, mid-grey, napari's chrome hidden
         self._bind_keys(True)
         self.clock.watch(self._canvas())
         self.stop_button.enabled = self.first_button.enabled = self.second_button.enabled = True
-        self._advance(lambda: next(loop))
+        from qtpy.QtCore import QTimer
+
+        # the first trial once the full-screen layout has settled, so no resize falls in its timing
+        QTimer.singleShot(SETTLE_MS, lambda: self._first_trial(loop))
+
+    def _first_trial(self, loop: Generator[Trial, Response, ObserverSession]) -> None:
+        if self._loop is loop:  # not stopped meanwhile
+            self._advance(lambda: next(loop))
 
     def _advance(self, step: Callable[[], Any]) -> None:
         """The next trial from the session's loop (``step`` sends it a response, or
@@ -207,6 +244,8 @@ class VisibilityTestWidget(DockContainer):
     def _bind_keys(self, on: bool) -> None:
         for key, choice in KEYS.items():
             self._viewer.bind_key(key, (lambda _v, c=choice: self.answer(c)) if on else None, overwrite=True)
+        stop = lambda _v: self.stop("stopped (Esc); Start on the same file resumes")
+        self._viewer.bind_key(STOP_KEY, stop if on else None, overwrite=True)
 
     # ---- display -------------------------------------------------------
     def _frame_layers(self, frames: list[np.ndarray]) -> list[Any]:
@@ -228,33 +267,9 @@ class VisibilityTestWidget(DockContainer):
         return layers
 
     def check_display(self, layer: Any) -> list[str]:
-        """Zoom to one image pixel per screen pixel, nearest interpolation, centred;
-        returns what still stands in the way (also shown in the status line)."""
-        layer.interpolation2d = "nearest"
-        canvas = self._canvas()
-        ratio = float(canvas.devicePixelRatioF()) if canvas is not None else 1.0
-        scene = getattr(self._viewer, "scene", None)  # napari >= 0.9 moved the camera there
-        camera = scene.camera if scene is not None else self._viewer.camera
-        camera.zoom = 1.0 / ratio
-        h, w = layer.data.shape[:2]
-        camera.center = (h / 2 - 0.5, w / 2 - 0.5)
-        problems = []
-        if tuple(layer.scale[-2:]) != (1.0, 1.0):
-            problems.append(f"layer scale {tuple(layer.scale)} is not 1")
-        if abs(camera.zoom * ratio - 1) > 1e-6:
-            problems.append(f"zoom {camera.zoom:g} at device pixel ratio {ratio:g}")
-        if layer.interpolation2d != "nearest":
-            problems.append(f"interpolation {layer.interpolation2d}")
-        if canvas is not None and (w / ratio > canvas.width() or h / ratio > canvas.height()):
-            problems.append(
-                f"the canvas ({canvas.width()} x {canvas.height()} px) is smaller than the stimulus "
-                f"({w / ratio:g} x {h / ratio:g}): enlarge the window or narrow the docks"
-            )
-        return problems
-
-    def _side_by_side(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        gap = np.full((left.shape[0], GAP_PX, 3), GREY, np.uint8)
-        return np.concatenate([left, gap, right], axis=1)
+        """One image pixel per screen pixel, nearest interpolation, centred; returns what
+        still stands in the way (also shown in the status line)."""
+        return one_to_one(self._viewer, layer, self._canvas())
 
     def _show(self, trial: Trial) -> None:
         from qtpy.QtCore import QTimer
@@ -267,10 +282,10 @@ class VisibilityTestWidget(DockContainer):
         proc = self.session.procedure if self.session else ""
         pair = (distorted, pristine) if trial.target == 0 else (pristine, distorted)
         if proc == "2afc-side-by-side":
-            frames = [self._side_by_side(*pair)]
+            frames = [side_by_side(*pair, GAP_PX, GREY)]
         elif proc == "flicker":  # the target side alternates distorted / pristine
-            still = self._side_by_side(pristine, pristine)
-            frames = [self._side_by_side(*pair), still]
+            still = side_by_side(pristine, pristine, GAP_PX, GREY)
+            frames = [side_by_side(*pair, GAP_PX, GREY), still]
         else:  # two intervals: first, blank, second, blank
             blank = np.full_like(pristine, GREY)
             frames = [pair[0], blank, pair[1], blank]
@@ -350,6 +365,7 @@ class VisibilityTestWidget(DockContainer):
         self._timer.stop()
         self.trial, self._loop = None, None
         self._bind_keys(False)
+        self.presentation.leave()
         self.clock.unwatch()
         for layer in [la for la in self._viewer.layers if la.name.startswith(STIMULUS)]:
             self._viewer.layers.remove(layer)

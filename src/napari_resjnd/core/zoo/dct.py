@@ -100,10 +100,14 @@ def masking(c: np.ndarray, base: np.ndarray, flat_blocks: Callable[[np.ndarray],
     return a
 
 
-def zhang2005_thresholds() -> np.ndarray:
+#: The pixel size (degrees of visual angle) each model's CSF assumes, as in the authors' code.
+ZHANG_PIXEL_DEG, JIA_PIXEL_DEG = 0.0298, 0.0342
+
+
+def zhang2005_thresholds(pixel_deg: float = ZHANG_PIXEL_DEG) -> np.ndarray:
     """Base thresholds (grey levels) of the 64 coefficients: the Ahumada-Peterson CSF
-    at 65 cd/m^2, pixel size 0.0298 degrees."""
-    freq = _frequencies(0.0298)
+    at 65 cd/m^2, pixels ``pixel_deg`` degrees wide (the authors': 0.0298)."""
+    freq = _frequencies(pixel_deg)
     lb, s, r = 65.0, 0.25, 0.6
     k = 3.125 * (lb / 300) ** 0.0706
     fmin = 6.78 * (lb / 300) ** 0.182
@@ -127,12 +131,13 @@ def zhang2005(image: np.ndarray) -> np.ndarray:
     return from_blocks(jnd)[: y.shape[0], : y.shape[1]].astype(np.float32)
 
 
-def jia2006_thresholds(speed: float | np.ndarray = 0.0) -> np.ndarray:
+def jia2006_thresholds(speed: float | np.ndarray = 0.0, pixel_deg: float = JIA_PIXEL_DEG) -> np.ndarray:
     """Base thresholds (grey levels) of the 64 coefficients from the spatio-temporal
     CSF at image speed ``speed`` degrees/s (0: a still image, where smooth-pursuit
-    drift leaves the eye's minimum speed of 0.15 degrees/s). An array of speeds
-    (one per block) gives (..., 8, 8) thresholds."""
-    wx, s, v_min, v_max = 0.0342, 0.92, 0.15, 80.0
+    drift leaves the eye's minimum speed of 0.15 degrees/s), pixels ``pixel_deg``
+    degrees wide (the authors': 0.0342). An array of speeds (one per block) gives
+    (..., 8, 8) thresholds."""
+    wx, s, v_min, v_max = pixel_deg, 0.92, 0.15, 80.0
     c0, c1, c2, c3, c4 = 1.14, 0.67, 1.7, 1.186, 3.677
     freq = _frequencies(wx)
     speed = np.asarray(speed, np.float64)[..., None, None]

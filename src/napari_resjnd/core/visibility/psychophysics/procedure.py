@@ -57,7 +57,7 @@ def frame_log(times: tuple[float, ...], clock: str = "issued", dropped: int = 0)
     two changes)."""
     d = np.diff(np.asarray(times, np.float64)) * 1000
     out: dict = {"frame_clock": clock, "dropped_frames": dropped, "frame_intervals_ms": [round(float(v), 2) for v in d]}
-    if d.size:
+    if d.size and d.mean() > 0:
         out["measured_hz"] = round(float(1000 / (2 * d.mean())), 3)
         out["frame_jitter_ms"] = round(float(d.std()), 3)
     return out

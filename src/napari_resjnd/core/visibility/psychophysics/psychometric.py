@@ -16,6 +16,11 @@ its 95 % interval on T is a parametric bootstrap (Wichmann & Hill 2001):
 responses redrawn from the fitted function at the stimuli shown, refitted,
 percentiles taken. Answers are counted per stimulus level, and all resamples
 are fitted at once (one matrix product).
+
+A threshold outside the range of the stimuli shown (or at the grid's end) is not a
+measurement but a bound: the fit flags it **censored** ("above": even the weakest
+noise shown was seen, the threshold PSNR is at least this; "below": even the
+strongest was not seen reliably, it is at most this).
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ class Fit:
     ci_high: float
     slope: float
     trials: int
+    #: None, or "above" / "below": the threshold lies beyond the stimuli shown (a bound).
+    censored: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -79,6 +86,7 @@ class Fit:
             "ci_high": self.ci_high,
             "slope": self.slope,
             "trials": self.trials,
+            "censored": self.censored,
         }
 
 
@@ -113,7 +121,13 @@ def fit(
     loglik = np.einsum("bu,up->bp", redrawn, log_p) + np.einsum("bu,up->bp", shown - redrawn, log_q)
     boot = THRESHOLDS[np.unravel_index(_best(loglik), (THRESHOLDS.size, SLOPES.size))[0]]
     low, high = np.percentile(boot, [2.5, 97.5])
-    return Fit(float(THRESHOLDS[ti]), float(low), float(high), float(SLOPES[si]), int(s.size))
+    t = float(THRESHOLDS[ti])
+    censored = None
+    if t > levels.max() or t >= THRESHOLDS[-1]:
+        censored = "above"
+    elif t < levels.min() or t <= THRESHOLDS[0]:
+        censored = "below"
+    return Fit(t, float(low), float(high), float(SLOPES[si]), int(s.size), censored)
 
 
 def percent_correct_at_threshold(guess: float = GUESS, lapse: float = LAPSE) -> float:

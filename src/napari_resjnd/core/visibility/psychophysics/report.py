@@ -1,10 +1,20 @@
 """Observers' sessions aggregated: a threshold per observer and condition, a table
 per JND model, paired comparisons between models, a plot, and how well each
-model's predicted ``p_detect`` ranks the measured thresholds.
+model's predicted visibility ranks the measured thresholds.
 
 The threshold is a PSNR: the noise a model's map shapes can be as strong as this
 before it is seen (81.6 % correct in 2AFC, :mod:`.psychometric`). A lower
-threshold PSNR means the map hides more noise.
+threshold PSNR means the map hides more noise. Thresholds beyond the stimuli shown
+are flagged censored (bounds, not measurements) and counted in the table.
+
+Paired comparisons average each image's thresholds over its observers first (the
+images are the independent units; observers of one image are not), then test the
+per-image differences with Wilcoxon's signed-rank test, and correct the p-values of
+all pairs for multiple comparisons by Holm's step-down method (Holm 1979).
+
+Rank agreement uses each model's ``detection_ratio`` (the neighbourhood ratio
+behind ``p_detect``, in thresholds), which never saturates: a p_detect of 1.000 for
+every condition would leave nothing to rank.
 """
 
 from __future__ import annotations
@@ -19,8 +29,8 @@ from .session import ObserverSession
 
 
 def thresholds(sessions: Sequence[ObserverSession]) -> list[dict]:
-    """One row per observer and condition: image, model, threshold and its 95 % CI,
-    and the noise scale beta at the threshold (see :func:`beta_at`)."""
+    """One row per observer and condition: image, model, threshold and its 95 % CI
+    (censored or not), and the noise scale beta at the threshold (see :func:`beta_at`)."""
     rows = []
     for s in sessions:
         by_key = {c.key: c for c in s.conditions}
@@ -36,14 +46,16 @@ def beta_at(threshold: float, trials: list[dict]) -> float:
     the noise amplitude is beta times the map, so beta scales as 10 ** (-PSNR / 20)
     (exact without clipping). NaN when no trial recorded a beta (simulated runs).
 
-    It calibrates the map: the model's JND times this beta is what the observer just
-    sees, so ``resjnd visibility map --alpha BETA`` puts p_detect at 1 - 1/e there."""
+    The model's map times this scale is the noise the observer just sees. (The
+    visibility model's alpha is fitted on the trials as shown instead, with their
+    rounding and clipping: :mod:`.calibrate`.)"""
     est = [t["beta"] * 10 ** ((t["psnr"] - threshold) / 20) for t in trials if t.get("beta")]
     return float(np.median(est)) if est else math.nan
 
 
 def model_table(rows: list[dict]) -> list[dict]:
-    """Per model: how many thresholds, their mean and median PSNR, and the mean CI width."""
+    """Per model: how many thresholds (and how many censored), their mean and median
+    PSNR, the mean CI width, and the noise scale at threshold (geometric mean)."""
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
         t = np.array([r["threshold_psnr"] for r in rows if r["model"] == model])
@@ -56,24 +68,45 @@ def model_table(rows: list[dict]) -> list[dict]:
                 "n": int(t.size),
                 "mean_threshold_psnr": float(t.mean()),
                 "median_threshold_psnr": float(np.median(t)),
+                "censored": sum(1 for r in rows if r["model"] == model and r.get("censored")),
                 "mean_ci_width_db": float(w.mean()),
-                # geometric mean of beta at threshold: the map's calibration (--alpha).
-                "alpha": float(np.exp(np.log(b).mean())) if b.size else math.nan,
+                # geometric mean of the noise scale at threshold (how strong the map's own noise can be)
+                "noise_scale_at_threshold": float(np.exp(np.log(b).mean())) if b.size else math.nan,
             }
         )
     return out
 
 
+def per_image(rows: list[dict]) -> dict[tuple[str, str], float]:
+    """(image, model) -> the mean threshold over the observers who saw it."""
+    cells: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        cells.setdefault((r["image"], r["model"]), []).append(r["threshold_psnr"])
+    return {k: float(np.mean(v)) for k, v in cells.items()}
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of the finite p-values (NaN stays NaN)."""
+    finite = [(p, i) for i, p in enumerate(pvalues) if math.isfinite(p)]
+    out = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(finite)):
+        running = max(running, min(1.0, (len(finite) - rank) * p))
+        out[i] = running
+    return out
+
+
 def paired(rows: list[dict]) -> list[dict]:
-    """Every pair of models over the (observer, image) they share: mean threshold
-    difference a - b (dB; negative: a hides more noise), Wilcoxon signed-rank p."""
+    """Every pair of models over the images both were measured on (thresholds averaged
+    over observers per image first): mean difference a - b (dB; negative: a hides
+    more noise), how often a is lower, Wilcoxon signed-rank p and Holm's adjusted p."""
     from scipy import stats
 
-    by = {(r["observer"], r["image"], r["model"]): r["threshold_psnr"] for r in rows}
+    by = per_image(rows)
     models = list(dict.fromkeys(r["model"] for r in rows))
     out = []
     for a, b in combinations(models, 2):
-        d = np.array([by[(o, i, a)] - by[(o, i, b)] for (o, i, m) in by if m == a and (o, i, b) in by])
+        d = np.array([by[(i, a)] - by[(i, b)] for (i, m) in by if m == a and (i, b) in by])
         p = math.nan
         if d.size >= 2 and np.any(d != 0):
             p = float(stats.wilcoxon(d).pvalue)
@@ -81,62 +114,92 @@ def paired(rows: list[dict]) -> list[dict]:
             {
                 "a": a,
                 "b": b,
-                "n": int(d.size),
+                "n_images": int(d.size),
                 "mean_diff_db": float(d.mean()) if d.size else math.nan,
                 "a_lower_rate": float(np.mean(d < 0)) if d.size else math.nan,
                 "wilcoxon_p": p,
             }
         )
+    for row, adjusted in zip(out, holm([r["wilcoxon_p"] for r in out])):
+        row["holm_p"] = adjusted
     return out
 
 
 def rank_agreement(
     rows: list[dict],
-    p_detect: Callable[[str, str, str, float], float],
+    predicted: Callable[[str, str, str, float], float],
     models: Sequence[str],
 ) -> list[dict]:
-    """Per predicting model m: Spearman's rho between m's ``p_detect`` of each
-    condition's noise at one reference PSNR (the median threshold) and the measured
-    threshold PSNRs, over the conditions (images x noise models, observers averaged).
-    A map that predicts visibility well gives a positive rho: noise it calls more
-    visible is seen at a higher PSNR. ``p_detect(model, image, noise_model, psnr)``."""
+    """Per predicting model m: Spearman's rho between m's predicted visibility
+    (``detection_ratio``, which never saturates) of each condition's noise at one
+    reference PSNR (the median threshold) and the measured threshold PSNRs, over the
+    conditions (images x noise models, observers averaged). A map that predicts
+    visibility well gives a positive rho: noise it calls more visible is seen at a
+    higher PSNR. ``predicted(model, image, noise_model, psnr)``."""
     from scipy import stats
 
-    cells: dict[tuple[str, str], list[float]] = {}
-    for r in rows:
-        cells.setdefault((r["image"], r["model"]), []).append(r["threshold_psnr"])
-    measured = {k: float(np.mean(v)) for k, v in cells.items()}
+    measured = per_image(rows)
     reference = float(np.median(list(measured.values())))
     out = []
     for m in models:
-        pred = [p_detect(m, image, noise, reference) for image, noise in measured]
+        pred = [predicted(m, image, noise, reference) for image, noise in measured]
         rho = math.nan
         if len(pred) >= 3 and np.ptp(pred) > 0:
             rho = float(stats.spearmanr(pred, list(measured.values())).statistic)
-        out.append({"model": m, "conditions": len(pred), "reference_psnr": reference, "spearman_rho": rho})
+        out.append(
+            {
+                "model": m,
+                "conditions": len(pred),
+                "reference_psnr": reference,
+                "ranked_by": "detection_ratio",
+                "spearman_rho": rho,
+            }
+        )
     return out
 
 
-def markdown(table: list[dict], pairs: list[dict], ranks: list[dict] | None = None) -> str:
+def markdown(
+    table: list[dict], pairs: list[dict], ranks: list[dict] | None = None, calibrations: list[dict] | None = None
+) -> str:
     lines = [
-        "| model | n | mean threshold PSNR (dB) | median | mean 95 % CI width (dB) | alpha (beta at threshold) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| model | n | censored | mean threshold PSNR (dB) | median | mean 95 % CI width (dB) "
+        "| noise scale at threshold |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {r['model']} | {r['n']} | {r['mean_threshold_psnr']:.2f} | {r['median_threshold_psnr']:.2f} | "
-        f"{r['mean_ci_width_db']:.2f} | {r['alpha']:.3g} |"
+        f"| {r['model']} | {r['n']} | {r['censored']} | {r['mean_threshold_psnr']:.2f} | "
+        f"{r['median_threshold_psnr']:.2f} | {r['mean_ci_width_db']:.2f} | {r['noise_scale_at_threshold']:.3g} |"
         for r in table
     ]
-    lines += ["", "| a | b | n | mean a - b (dB) | a lower | Wilcoxon p |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     lines += [
-        f"| {r['a']} | {r['b']} | {r['n']} | {r['mean_diff_db']:+.2f} | {r['a_lower_rate']:.2f} | "
-        f"{r['wilcoxon_p']:.3g} |"
+        "",
+        "| a | b | images | mean a - b (dB) | a lower | Wilcoxon p | Holm p |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r['a']} | {r['b']} | {r['n_images']} | {r['mean_diff_db']:+.2f} | {r['a_lower_rate']:.2f} | "
+        f"{r['wilcoxon_p']:.3g} | {r['holm_p']:.3g} |"
         for r in pairs
     ]
     if ranks:
-        lines += ["", "| model | conditions | p_detect at (dB) | Spearman rho |", "| --- | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "| model | conditions | detection ratio at (dB) | Spearman rho |",
+            "| --- | ---: | ---: | ---: |",
+        ]
         lines += [
             f"| {r['model']} | {r['conditions']} | {r['reference_psnr']:.2f} | {r['spearman_rho']:.3f} |" for r in ranks
+        ]
+    if calibrations:
+        lines += [
+            "",
+            "| model | procedure | ppd | trials | alpha | beta | log-likelihood |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {c['model']} | {c['procedure']} | {c['viewing']['ppd']:.1f} | {c['trials']} | {c['alpha']:.3g} | "
+            f"{c['beta']:g}{'' if c['beta_fitted'] else ' (fixed)'} | {c['log_likelihood']:.2f} |"
+            for c in calibrations
         ]
     return "\n".join(lines)
 

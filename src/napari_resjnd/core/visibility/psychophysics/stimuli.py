@@ -70,3 +70,11 @@ class ConditionStimuli:
             beta = (lo + hi) / 2
         achieved, beta, shown = best
         return Stimulus(self._image255.astype(np.uint8), shown.astype(np.uint8), float(beta), float(achieved))
+
+    def with_beta(self, beta: float) -> Stimulus:
+        """The stimulus a trial showed, rebuilt from the noise scale it recorded:
+        rounded to 8 bits and clipped, exactly as shown."""
+        shown = np.rint(inject(self._image255, self.jnd, self._sign, float(beta)))
+        return Stimulus(
+            self._image255.astype(np.uint8), shown.astype(np.uint8), float(beta), psnr_of(self._image255, shown)
+        )
